@@ -1,0 +1,1 @@
+"""Local simulator of the ModelArts service event API (demos, development, tests, benchmarks)."""

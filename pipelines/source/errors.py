@@ -1,0 +1,31 @@
+"""Errors of the ModelArts source; messages never carry credentials."""
+
+from __future__ import annotations
+
+
+class SourceError(Exception):
+    """Base of every error the extractor raises on purpose."""
+
+
+class ModelArtsAPIError(SourceError):
+    """A non-retryable answer from the API, with its error_code and error_msg."""
+
+    def __init__(self, status: int, error_code: str | None, error_msg: str | None, what: str):
+        self.status = status
+        self.error_code = error_code
+        self.error_msg = error_msg
+        super().__init__(
+            f"{what}: HTTP {status} {error_code or '-'}: {error_msg or '(no message)'}"
+        )
+
+
+class ServiceNotFoundError(ModelArtsAPIError):
+    """404 ModelArts.3502: the service was deleted between listing and fetching."""
+
+
+class AuthenticationError(SourceError):
+    """The credentials were refused or no token could be obtained."""
+
+
+class PagingError(SourceError):
+    """Pages disagree with total_count: overlap, gap, or a loop past the page cap."""

@@ -1,0 +1,68 @@
+"""Typed records at the boundary of the ModelArts API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class TimeWindow:
+    """A half-open window [start_ms, end_ms) in epoch milliseconds UTC."""
+
+    start_ms: int
+    end_ms: int
+
+    def __post_init__(self) -> None:
+        if self.end_ms <= self.start_ms:
+            raise ValueError(f"empty window [{self.start_ms}, {self.end_ms})")
+
+    def contains(self, occur_time: int) -> bool:
+        return self.start_ms <= occur_time < self.end_ms
+
+    def __str__(self) -> str:
+        return f"[{self.start_ms}, {self.end_ms})"
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceEvent:
+    """One event of a service's log, validated."""
+
+    service_id: str
+    occur_time: int
+    event_type: str
+    event_info: str
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedEvent:
+    """A record that failed validation, kept whole with the reason."""
+
+    service_id: str
+    raw: Any
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceInfo:
+    """One entry of the service listing."""
+
+    service_id: str
+    service_name: str | None
+    status: str | None
+    infer_type: str | None
+    owner: str | None
+    publish_at_ms: int | None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class EventPage:
+    """One page of the events call, as received (events not yet validated)."""
+
+    service_id: str
+    offset: int
+    limit: int
+    total_count: int
+    count: int
+    events: list[Any]

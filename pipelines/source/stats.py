@@ -1,0 +1,29 @@
+"""Thread-safe counters of one extraction, reported in audit rows and Dagster metadata."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class ExtractionStats:
+    services: int = 0
+    services_missing: int = 0
+    pages: int = 0
+    requests: int = 0
+    retries: int = 0
+    fetched: int = 0
+    out_of_window: int = 0
+    quarantined: int = 0
+    unknown_event_types: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, **counts: int) -> None:
+        with self._lock:
+            for name, value in counts.items():
+                setattr(self, name, getattr(self, name) + value)
+
+    def as_dict(self) -> dict[str, int]:
+        with self._lock:
+            return {k: v for k, v in asdict(self).items() if not k.startswith("_")}

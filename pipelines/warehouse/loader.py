@@ -1,0 +1,255 @@
+"""Load one window of events: COPY into a stage, insert new keys, commit with the audit row."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+
+import orjson
+import psycopg
+from sqlalchemy import Engine
+
+from pipelines.source.models import RejectedEvent, ServiceEvent, ServiceInfo, TimeWindow
+from pipelines.warehouse.sql_files import read_sql
+
+log = logging.getLogger(__name__)
+
+_COPY_STAGE = (
+    "copy event_stage (service_id, occur_time, event_type, event_info) from stdin (format binary)"
+)
+_STAGE_TYPES = ["text", "int8", "text", "text"]
+
+
+class HashCollisionError(RuntimeError):
+    """Two different event texts share an md5 at the same service and time."""
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    batch_id: int
+    staged: int
+    staged_distinct: int
+    inserted: int
+    already_present: int
+    quarantined: int
+
+
+@contextmanager
+def _raw_connection(engine: Engine) -> Iterator[psycopg.Connection[Any]]:
+    """A plain psycopg connection from the engine's pool (COPY needs the driver's API)."""
+    pooled = engine.raw_connection()
+    try:
+        driver = pooled.driver_connection
+        assert isinstance(driver, psycopg.Connection)
+        yield driver
+    finally:
+        pooled.close()  # back to the pool, which rolls back anything left open
+
+
+class WindowLoad:
+    """One transactional load of a window.
+
+    The audit row in `load_batches` is committed first (status running) on its own connection;
+    events and rejects go to a session-local stage in one transaction that commits together with
+    the audit row's final counts. A failure rolls the events back and marks the audit row failed.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        window: TimeWindow,
+        *,
+        run_id: str | None = None,
+        partition_key: str | None = None,
+    ):
+        self._engine = engine
+        self.window = window
+        self._run_id = run_id
+        self._partition_key = partition_key
+        self._pooled: Any = None
+        self._conn: psycopg.Connection[Any] | None = None
+        self.batch_id = -1
+        self.staged = 0
+        self.quarantined = 0
+        self._finished = False
+
+    def __enter__(self) -> Self:
+        self.batch_id = self._open_audit_row()
+        self._pooled = self._engine.raw_connection()
+        conn = self._pooled.driver_connection
+        assert isinstance(conn, psycopg.Connection)
+        conn.autocommit = False
+        conn.execute(read_sql("load/create_event_stage.sql"))
+        self._conn = conn
+        return self
+
+    def add_events(self, events: Iterable[ServiceEvent]) -> int:
+        """COPY events into the stage; returns how many were staged."""
+        conn = self._require_conn()
+        n = 0
+        with conn.cursor() as cur, cur.copy(_COPY_STAGE) as copy:
+            copy.set_types(_STAGE_TYPES)
+            for event in events:
+                copy.write_row(
+                    (event.service_id, event.occur_time, event.event_type, event.event_info)
+                )
+                n += 1
+        self.staged += n
+        return n
+
+    def add_rejected(self, rejected: Iterable[RejectedEvent]) -> int:
+        """Keep malformed records in quarantine with their reason (deduplicated on rerun)."""
+        conn = self._require_conn()
+        params = [
+            {
+                "service_id": r.service_id,
+                "window_start_ms": self.window.start_ms,
+                "window_end_ms": self.window.end_ms,
+                "reason": r.reason,
+                "raw_json": _raw_json(r.raw),
+                "batch_id": self.batch_id,
+            }
+            for r in rejected
+        ]
+        if params:
+            with conn.cursor() as cur:
+                cur.executemany(read_sql("load/insert_quarantined.sql"), params)
+        self.quarantined += len(params)
+        return len(params)
+
+    def commit(self, counts: dict[str, int] | None = None) -> LoadResult:
+        """Insert new keys from the stage and commit them together with the audit row."""
+        conn = self._require_conn()
+        staged_distinct = _scalar(conn, read_sql("load/count_distinct_staged.sql"))
+        inserted = _scalar(
+            conn, read_sql("load/insert_new_events.sql"), {"batch_id": self.batch_id}
+        )
+        if inserted < staged_distinct:
+            collisions = conn.execute(read_sql("load/find_hash_collisions.sql")).fetchall()
+            if collisions:
+                service_id, occur_time = collisions[0][0], collisions[0][1]
+                raise HashCollisionError(
+                    f"{len(collisions)} staged event(s) share an md5 with a different stored "
+                    f"text, e.g. service {service_id} at {occur_time}"
+                )
+        result = LoadResult(
+            batch_id=self.batch_id,
+            staged=self.staged,
+            staged_distinct=staged_distinct,
+            inserted=inserted,
+            already_present=staged_distinct - inserted,
+            quarantined=self.quarantined,
+        )
+        conn.execute(
+            read_sql("load/finish_load_batch.sql"),
+            _audit_params(self.batch_id, "succeeded", counts or {}, result, None),
+        )
+        conn.commit()
+        self._finished = True
+        return result
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if self._conn is not None and not self._finished:
+                self._conn.rollback()
+        finally:
+            if self._pooled is not None:
+                self._pooled.close()
+            self._conn = None
+        if not self._finished:
+            error = f"{exc_type.__name__}: {exc}" if exc_type else "load ended without commit"
+            self._close_audit_row_failed(error)
+
+    def _require_conn(self) -> psycopg.Connection[Any]:
+        if self._conn is None:
+            raise RuntimeError("WindowLoad used outside its `with` block")
+        return self._conn
+
+    def _open_audit_row(self) -> int:
+        with _raw_connection(self._engine) as conn, conn.transaction():
+            row = conn.execute(
+                read_sql("load/start_load_batch.sql"),
+                {
+                    "run_id": self._run_id,
+                    "partition_key": self._partition_key,
+                    "window_start_ms": self.window.start_ms,
+                    "window_end_ms": self.window.end_ms,
+                },
+            ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def _close_audit_row_failed(self, error: str) -> None:
+        try:
+            with _raw_connection(self._engine) as conn, conn.transaction():
+                conn.execute(
+                    read_sql("load/finish_load_batch.sql"),
+                    _audit_params(self.batch_id, "failed", {}, None, error[:2000]),
+                )
+        except Exception:  # the load's own error matters more than the audit update's
+            log.exception("could not mark load batch %s failed", self.batch_id)
+
+
+def upsert_services(engine: Engine, services: Iterable[ServiceInfo]) -> int:
+    """Insert or refresh services in the `services` dimension; returns how many."""
+    params: list[dict[str, Any]] = [
+        {
+            "service_id": s.service_id,
+            "service_name": s.service_name,
+            "status": s.status,
+            "infer_type": s.infer_type,
+            "owner": s.owner,
+            "publish_at_ms": s.publish_at_ms,
+            "raw": _raw_json(s.raw),
+        }
+        for s in services
+    ]
+    # One order for every writer, so concurrent upserts cannot deadlock.
+    params.sort(key=lambda row: str(row["service_id"]))
+    with _raw_connection(engine) as conn, conn.transaction(), conn.cursor() as cur:
+        cur.executemany(read_sql("load/upsert_services.sql"), params)
+    return len(params)
+
+
+def _scalar(conn: psycopg.Connection[Any], query: str, params: dict[str, Any] | None = None) -> int:
+    row = conn.execute(query, params).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _raw_json(raw: Any) -> str:
+    """JSON text of a raw record (a NUL stays the six characters of its JSON escape)."""
+    return orjson.dumps(raw, default=repr).decode("utf-8")
+
+
+def _audit_params(
+    batch_id: int,
+    status: str,
+    counts: dict[str, int],
+    result: LoadResult | None,
+    error: str | None,
+) -> dict[str, Any]:
+    return {
+        "batch_id": batch_id,
+        "status": status,
+        "services": counts.get("services", 0),
+        "services_missing": counts.get("services_missing", 0),
+        "pages": counts.get("pages", 0),
+        "requests": counts.get("requests", 0),
+        "retries": counts.get("retries", 0),
+        "fetched": counts.get("fetched", 0),
+        "out_of_window": counts.get("out_of_window", 0),
+        "inserted": result.inserted if result else 0,
+        "already_present": result.already_present if result else 0,
+        "quarantined": result.quarantined if result else counts.get("quarantined", 0),
+        "error": error,
+    }

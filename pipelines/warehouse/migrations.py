@@ -1,0 +1,88 @@
+"""Apply the versioned SQL files of `sql/migrations/` in order, each once."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from pipelines.warehouse.sql_files import sql_root
+
+log = logging.getLogger(__name__)
+
+# Any constant works: it only has to be the same for every process migrating this database.
+_MIGRATION_LOCK_KEY = 7_345_190_112
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: str
+    name: str
+    path: Path
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.path.read_bytes()).hexdigest()
+
+
+def discover_migrations(folder: Path | None = None) -> list[Migration]:
+    """The migration files, ordered by their numeric prefix (`0001_create_x.sql`)."""
+    folder = folder or sql_root() / "migrations"
+    found = []
+    for path in sorted(folder.glob("*.sql")):
+        version, _, name = path.stem.partition("_")
+        if not version.isdigit():
+            raise ValueError(f"migration file without a numeric prefix: {path.name}")
+        found.append(Migration(version=version, name=name, path=path))
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise ValueError(f"two migrations share a version in {folder}")
+    return found
+
+
+def apply_migrations(engine: Engine, folder: Path | None = None) -> list[str]:
+    """Apply pending migrations; returns the versions applied now.
+
+    Safe to call from concurrent processes: an advisory lock serialises them, and each file
+    commits together with its row in `schema_migrations`. A file changed after it was applied
+    is an error rather than silently ignored.
+    """
+    migrations = discover_migrations(folder)
+    applied_now: list[str] = []
+    with engine.connect() as conn:
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        conn.commit()
+        raw.autocommit = True
+        raw.execute("select pg_advisory_lock(%s)", (_MIGRATION_LOCK_KEY,))
+        try:
+            raw.execute(
+                "create table if not exists schema_migrations ("
+                " version text primary key, name text not null, checksum text not null,"
+                " applied_at timestamptz not null default now())"
+            )
+            done = dict(raw.execute("select version, checksum from schema_migrations").fetchall())
+            for migration in migrations:
+                if migration.version in done:
+                    if done[migration.version] != migration.checksum:
+                        raise RuntimeError(
+                            f"migration {migration.path.name} changed after it was applied; "
+                            "add a new migration instead"
+                        )
+                    continue
+                with raw.transaction():
+                    raw.execute(migration.path.read_text(encoding="utf-8"))
+                    raw.execute(
+                        "insert into schema_migrations (version, name, checksum)"
+                        " values (%s, %s, %s)",
+                        (migration.version, migration.name, migration.checksum),
+                    )
+                log.info("applied migration %s", migration.path.name)
+                applied_now.append(migration.version)
+        finally:
+            raw.execute("select pg_advisory_unlock(%s)", (_MIGRATION_LOCK_KEY,))
+            raw.autocommit = False
+    return applied_now

@@ -1,0 +1,16 @@
+-- Close the audit row of one load with its counts.
+update load_batches set
+    status = %(status)s,
+    services = %(services)s,
+    services_missing = %(services_missing)s,
+    pages = %(pages)s,
+    requests = %(requests)s,
+    retries = %(retries)s,
+    fetched = %(fetched)s,
+    out_of_window = %(out_of_window)s,
+    inserted = %(inserted)s,
+    already_present = %(already_present)s,
+    quarantined = %(quarantined)s,
+    error = %(error)s,
+    finished_at = now()
+where batch_id = %(batch_id)s

@@ -1,0 +1,48 @@
+"""Shared fixtures: a real Postgres (DATABASE_URL, or the embedded server) and a fresh database
+per test, migrated by the project's own migrations runner."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+from sqlalchemy import Engine
+
+from pipelines.warehouse.database import create_warehouse_engine
+from pipelines.warehouse.embedded import ensure_database, start_embedded_server
+from pipelines.warehouse.migrations import apply_migrations
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A Postgres server on which tests may create databases."""
+    configured = os.environ.get("DATABASE_URL")
+    if configured:
+        return configured
+    return start_embedded_server(Path(tmp_path_factory.mktemp("embedded-pg")))
+
+
+@pytest.fixture
+def database_url(pg_admin_url: str) -> Iterator[str]:
+    """A new, empty database for one test, dropped afterwards."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    url = ensure_database(pg_admin_url, name)
+    yield url
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
+        )
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    """A migrated warehouse engine on the test's own database."""
+    engine = create_warehouse_engine(database_url)
+    apply_migrations(engine)
+    yield engine
+    engine.dispose()

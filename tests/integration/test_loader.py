@@ -1,0 +1,121 @@
+"""The loader against a real Postgres: exactly one row per key, all or nothing per window."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import Engine, text
+
+from pipelines.source.models import RejectedEvent, ServiceEvent, TimeWindow
+from pipelines.warehouse.loader import WindowLoad
+
+pytestmark = pytest.mark.integration
+
+DAY = 86_400_000
+T0 = 1_764_288_000_000  # 2025-11-28T00:00:00Z
+WINDOW = TimeWindow(T0, T0 + DAY)
+
+
+def _events(
+    n: int, service: str = "svc-a", start: int = T0, step: int = 1000
+) -> list[ServiceEvent]:
+    return [
+        ServiceEvent(service, start + i * step, "normal", f'event {i} — ünïcode "q"\nline')
+        for i in range(n)
+    ]
+
+
+def _stored(engine: Engine) -> set[tuple[str, int, str, str]]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("select service_id, occur_time, event_type, event_info from service_events")
+        ).all()
+    return {(r[0], r[1], r[2], r[3]) for r in rows}
+
+
+def _load(
+    engine: Engine, events: list[ServiceEvent], window: TimeWindow = WINDOW
+) -> tuple[int, int]:
+    with WindowLoad(engine, window) as load:
+        load.add_events(events)
+        result = load.commit()
+    return result.inserted, result.already_present
+
+
+def test_loading_twice_inserts_once(engine: Engine) -> None:
+    events = _events(500)
+    assert _load(engine, events) == (500, 0)
+    assert _load(engine, events) == (0, 500)
+    assert _stored(engine) == {
+        (e.service_id, e.occur_time, e.event_type, e.event_info) for e in events
+    }
+
+
+def test_duplicates_inside_one_load_fold_into_one_row(engine: Engine) -> None:
+    events = _events(10)
+    assert _load(engine, events + events[:4]) == (10, 0)
+    assert len(_stored(engine)) == 10
+
+
+def test_overlapping_windows_land_the_union_once(engine: Engine) -> None:
+    first, second = _events(300), _events(300, start=T0 + 200_000)
+    _load(engine, first)
+    inserted, present = _load(engine, second)
+    expected = {(e.service_id, e.occur_time, e.event_type, e.event_info) for e in first + second}
+    assert _stored(engine) == expected
+    assert (inserted, present) == (len(expected) - 300, 600 - len(expected))
+
+
+def test_same_time_different_text_are_different_events(engine: Engine) -> None:
+    a = ServiceEvent("svc", T0, "normal", "[m 1] prepare environment success")
+    b = ServiceEvent("svc", T0, "normal", "[m 1] schedule resource success")
+    assert _load(engine, [a, b]) == (2, 0)
+
+
+def test_event_info_of_any_length_is_keyed(engine: Engine) -> None:
+    huge = "x" * 1_000_000 + "ü"
+    events = [
+        ServiceEvent("svc", T0, "abnormal", huge),
+        ServiceEvent("svc", T0, "abnormal", huge + "!"),
+    ]
+    assert _load(engine, events) == (2, 0)
+    assert _load(engine, events) == (0, 2)
+
+
+def test_a_failed_load_leaves_no_rows_and_a_failed_audit_row(engine: Engine) -> None:
+    with pytest.raises(RuntimeError, match="boom"), WindowLoad(engine, WINDOW) as load:
+        load.add_events(_events(100))
+        raise RuntimeError("boom")
+    assert _stored(engine) == set()
+    with engine.connect() as conn:
+        status, error = conn.execute(text("select status, error from load_batches")).one()
+    assert status == "failed" and "boom" in error
+
+
+def test_rejected_records_are_quarantined_once(engine: Engine) -> None:
+    rejects = [RejectedEvent("svc", {"occur_time": "soon"}, "occur_time is a str, not an integer")]
+    for _ in range(2):
+        with WindowLoad(engine, WINDOW) as load:
+            load.add_rejected(rejects)
+            load.commit()
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("select service_id, reason, raw_json from quarantined_events")
+        ).all()
+    assert [(r[0], r[1]) for r in rows] == [("svc", "occur_time is a str, not an integer")]
+    assert rows[0][2] == '{"occur_time":"soon"}'
+
+
+def test_occurred_at_is_derived_from_occur_time(engine: Engine) -> None:
+    _load(
+        engine,
+        [ServiceEvent("svc", 1562597251764, "normal", "start to deploy service")],
+        TimeWindow(1562544000000, 1562630400000),
+    )
+    with engine.connect() as conn:
+        value = conn.execute(
+            text(
+                "select to_char(occurred_at at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.MS') "
+                "from service_events"
+            )
+        ).scalar_one()
+    assert value == "2019-07-08 14:47:31.764"
