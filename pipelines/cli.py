@@ -16,8 +16,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipelines import settings
+
+if TYPE_CHECKING:
+    from pipelines.simulator.process import SimulatorInfo
 
 log = logging.getLogger("modelarts-etl")
 
@@ -75,17 +79,7 @@ def _environment(args: argparse.Namespace) -> Iterator[tuple[date, date] | None]
                     ]
                 )
             )
-            os.environ.update(
-                {
-                    settings.MODELARTS_ENDPOINT: info.url,
-                    settings.MODELARTS_PROJECT_ID: info.project_id,
-                    settings.IAM_ENDPOINT: info.url,
-                    settings.IAM_USERNAME: info.username,
-                    settings.IAM_PASSWORD: info.password,
-                    settings.IAM_DOMAIN: info.domain,
-                    settings.IAM_REGION: info.region,
-                }
-            )
+            os.environ.update(simulator_environment(info))
             os.environ.pop(settings.MODELARTS_TOKEN, None)
             sim_range = (
                 date.fromisoformat(info.start_date),
@@ -100,6 +94,19 @@ def _environment(args: argparse.Namespace) -> Iterator[tuple[date, date] | None]
             print(f"warehouse: embedded Postgres, data in {(data_dir / 'pgdata').resolve()}")
         _ensure_dagster_home()
         yield sim_range
+
+
+def simulator_environment(info: SimulatorInfo) -> dict[str, str]:
+    """The variables that point the pipeline at a running simulator, with IAM password auth."""
+    return {
+        settings.MODELARTS_ENDPOINT: info.url,
+        settings.MODELARTS_PROJECT_ID: info.project_id,
+        settings.IAM_ENDPOINT: info.url,
+        settings.IAM_USERNAME: info.username,
+        settings.IAM_PASSWORD: info.password,
+        settings.IAM_DOMAIN: info.domain,
+        settings.IAM_REGION: info.region,
+    }
 
 
 def _ensure_dagster_home() -> None:
@@ -130,11 +137,13 @@ def _run(args: argparse.Namespace) -> int:
         assets = [services, service_events]
         resources = build_resources()
         instance = DagsterInstance.get()
+        quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
         listing = materialize(
             assets,
             selection=["services"],
             instance=instance,
             resources=resources,
+            run_config=quiet,
             raise_on_error=False,
         )
         if not listing.success:
@@ -154,6 +163,7 @@ def _run(args: argparse.Namespace) -> int:
                 partition_key=key,
                 instance=instance,
                 resources=resources,
+                run_config=quiet,
                 raise_on_error=False,
             )
             if result.success:

@@ -49,7 +49,7 @@ def service_events(
     service_ids = [s.service_id for s in listed]
     time_window = context.partition_time_window
 
-    totals: dict[str, int] = {}
+    totals: dict[str, int | float] = {}
     rows = []
     for day, window in day_windows(time_window.start, time_window.end):
         client = modelarts.build_client(ExtractionStats())
@@ -59,13 +59,13 @@ def service_events(
             service_ids,
             window,
             modelarts.extract_settings(),
-            run_id=context.run_id,
+            run_id=context.run.run_id,
             partition_key=day,
         )
         day_counts = report.as_metadata()
         for key, value in day_counts.items():
-            if isinstance(value, int) and key != "batch_id":
-                totals[key] = totals.get(key, 0) + value
+            if isinstance(value, int | float) and key != "batch_id":
+                totals[key] = round(totals.get(key, 0) + value, 3)
         rows.append((day, day_counts))
         context.log.info(
             "%s: %s services, %s fetched, %s inserted, %s already present, %s quarantined",

@@ -1,0 +1,126 @@
+"""Command line: generate a history, serve it, print one ready JSON line, stop on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import signal
+import sys
+import threading
+from types import FrameType
+
+import orjson
+
+from pipelines.simulator.config import FAULT_KINDS, OFFSET_MODES, SimulatorConfig
+from pipelines.simulator.history import HistoryConfig, generate_history
+from pipelines.simulator.process import ready_line
+from pipelines.simulator.server import make_server
+
+log = logging.getLogger("pipelines.simulator")
+
+
+def _parser() -> argparse.ArgumentParser:
+    defaults, hist = SimulatorConfig(), HistoryConfig()
+    p = argparse.ArgumentParser(
+        prog="modelarts-simulator", description="Local fake of the ModelArts event log API."
+    )
+    g = p.add_argument_group("history")
+    g.add_argument("--services", type=int, default=hist.services)
+    g.add_argument("--days", type=int, default=hist.days)
+    g.add_argument(
+        "--end-date",
+        type=dt.date.fromisoformat,
+        default=None,
+        help="exclusive end day, UTC (default: today UTC)",
+    )
+    g.add_argument("--seed", type=int, default=hist.seed)
+    g.add_argument(
+        "--incidents-per-service-day", type=float, default=hist.incidents_per_service_day
+    )
+    g.add_argument(
+        "--events-per-service-day",
+        type=int,
+        default=None,
+        help="pad each service-day to about this many events (benchmarks)",
+    )
+    s = p.add_argument_group("server")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=0, help="0: a free port")
+    s.add_argument("--project-id", default=defaults.project_id)
+    s.add_argument("--username", default=defaults.username)
+    s.add_argument("--password", default=defaults.password)
+    s.add_argument("--domain", default=defaults.domain)
+    s.add_argument("--region", default=defaults.region)
+    s.add_argument("--token-ttl-s", type=float, default=defaults.token_ttl_s)
+    s.add_argument("--static-token", default=None)
+    s.add_argument("--offset-mode", choices=OFFSET_MODES, default=defaults.offset_mode)
+    s.add_argument("--log-level", default="WARNING")
+    f = p.add_argument_group("faults (all off by default)")
+    f.add_argument("--fault-rate", type=float, default=0.0)
+    f.add_argument(
+        "--fault-kinds",
+        default=",".join(FAULT_KINDS),
+        help=f"comma list of {','.join(FAULT_KINDS)}",
+    )
+    f.add_argument("--retry-after-s", type=int, default=defaults.retry_after_s)
+    f.add_argument("--slow-s", type=float, default=defaults.slow_s)
+    f.add_argument("--duplicate-rate", type=float, default=0.0)
+    f.add_argument("--arrival-rate", type=float, default=0.0)
+    f.add_argument("--malformed-rate", type=float, default=0.0)
+    f.add_argument("--fault-seed", type=int, default=defaults.seed)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr)
+    history = generate_history(
+        HistoryConfig(
+            services=args.services,
+            days=args.days,
+            end_date=args.end_date,
+            seed=args.seed,
+            incidents_per_service_day=args.incidents_per_service_day,
+            events_per_service_day=args.events_per_service_day,
+        )
+    )
+    config = SimulatorConfig(
+        project_id=args.project_id,
+        username=args.username,
+        password=args.password,
+        domain=args.domain,
+        region=args.region,
+        token_ttl_s=args.token_ttl_s,
+        static_token=args.static_token,
+        offset_mode=args.offset_mode,
+        fault_rate=args.fault_rate,
+        fault_kinds=tuple(k for k in args.fault_kinds.split(",") if k),
+        retry_after_s=args.retry_after_s,
+        slow_s=args.slow_s,
+        duplicate_rate=args.duplicate_rate,
+        arrival_rate=args.arrival_rate,
+        malformed_rate=args.malformed_rate,
+        seed=args.fault_seed,
+    )
+    server = make_server(history, config, args.host, args.port)
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    worker = threading.Thread(target=server.serve_forever, name="simulator", daemon=True)
+    worker.start()
+    print(orjson.dumps(ready_line(server.url, server.state)).decode(), flush=True)
+    while not stop.wait(0.5):
+        pass
+    log.info("stopping the simulator")
+    server.shutdown()
+    server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

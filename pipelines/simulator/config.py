@@ -1,0 +1,40 @@
+"""Settings of a running simulator: credentials, token lifetime, paging semantics and faults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+FAULT_KINDS = ("throttle", "error_json", "error_html", "drop", "truncate", "slow")
+OFFSET_MODES = ("page", "record")
+
+
+@dataclass(frozen=True)
+class SimulatorConfig:
+    """All faults are off by default; `fault_rate` is split evenly across `fault_kinds`."""
+
+    project_id: str = "0b1c2d3e4f5a4b6c8d7e9f0a1b2c3d4e"
+    username: str = "sim-user"
+    password: str = "sim-password"
+    domain: str = "sim-domain"
+    region: str = "sim-region-1"
+    token_ttl_s: float = 86_400.0
+    static_token: str | None = None
+    offset_mode: str = "page"
+    fault_rate: float = 0.0
+    fault_kinds: tuple[str, ...] = FAULT_KINDS
+    retry_after_s: int = 1
+    slow_s: float = 2.0
+    duplicate_rate: float = 0.0
+    arrival_rate: float = 0.0
+    malformed_rate: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.offset_mode not in OFFSET_MODES:
+            raise ValueError(f"offset_mode must be one of {OFFSET_MODES}")
+        unknown = set(self.fault_kinds) - set(FAULT_KINDS)
+        if unknown:
+            raise ValueError(f"unknown fault kinds {sorted(unknown)}; known: {FAULT_KINDS}")
+        for name in ("fault_rate", "duplicate_rate", "arrival_rate", "malformed_rate"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be within 0..1")

@@ -1,0 +1,51 @@
+"""Everything a running simulator holds: history, served logs, tokens, faults and counters."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from pipelines.simulator.config import SimulatorConfig
+from pipelines.simulator.faults import FaultDice
+from pipelines.simulator.iam import TokenStore
+from pipelines.simulator.models import History
+from pipelines.simulator.stats import ServerStats
+from pipelines.simulator.store import EventStore, ServiceLog
+from pipelines.simulator.tampering import tamper
+
+
+@dataclass
+class SimulatorState:
+    history: History
+    config: SimulatorConfig
+    store: EventStore
+    tokens: TokenStore
+    stats: ServerStats
+    dice: FaultDice
+
+
+def build_state(history: History, config: SimulatorConfig) -> SimulatorState:
+    """Load the history into a store, mixing in repeats and malformed records if configured."""
+    stats = ServerStats()
+    rng = random.Random(config.seed)
+    logs = []
+    for service in history.services:
+        records, duplicates, malformed = tamper(
+            history.events_by_service[service.service_id],
+            rng,
+            config.duplicate_rate,
+            config.malformed_rate,
+        )
+        if duplicates:
+            stats.count_fault("duplicate", duplicates)
+        if malformed:
+            stats.count_fault("malformed", malformed)
+        logs.append(ServiceLog(service, records))
+    return SimulatorState(
+        history=history,
+        config=config,
+        store=EventStore(logs),
+        tokens=TokenStore(config.token_ttl_s, config.static_token),
+        stats=stats,
+        dice=FaultDice(config),
+    )

@@ -1,0 +1,59 @@
+"""Integration fixtures: the simulator on a free loopback port, and an environment that points the
+pipeline's resources at it and at the test's own database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+import requests
+
+from pipelines import settings
+from pipelines.cli import simulator_environment
+from pipelines.simulator.process import SimulatorInfo, running_simulator
+
+# A fixed history: 12 services over 3 days ending (exclusive) 2026-11-20.
+SIM_ARGS = ["--services", "12", "--days", "3", "--seed", "7", "--end-date", "2026-11-20"]
+
+
+@pytest.fixture(scope="session")
+def simulator() -> Iterator[SimulatorInfo]:
+    with running_simulator(SIM_ARGS) as info:
+        yield info
+
+
+def simulator_days(info: SimulatorInfo) -> list[str]:
+    start, end = date.fromisoformat(info.start_date), date.fromisoformat(info.end_date)
+    return [(start + timedelta(days=i)).isoformat() for i in range((end - start).days)]
+
+
+def expected_events(
+    info: SimulatorInfo, start_ms: int, end_ms: int
+) -> set[tuple[str, int, str, str]]:
+    """The simulator's deduplicated events with start_ms <= occur_time < end_ms."""
+    body: dict[str, Any] = requests.get(
+        f"{info.url}/_sim/expected",
+        params={"start_time": start_ms, "end_time": end_ms - 1},
+        timeout=30,
+    ).json()
+    return {
+        (e["service_id"], e["occur_time"], e["event_type"], e["event_info"]) for e in body["events"]
+    }
+
+
+def simulator_env(info: SimulatorInfo, database_url: str) -> dict[str, str]:
+    """Environment variables that point the pipeline at the simulator (IAM auth) and a database."""
+    return {**simulator_environment(info), settings.DATABASE_URL: database_url}
+
+
+@pytest.fixture
+def pipeline_env(
+    simulator: SimulatorInfo, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
+    env = simulator_env(simulator, database_url)
+    monkeypatch.delenv(settings.MODELARTS_TOKEN, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
