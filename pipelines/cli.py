@@ -7,8 +7,10 @@ Postgres in PIPELINES_DATA_DIR (default ./.data) is used.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import signal
 import subprocess
 import sys
 import warnings
@@ -29,6 +31,8 @@ log = logging.getLogger("modelarts-etl")
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    # SIGTERM unwinds like Ctrl+C, so the simulator and embedded Postgres are stopped too.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     warnings.filterwarnings("ignore", module="dagster")
     warnings.filterwarnings("ignore", category=UserWarning)
@@ -38,6 +42,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _dev(args)
     parser.print_help()
     return 2
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -190,21 +198,38 @@ def _dev(args: argparse.Namespace) -> int:
     with _environment(args):
         print(f"Dagster UI on http://127.0.0.1:{args.port} (Ctrl+C to stop)")
         command = [
-            sys.executable,
-            "-m",
-            "dagster",
-            "dev",
-            "-m",
-            "pipelines.definitions",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(args.port),
-        ]
+            sys.executable, "-m", "dagster", "dev", "-m", "pipelines.definitions",
+            "-h", "127.0.0.1", "-p", str(args.port),
+        ]  # fmt: skip
+        # Its own process group: on shutdown the webserver, daemon and code servers all get the
+        # signal, not just `dagster dev` (which would leave them running).
+        child = subprocess.Popen(command, start_new_session=True, preexec_fn=_default_sigint)
         try:
-            return subprocess.call(command)
+            return child.wait()
         except KeyboardInterrupt:
+            _stop_group(child)
             return 0
+
+
+def _default_sigint() -> None:
+    # A shell that starts us in the background ignores SIGINT; dagster dev needs it to stop.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _stop_group(child: subprocess.Popen[bytes]) -> None:
+    for sig, wait_s in ((signal.SIGINT, 20.0), (signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(child.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            child.wait(timeout=wait_s)
+        except subprocess.TimeoutExpired:
+            continue
+        # the leader is gone; make sure none of its group outlives it
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGTERM)
+        return
 
 
 if __name__ == "__main__":
