@@ -23,6 +23,11 @@ IAM_PASSWORD = "HUAWEICLOUD_PASSWORD"
 IAM_DOMAIN = "HUAWEICLOUD_DOMAIN"
 IAM_REGION = "HUAWEICLOUD_REGION"
 
+NIGHTLY_CRON = "PIPELINES_NIGHTLY_CRON"
+NIGHTLY_TIMEZONE = "PIPELINES_NIGHTLY_TIMEZONE"
+NIGHTLY_LOOKBACK_DAYS = "PIPELINES_NIGHTLY_LOOKBACK_DAYS"
+ALERT_WEBHOOK_URL = "PIPELINES_ALERT_WEBHOOK_URL"
+
 DEFAULT_DATA_DIR = ".data"
 
 # Resource field -> environment variable, per resource.
@@ -39,6 +44,7 @@ MODELARTS_FIELDS = {
     "region": IAM_REGION,
 }
 WAREHOUSE_FIELDS = {"database_url": DATABASE_URL, "data_dir": DATA_DIR}
+ALERT_FIELDS = {"webhook_url": ALERT_WEBHOOK_URL}
 # Bound whether set or not: a run without them fails naming the missing variable.
 REQUIRED = frozenset({MODELARTS_ENDPOINT, MODELARTS_PROJECT_ID})
 INTEGERS = frozenset({MODELARTS_WORKERS})
@@ -50,6 +56,25 @@ class Configured:
 
     api: bool
     database: bool
+
+
+@dataclass(frozen=True)
+class NightlySchedule:
+    """When the nightly run fires, and how many days before yesterday it re-runs for late data."""
+
+    cron: str = "30 0 * * *"
+    timezone: str = "UTC"
+    lookback_days: int = 2
+
+
+def nightly_schedule() -> NightlySchedule:
+    """Read when the Definitions are built: Dagster needs a schedule's cron at load time."""
+    default = NightlySchedule()
+    return NightlySchedule(
+        cron=os.environ.get(NIGHTLY_CRON) or default.cron,
+        timezone=os.environ.get(NIGHTLY_TIMEZONE) or default.timezone,
+        lookback_days=int(os.environ.get(NIGHTLY_LOOKBACK_DAYS) or default.lookback_days),
+    )
 
 
 def configured() -> Configured:

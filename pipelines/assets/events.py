@@ -14,8 +14,11 @@ from pipelines.resources import ModelArtsResource, WarehouseResource
 from pipelines.source.stats import ExtractionStats
 from pipelines.warehouse.loader import upsert_services
 
+# Every asset that calls the API is in this pool: its limit (dagster.yaml) caps concurrent callers.
+API_POOL = "modelarts_api"
 
-@asset(kinds={"postgres"}, group_name="raw")
+
+@asset(kinds={"postgres"}, group_name="raw", pool=API_POOL)
 def services(modelarts: ModelArtsResource, warehouse: WarehouseResource) -> MaterializeResult:
     """The project's inference services, as the listing call shows them now."""
     client = modelarts.build_client()
@@ -36,6 +39,7 @@ def services(modelarts: ModelArtsResource, warehouse: WarehouseResource) -> Mate
     deps=[services],
     kinds={"postgres"},
     group_name="raw",
+    pool=API_POOL,
 )
 def service_events(
     context: AssetExecutionContext, modelarts: ModelArtsResource, warehouse: WarehouseResource
