@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING
 from pipelines import settings
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
     from pipelines.simulator.process import SimulatorInfo
 
 log = logging.getLogger("modelarts-etl")
@@ -40,6 +42,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args)
     if args.command == "dev":
         return _dev(args)
+    if args.command == "status":
+        return _status(args)
+    if args.command in ("backfill", "rerun"):
+        return _backfill(args)
+    if args.command == "verify":
+        return _verify(args)
     parser.print_help()
     return 2
 
@@ -56,7 +64,19 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--end", type=date.fromisoformat, help="last UTC day, inclusive")
     dev = sub.add_parser("dev", help="start `dagster dev` (the UI) on the same configuration")
     dev.add_argument("--port", type=int, default=3000)
-    for p in (run, dev):
+    status = sub.add_parser("status", help="per day: last load, events and services stored")
+    status.add_argument("--start", type=date.fromisoformat, help="first UTC day (YYYY-MM-DD)")
+    status.add_argument("--end", type=date.fromisoformat, help="last UTC day, inclusive")
+    backfill = sub.add_parser(
+        "backfill", help="load a range of days and rebuild everything downstream, as one run"
+    )
+    backfill.add_argument("--start", type=date.fromisoformat, required=True)
+    backfill.add_argument("--end", type=date.fromisoformat, required=True)
+    rerun = sub.add_parser("rerun", help="load one day again and rebuild everything downstream")
+    rerun.add_argument("day", type=date.fromisoformat)
+    verify = sub.add_parser("verify", help="compare a day's stored events with the API's counts")
+    verify.add_argument("day", type=date.fromisoformat)
+    for p in (run, dev, status, backfill, rerun, verify):
         group = p.add_argument_group("simulator (used when MODELARTS_ENDPOINT is unset)")
         group.add_argument("--sim-services", type=int, default=20)
         group.add_argument("--sim-days", type=int, default=7)
@@ -65,14 +85,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 @contextmanager
-def _environment(args: argparse.Namespace) -> Iterator[tuple[date, date] | None]:
+def _environment(args: argparse.Namespace, api: bool = True) -> Iterator[tuple[date, date] | None]:
     """Point the environment at the simulator / embedded Postgres where nothing is configured.
 
     Yields the simulator's date range when the simulator is used, else None.
     """
     sim_range: tuple[date, date] | None = None
     with ExitStack() as stack:
-        if not settings.configured().api:
+        if api and not settings.configured().api:
             from pipelines.simulator.process import running_simulator
 
             info = stack.enter_context(
@@ -125,6 +145,9 @@ def _ensure_dagster_home() -> None:
     else:
         home = Path(os.environ.get(settings.DATA_DIR, settings.DEFAULT_DATA_DIR)) / "dagster_home"
         home.mkdir(parents=True, exist_ok=True)
+        instance_yaml = home / "dagster.yaml"
+        if not instance_yaml.exists():
+            instance_yaml.write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
     os.environ["DAGSTER_HOME"] = str(home.resolve())
 
 
@@ -192,6 +215,95 @@ def _run(args: argparse.Namespace) -> int:
             day += timedelta(days=1)
         print(f"runs recorded in DAGSTER_HOME={os.environ['DAGSTER_HOME']}")
         return 1 if failed else 0
+
+
+def _default_range(sim_range: tuple[date, date] | None) -> tuple[date, date]:
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    return sim_range or (yesterday - timedelta(days=6), yesterday)
+
+
+def _engine() -> Engine:
+    from pipelines.resources import warehouse_engine
+
+    return warehouse_engine(os.environ[settings.DATABASE_URL], Path(settings.DEFAULT_DATA_DIR))
+
+
+def _status(args: argparse.Namespace) -> int:
+    from pipelines.operate import partition_status
+
+    with _environment(args, api=False):
+        first, last = _default_range(None)
+        rows = partition_status(_engine(), args.start or first, args.end or last)
+    print(
+        f"{'day':<12}{'last load':<11}{'finished (UTC)':<21}{'fetched':>9}{'inserted':>10}"
+        f"{'quarantined':>13}{'services':>10}{'events':>9}"
+    )
+    for r in rows:
+        finished = (
+            r.last_load_finished_at.strftime("%Y-%m-%d %H:%M:%S")
+            if r.last_load_finished_at
+            else "-"
+        )
+        print(
+            f"{r.day.isoformat():<12}{r.last_load_status or 'never':<11}{finished:<21}"
+            f"{_n(r.last_fetched):>9}{_n(r.last_inserted):>10}{_n(r.last_quarantined):>13}"
+            f"{r.services:>10}{r.events:>9}"
+        )
+    return 0
+
+
+def _n(value: int | None) -> str:
+    return "-" if value is None else str(value)
+
+
+def _backfill(args: argparse.Namespace) -> int:
+    """One run of the nightly job over a range: events, then everything downstream."""
+    from dagster import DagsterInstance
+
+    from pipelines.definitions import build_definitions
+
+    first, last = (args.day, args.day) if args.command == "rerun" else (args.start, args.end)
+    if last < first:
+        print(f"--end {last} is before --start {first}", file=sys.stderr)
+        return 2
+    with _environment(args):
+        job = build_definitions().resolve_job_def("nightly")
+        result = job.execute_in_process(
+            instance=DagsterInstance.get(),
+            tags={
+                "dagster/asset_partition_range_start": first.isoformat(),
+                "dagster/asset_partition_range_end": last.isoformat(),
+                "pipelines/trigger": args.command,
+            },
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            raise_on_error=False,
+        )
+        print(
+            f"{args.command} {first}..{last}: run {result.run_id} "
+            f"{'succeeded' if result.success else 'FAILED (see the Dagster UI)'}"
+        )
+        return 0 if result.success else 1
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from pipelines.assets.partitions import day_windows
+    from pipelines.definitions import build_resources
+    from pipelines.operate import verify_window
+
+    start = datetime(args.day.year, args.day.month, args.day.day, tzinfo=UTC)
+    _, window = next(day_windows(start, start + timedelta(days=1)))
+    with _environment(args):
+        # Resolve the EnvVar-bound fields the way a run does.
+        client = build_resources()["modelarts"].process_config_and_initialize().build_client()
+        service_ids = [s.service_id for s in client.list_services()]
+        checks = verify_window(client, _engine(), service_ids, window)
+    print(f"{'service_id':<40}{'api total':>10}{'stored':>8}  result")
+    for c in checks:
+        verdict = "ok" if c.matches else ("gone from API" if c.api_total is None else "DIFFERS")
+        print(f"{c.service_id:<40}{_n(c.api_total):>10}{c.stored:>8}  {verdict}")
+    differing = sum(not c.matches for c in checks)
+    print(f"{len(checks)} services, {differing} differ")
+    return 1 if differing else 0
 
 
 def _dev(args: argparse.Namespace) -> int:

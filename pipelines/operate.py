@@ -1,0 +1,85 @@
+"""Operator views: what each day holds, and whether a day matches the API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import psycopg
+from sqlalchemy import Engine
+
+from pipelines.source.client import ModelArtsClient
+from pipelines.source.errors import ServiceNotFoundError
+from pipelines.source.models import TimeWindow
+from pipelines.warehouse.sql_files import read_sql
+
+
+@dataclass(frozen=True)
+class DayStatus:
+    day: date
+    last_load_status: str | None
+    last_load_finished_at: datetime | None
+    last_run_id: str | None
+    last_fetched: int | None
+    last_inserted: int | None
+    last_already_present: int | None
+    last_quarantined: int | None
+    services: int
+    events: int
+
+
+@dataclass(frozen=True)
+class ServiceCheck:
+    service_id: str
+    api_total: int | None  # None: the service is gone from the API
+    stored: int
+
+    @property
+    def matches(self) -> bool:
+        return self.api_total == self.stored
+
+
+def _query(engine: Engine, name: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    pooled = engine.raw_connection()
+    try:
+        conn = pooled.driver_connection
+        assert isinstance(conn, psycopg.Connection)
+        return list(conn.execute(read_sql(name), params).fetchall())
+    finally:
+        pooled.close()
+
+
+def partition_status(engine: Engine, first_day: date, last_day: date) -> list[DayStatus]:
+    """One row per UTC day: the latest load's outcome and the events stored for the day."""
+    rows = _query(
+        engine,
+        "ops/partition_status.sql",
+        {"first_day": first_day.isoformat(), "last_day": last_day.isoformat()},
+    )
+    return [DayStatus(*row) for row in rows]
+
+
+def verify_window(
+    client: ModelArtsClient, engine: Engine, service_ids: list[str], window: TimeWindow
+) -> list[ServiceCheck]:
+    """Per service: the API's total_count for the window against the rows stored for it.
+
+    A difference is a lead, not a verdict: the API counts its own duplicate and malformed
+    records, which the warehouse folds or quarantines.
+    """
+    stored = dict(
+        _query(
+            engine,
+            "ops/count_events_by_service.sql",
+            {"start_ms": window.start_ms, "end_ms": window.end_ms},
+        )
+    )
+    checks = []
+    for service_id in sorted(set(service_ids) | set(stored)):
+        try:
+            total: int | None = client.fetch_events_page(service_id, window, 0, 1).total_count
+        except ServiceNotFoundError:
+            total = None
+        checks.append(ServiceCheck(service_id, total, int(stored.get(service_id, 0))))
+    return checks

@@ -1,0 +1,52 @@
+-- Per UTC day of a range: the latest load of the day and what service_events holds for it.
+with days as (
+    select day::date as day
+    from generate_series(%(first_day)s::date, %(last_day)s::date, interval '1 day') as day
+),
+
+latest_load as (
+    select distinct on (batches.partition_key)
+        batches.partition_key,
+        batches.status,
+        batches.run_id,
+        batches.fetched,
+        batches.inserted,
+        batches.already_present,
+        batches.quarantined,
+        batches.finished_at
+    from load_batches as batches
+    where batches.partition_key between %(first_day)s::text and %(last_day)s::text
+    order by batches.partition_key asc, batches.batch_id desc
+),
+
+stored as (
+    select
+        (events.occurred_at at time zone 'UTC')::date as day,
+        count(*) as events,
+        count(distinct events.service_id) as services
+    from service_events as events
+    where
+        events.occurred_at >= %(first_day)s::date::timestamp at time zone 'UTC'
+        and events.occurred_at < (%(last_day)s::date + 1)::timestamp at time zone 'UTC'
+    group by 1
+),
+
+final as (
+    select
+        days.day,
+        latest_load.status as last_load_status,
+        latest_load.finished_at as last_load_finished_at,
+        latest_load.run_id as last_run_id,
+        latest_load.fetched as last_fetched,
+        latest_load.inserted as last_inserted,
+        latest_load.already_present as last_already_present,
+        latest_load.quarantined as last_quarantined,
+        coalesce(stored.services, 0) as services,
+        coalesce(stored.events, 0) as events
+    from days
+    left join latest_load on latest_load.partition_key = days.day::text
+    left join stored on stored.day = days.day
+)
+
+select * from final
+order by day
