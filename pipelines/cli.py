@@ -138,9 +138,14 @@ def simulator_environment(info: SimulatorInfo) -> dict[str, str]:
 
 
 def _ensure_dagster_home() -> None:
+    """DAGSTER_HOME when unset: deploy/ (Postgres storage) when DAGSTER_PG_URL says so, the
+    repository root (SQLite under .data/) when run from a checkout, else a folder in the data
+    directory."""
     if os.environ.get("DAGSTER_HOME"):
         return
-    if Path("dagster.yaml").is_file():
+    if os.environ.get("DAGSTER_PG_URL") and Path("deploy/dagster.yaml").is_file():
+        home = Path("deploy")
+    elif Path("dagster.yaml").is_file():
         home = Path.cwd()
     else:
         home = Path(os.environ.get(settings.DATA_DIR, settings.DEFAULT_DATA_DIR)) / "dagster_home"

@@ -35,7 +35,9 @@ def services(modelarts: ModelArtsResource, warehouse: WarehouseResource) -> Mate
 
 @asset(
     partitions_def=daily_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
+    # A backfill runs a week per run: few runs on one machine, and on Kubernetes (one pod per
+    # run) a long range fans out across pods, bounded by the API pool and the run queue.
+    backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=7),
     deps=[services],
     kinds={"postgres"},
     group_name="raw",
