@@ -68,6 +68,10 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--duplicate-rate", type=float, default=0.0)
     f.add_argument("--arrival-rate", type=float, default=0.0)
     f.add_argument("--malformed-rate", type=float, default=0.0)
+    f.add_argument("--hostile", action="store_true", help="add the hostile service (hostile.py)")
+    f.add_argument(
+        "--hostile-answers", action="store_true", help="add services that answer wrongly"
+    )
     f.add_argument("--fault-seed", type=int, default=defaults.seed)
     return p
 
@@ -101,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         duplicate_rate=args.duplicate_rate,
         arrival_rate=args.arrival_rate,
         malformed_rate=args.malformed_rate,
+        hostile=args.hostile,
+        hostile_answers=args.hostile_answers,
         seed=args.fault_seed,
     )
     server = make_server(history, config, args.host, args.port)

@@ -8,6 +8,7 @@ from urllib.parse import unquote
 import orjson
 
 from pipelines.simulator import vocabulary as v
+from pipelines.simulator.hostile import BAD_ANSWERS, HOSTILE_SERVICE_ID, bad_answer_body
 from pipelines.simulator.models import Event
 from pipelines.simulator.params import BadParameter, EventQuery, parse_event_query, parse_paging
 from pipelines.simulator.responses import Response, bad_parameter, modelarts_error
@@ -24,6 +25,8 @@ def list_services(state: SimulatorState, query: dict[str, list[str]]) -> Respons
     except BadParameter as exc:
         return bad_parameter(str(exc))
     services = state.store.services()
+    if state.config.hostile:  # the listing names the hostile service twice
+        services += [s for s in services if s.service_id == HOSTILE_SERVICE_ID]
     first = paging.first_record(state.config.offset_mode)
     page = services[first : first + paging.limit]
     body = orjson.dumps(
@@ -57,6 +60,11 @@ def service_events(
     )
     if service is None or page is None:
         return modelarts_error(404, "ModelArts.3502", f"Service {service_id} not found")
+    if state.config.hostile_answers and service_id in BAD_ANSWERS:
+        body, content_type = bad_answer_body(
+            BAD_ANSWERS[service_id], service, q.paging.limit, state.history.start_ms + 3_600_000
+        )
+        return Response(200, body, content_type=content_type)
     body = b"".join(
         (
             b'{"service_name":',

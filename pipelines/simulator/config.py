@@ -27,6 +27,8 @@ class SimulatorConfig:
     duplicate_rate: float = 0.0
     arrival_rate: float = 0.0
     malformed_rate: float = 0.0
+    hostile: bool = False
+    hostile_answers: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from pipelines.simulator.config import SimulatorConfig
 from pipelines.simulator.faults import FaultDice
+from pipelines.simulator.hostile import BAD_ANSWERS, hostile_records, hostile_service
 from pipelines.simulator.iam import TokenStore
 from pipelines.simulator.models import History
 from pipelines.simulator.stats import ServerStats
@@ -41,6 +42,12 @@ def build_state(history: History, config: SimulatorConfig) -> SimulatorState:
         if malformed:
             stats.count_fault("malformed", malformed)
         logs.append(ServiceLog(service, records))
+    if config.hostile:
+        publish = history.start_ms
+        logs.append(ServiceLog(hostile_service(publish), list(hostile_records(history.start_ms))))
+    if config.hostile_answers:
+        for service_id in BAD_ANSWERS:
+            logs.append(ServiceLog(hostile_service(history.start_ms, service_id), []))
     return SimulatorState(
         history=history,
         config=config,

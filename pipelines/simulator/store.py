@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from pipelines.simulator.hostile import RawRecord
 from pipelines.simulator.models import Event, ServiceInfo
 from pipelines.simulator.tampering import MalformedRecord, StoredRecord
 
@@ -24,6 +25,8 @@ class _Encoder:
         self._heads: dict[tuple[str, str], bytes] = {}
 
     def encode(self, record: StoredRecord) -> bytes:
+        if isinstance(record, RawRecord):
+            return record.encoded
         if not isinstance(record, Event):
             return orjson.dumps(record.raw)
         key = (record.event_type, record.event_info)
@@ -166,12 +169,24 @@ class EventStore:
 def expected_events(
     windows: list[tuple[str, list[StoredRecord]]],
 ) -> dict[str, list[dict[str, Any]]]:
-    """Valid events deduplicated on (service_id, occur_time, event_info), and malformed ones."""
+    """Valid events deduplicated on (service_id, occur_time, event_info), malformed ones, and
+    hostile records with the exact text served (see hostile.py)."""
     events: list[dict[str, Any]] = []
     malformed: list[dict[str, Any]] = []
+    hostile: list[dict[str, Any]] = []
     for service_id, records in windows:
         seen: set[tuple[int, str]] = set()
         for record in records:
+            if isinstance(record, RawRecord):
+                hostile.append(
+                    {
+                        "service_id": service_id,
+                        "kind": record.kind,
+                        "sort_time": record.sort_time,
+                        "served": record.encoded.decode("utf-8"),
+                    }
+                )
+                continue
             if isinstance(record, MalformedRecord):
                 malformed.append(
                     {
@@ -194,4 +209,4 @@ def expected_events(
                     "event_info": record.event_info,
                 }
             )
-    return {"events": events, "malformed": malformed}
+    return {"events": events, "malformed": malformed, "hostile": hostile}

@@ -6,6 +6,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from pipelines.simulator.hostile import RawRecord
 from pipelines.simulator.models import Event
 
 MALFORMED_KINDS = (
@@ -32,7 +33,7 @@ class MalformedRecord:
         return self.raw.get("event_type")
 
 
-StoredRecord = Event | MalformedRecord
+StoredRecord = Event | MalformedRecord | RawRecord
 
 
 def make_malformed(base: Event, rng: random.Random) -> MalformedRecord:
