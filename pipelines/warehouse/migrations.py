@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 from sqlalchemy import Engine
 
 from pipelines.warehouse.sql_files import sql_root
@@ -59,11 +60,15 @@ def apply_migrations(engine: Engine, folder: Path | None = None) -> list[str]:
         raw.autocommit = True
         raw.execute("select pg_advisory_lock(%s)", (_MIGRATION_LOCK_KEY,))
         try:
-            raw.execute(
-                "create table if not exists schema_migrations ("
-                " version text primary key, name text not null, checksum text not null,"
-                " applied_at timestamptz not null default now())"
-            )
+            # Checked first: a least-privilege role (the loader) may not CREATE, even "if not
+            # exists"; it only needs to see that nothing is pending.
+            present = raw.execute("select to_regclass('schema_migrations')").fetchone()
+            if present is None or present[0] is None:
+                raw.execute(
+                    "create table schema_migrations ("
+                    " version text primary key, name text not null, checksum text not null,"
+                    " applied_at timestamptz not null default now())"
+                )
             done = dict(raw.execute("select version, checksum from schema_migrations").fetchall())
             for migration in migrations:
                 if migration.version in done:
@@ -73,13 +78,20 @@ def apply_migrations(engine: Engine, folder: Path | None = None) -> list[str]:
                             "add a new migration instead"
                         )
                     continue
-                with raw.transaction():
-                    raw.execute(migration.path.read_text(encoding="utf-8"))
-                    raw.execute(
-                        "insert into schema_migrations (version, name, checksum)"
-                        " values (%s, %s, %s)",
-                        (migration.version, migration.name, migration.checksum),
-                    )
+                try:
+                    with raw.transaction():
+                        raw.execute(migration.path.read_text(encoding="utf-8"))
+                        raw.execute(
+                            "insert into schema_migrations (version, name, checksum)"
+                            " values (%s, %s, %s)",
+                            (migration.version, migration.name, migration.checksum),
+                        )
+                except psycopg.errors.InsufficientPrivilege as exc:
+                    raise RuntimeError(
+                        f"migration {migration.path.name} is pending and this role may not "
+                        f"apply it ({exc.diag.message_primary}); run `modelarts-etl migrate` "
+                        "as the schema owner"
+                    ) from None
                 log.info("applied migration %s", migration.path.name)
                 applied_now.append(migration.version)
         finally:
