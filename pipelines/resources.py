@@ -3,6 +3,7 @@
 import threading
 from pathlib import Path
 
+import requests
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field, PrivateAttr
 from sqlalchemy import Engine
@@ -17,16 +18,20 @@ from pipelines.source.auth import (
 from pipelines.source.client import HttpSettings, ModelArtsClient, build_session
 from pipelines.source.errors import AuthenticationError
 from pipelines.source.extract import ExtractSettings
-from pipelines.source.paging import OffsetMode
+from pipelines.source.paging import MAX_LIMIT, OffsetMode
+from pipelines.source.retrying import RateLimiter, RetryBudget
 from pipelines.source.stats import ExtractionStats
 from pipelines.warehouse.database import create_warehouse_engine, resolve_database_url
 from pipelines.warehouse.migrations import apply_migrations
+
+MIN_PAGE_LIMIT = 10
 
 
 class ModelArtsResource(ConfigurableResource):
     """The ModelArts inference-service API of one project.
 
-    Auth is a static `token` (MODELARTS_TOKEN) or IAM password auth (HUAWEICLOUD_*).
+    Auth is a static `token` (MODELARTS_TOKEN) or IAM password auth (HUAWEICLOUD_*). The retry
+    budget and the request rate limit are shared by every worker and window of one run.
     """
 
     endpoint: str = Field(
@@ -41,30 +46,75 @@ class ModelArtsResource(ConfigurableResource):
     region: str | None = Field(default=None, description="Project (scope) name, e.g. cn-north-4")
     offset_mode: str = Field(default="page", description="'page' (documented) or 'record'")
     workers: int = Field(default=4, description="Services fetched at once")
-    page_limit: int = 1000
+    page_limit: int = Field(default=1000, description="Events per page, 10..1000")
     max_pages_per_window: int = 10_000
+    split_threshold: int = Field(
+        default=20_000,
+        description="A service's window holding more events is split in halves; 0: never",
+    )
+    lookback_hours: int = Field(
+        default=0, description="Hours before a run's first day fetched again for late events"
+    )
+    max_requests_per_s: int = Field(
+        default=20, description="Client-side rate limit shared by all workers; 0: none"
+    )
+    retry_budget: int = Field(default=1000, description="Retries one run may spend in all")
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 60.0
-    max_retries: int = 6
+    max_retries: int = Field(default=6, description="Retries of one request")
+    backoff_factor_s: float = 0.5
+    backoff_max_s: float = 30.0
+
+    _budget: RetryBudget | None = PrivateAttr(default=None)
+    _limiter: RateLimiter | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        self._budget = RetryBudget(self.retry_budget)
+        self._limiter = RateLimiter(self.max_requests_per_s)
+
+    def run_budget(self) -> RetryBudget:
+        """The retry budget of this run (created on first use outside Dagster)."""
+        if self._budget is None:
+            self._budget = RetryBudget(self.retry_budget)
+        return self._budget
+
+    def run_limiter(self) -> RateLimiter:
+        if self._limiter is None:
+            self._limiter = RateLimiter(self.max_requests_per_s)
+        return self._limiter
 
     def http_settings(self) -> HttpSettings:
         return HttpSettings(
             connect_timeout_s=self.connect_timeout_s,
             read_timeout_s=self.read_timeout_s,
             max_retries=self.max_retries,
+            backoff_factor_s=self.backoff_factor_s,
+            backoff_max_s=self.backoff_max_s,
+            # every worker keeps its own keep-alive connection, plus one for token requests
             pool_size=max(1, int(self.workers)) + 1,
         )
 
     def extract_settings(self) -> ExtractSettings:
+        try:
+            mode = OffsetMode(self.offset_mode)
+        except ValueError:
+            raise ValueError(
+                f"MODELARTS_OFFSET_MODE must be 'page' or 'record', not {self.offset_mode!r}"
+            ) from None
+        if not MIN_PAGE_LIMIT <= self.page_limit <= MAX_LIMIT:
+            # Below 10 a record-offset API read with page offsets could go unnoticed.
+            raise ValueError(f"page_limit must be within {MIN_PAGE_LIMIT}..{MAX_LIMIT}")
         return ExtractSettings(
             page_limit=self.page_limit,
-            offset_mode=OffsetMode(self.offset_mode),
+            offset_mode=mode,
             max_pages_per_window=self.max_pages_per_window,
-            workers=int(self.workers),
+            split_threshold=self.split_threshold or None,
+            workers=max(1, int(self.workers)),
         )
 
     def build_client(self, stats: ExtractionStats | None = None) -> ModelArtsClient:
-        """A client with its own session and counters (one per window load)."""
+        """A client with its own session and counters (one per window load), sharing the run's
+        retry budget and rate limit."""
         settings = self.http_settings()
         session = build_session(settings)
         return ModelArtsClient(
@@ -74,9 +124,11 @@ class ModelArtsResource(ConfigurableResource):
             session,
             settings,
             stats,
+            budget=self.run_budget(),
+            limiter=self.run_limiter(),
         )
 
-    def _token_provider(self, session: object, settings: HttpSettings) -> TokenProvider:
+    def _token_provider(self, session: requests.Session, settings: HttpSettings) -> TokenProvider:
         if self.token:
             return StaticToken(Secret(self.token))
         missing = [
@@ -93,10 +145,13 @@ class ModelArtsResource(ConfigurableResource):
         credentials = IAMCredentials(
             self.iam_endpoint, self.username, Secret(self.password), self.domain, self.region
         )
-        import requests
-
-        assert isinstance(session, requests.Session)
-        return IAMPasswordAuth(credentials, session, timeout=settings.timeout)
+        return IAMPasswordAuth(
+            credentials,
+            session,
+            timeout=settings.timeout,
+            policy=settings.retry_policy,
+            budget=self.run_budget(),
+        )
 
 
 _engines: dict[str, Engine] = {}

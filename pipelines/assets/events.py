@@ -11,6 +11,7 @@ from dagster import (
 from pipelines.assets.partitions import daily_partitions, day_windows
 from pipelines.ingest import load_events_window
 from pipelines.resources import ModelArtsResource, WarehouseResource
+from pipelines.source.models import TimeWindow
 from pipelines.source.stats import ExtractionStats
 from pipelines.warehouse.loader import upsert_services
 
@@ -57,7 +58,31 @@ def service_events(
 
     totals: dict[str, int | float] = {}
     rows = []
-    for day, window in day_windows(time_window.start, time_window.end):
+    lookback: dict[str, int | float | str] = {}
+    windows = list(day_windows(time_window.start, time_window.end))
+    if modelarts.lookback_hours > 0 and windows:
+        # Late events of the hours before the run's first day: their own load, so that each
+        # day's counts stay its own and a late event is counted once, as lookback_inserted.
+        first_day, first = windows[0]
+        late = TimeWindow(first.start_ms - modelarts.lookback_hours * 3_600_000, first.start_ms)
+        report = load_events_window(
+            modelarts.build_client(ExtractionStats()),
+            engine,
+            service_ids,
+            late,
+            modelarts.extract_settings(),
+            run_id=context.run.run_id,
+            partition_key=first_day,
+        )
+        lookback = {f"lookback_{k}": v for k, v in report.as_metadata().items()}
+        lookback["lookback_window"] = str(late)
+        context.log.info(
+            "lookback %s: %s fetched, %s late events inserted",
+            late,
+            report.counts["fetched"],
+            report.load.inserted,
+        )
+    for day, window in windows:
         client = modelarts.build_client(ExtractionStats())
         report = load_events_window(
             client,
@@ -82,10 +107,15 @@ def service_events(
             day_counts["already_present"],
             day_counts["quarantined"],
         )
+    totals["services"] = len(service_ids)
     totals["list_requests"] = listing.stats.requests
+    totals["list_retries"] = listing.stats.retries
+    totals["retries_spent_in_run"] = modelarts.run_budget().spent
+    totals["retry_budget"] = modelarts.retry_budget
     return MaterializeResult(
         metadata={
             **totals,
+            **lookback,
             "window_start": time_window.start.isoformat(),
             "window_end": time_window.end.isoformat(),
             "per_day": MetadataValue.md(_per_day_table(rows)),

@@ -11,7 +11,8 @@ from typing import Protocol
 
 import requests
 
-from pipelines.source.errors import AuthenticationError
+from pipelines.source.errors import AuthenticationError, TransientHTTPError
+from pipelines.source.retrying import RetryBudget, RetryPolicy, call_with_retries
 
 log = logging.getLogger(__name__)
 
@@ -80,23 +81,38 @@ class IAMPasswordAuth:
         session: requests.Session,
         timeout: tuple[float, float] = (5.0, 30.0),
         refresh_margin_s: float = 300.0,
+        *,
+        policy: RetryPolicy | None = None,
+        budget: RetryBudget | None = None,
     ):
         self._credentials = credentials
         self._session = session
         self._timeout = timeout
         self._refresh_margin_s = refresh_margin_s
+        self._policy = policy or RetryPolicy()
+        self._budget = budget or RetryBudget(None)
         self._lock = threading.Lock()
         self._token: str | None = None
-        self._expires_at = 0.0
+        self._refresh_at = 0.0
         self.tokens_issued = 0
 
     def __repr__(self) -> str:
         return f"IAMPasswordAuth(user={self._credentials.username!r}, password=***)"
 
     def token(self) -> str:
+        # One lock: while one worker fetches a token the others wait for it instead of each
+        # asking IAM for their own.
         with self._lock:
-            if self._token is None or time.time() >= self._expires_at - self._refresh_margin_s:
-                self._token, self._expires_at = self._issue()
+            if self._token is None or time.time() >= self._refresh_at:
+                issued_at = time.time()
+                self._token, expires_at = call_with_retries(
+                    self._issue, "IAM token request", self._policy, self._budget
+                )
+                # Refresh `refresh_margin_s` before expiry, or after 80% of the token's life
+                # when it lives shorter than that (a margin longer than the life would fetch a
+                # new token on every call).
+                life = max(0.0, expires_at - issued_at)
+                self._refresh_at = expires_at - min(self._refresh_margin_s, 0.2 * life)
             return self._token
 
     def invalidate(self, token: str) -> None:
@@ -122,10 +138,10 @@ class IAMPasswordAuth:
             }
         }
         url = c.iam_endpoint.rstrip("/") + "/v3/auth/tokens"
-        try:
-            response = self._session.post(url, json=body, timeout=self._timeout)
-        except requests.RequestException as exc:
-            raise AuthenticationError(f"IAM token request failed: {type(exc).__name__}") from None
+        # Transport errors propagate to call_with_retries, which retries them.
+        response = self._session.post(url, json=body, timeout=self._timeout)
+        if response.status_code == 429 or response.status_code >= 500:
+            raise TransientHTTPError(response.status_code, None, None, "IAM token request")
         token = response.headers.get("X-Subject-Token")
         if response.status_code != 201 or not token:
             raise AuthenticationError(

@@ -14,8 +14,14 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from pipelines.source.auth import TokenProvider
-from pipelines.source.errors import ModelArtsAPIError, ServiceNotFoundError, SourceError
+from pipelines.source.errors import (
+    ModelArtsAPIError,
+    ServiceNotFoundError,
+    SourceError,
+    TransientHTTPError,
+)
 from pipelines.source.models import EventPage, ServiceInfo, TimeWindow
+from pipelines.source.retrying import RateLimiter, RetryBudget, RetryPolicy, call_with_retries
 from pipelines.source.stats import ExtractionStats
 
 log = logging.getLogger(__name__)
@@ -36,25 +42,22 @@ class HttpSettings:
     def timeout(self) -> tuple[float, float]:
         return (self.connect_timeout_s, self.read_timeout_s)
 
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(self.max_retries, self.backoff_factor_s, self.backoff_max_s)
+
 
 def build_session(settings: HttpSettings) -> requests.Session:
-    """A session whose adapter retries 429/5xx and dropped connections with jittered backoff."""
-    retry = Retry(
-        total=settings.max_retries,
-        connect=settings.max_retries,
-        read=settings.max_retries,
-        status=settings.max_retries,
-        other=0,
-        allowed_methods=frozenset({"GET", "POST"}),
-        status_forcelist=RETRYABLE_STATUSES,
-        backoff_factor=settings.backoff_factor_s,
-        backoff_max=settings.backoff_max_s,
-        backoff_jitter=settings.backoff_factor_s,
-        respect_retry_after_header=True,
-        raise_on_status=False,
-    )
+    """A keep-alive session with a connection pool of `pool_size` (one per worker).
+
+    The adapter itself never retries: every retry goes through `call_with_retries`, so each one
+    is counted, backed off and taken from the run's retry budget.
+    """
     adapter = HTTPAdapter(
-        max_retries=retry, pool_connections=settings.pool_size, pool_maxsize=settings.pool_size
+        max_retries=Retry(total=0, redirect=0, raise_on_status=False),
+        pool_connections=settings.pool_size,
+        pool_maxsize=settings.pool_size,
+        pool_block=True,
     )
     session = requests.Session()
     session.mount("https://", adapter)
@@ -74,12 +77,17 @@ class ModelArtsClient:
         session: requests.Session,
         settings: HttpSettings,
         stats: ExtractionStats | None = None,
+        *,
+        budget: RetryBudget | None = None,
+        limiter: RateLimiter | None = None,
     ):
         self._base = f"{endpoint.rstrip('/')}/v1/{quote(project_id, safe='')}"
         self._auth = auth
         self._session = session
         self._settings = settings
         self.stats = stats or ExtractionStats()
+        self.budget = budget or RetryBudget(None)
+        self.limiter = limiter or RateLimiter(0)
 
     def __repr__(self) -> str:
         return f"ModelArtsClient({self._base!r})"
@@ -129,57 +137,70 @@ class ModelArtsClient:
         )
 
     def _get_json(self, path: str, params: dict[str, Any], what: str) -> dict[str, Any]:
-        """GET with auth; refreshes an expired token once; retries unreadable bodies."""
+        """GET with auth and retries (see retrying.py); the answer must be a JSON object."""
         url = self._base + path
-        refreshed = False
-        body_attempts = 0
-        while True:
-            token = self._auth.token()
-            self.stats.add(requests=1)
-            try:
-                response = self._session.get(
-                    url,
-                    params=params,
-                    headers={"X-Auth-Token": token},
-                    timeout=self._settings.timeout,
-                )
-                self._count_adapter_retries(response)
-                if response.status_code == 401 and not refreshed:
-                    refreshed = True
-                    self._auth.invalidate(token)
-                    continue
-                if response.status_code != 200:
-                    raise _api_error(response, what)
-                parsed = orjson.loads(response.content)
-                if not isinstance(parsed, dict):
-                    raise orjson.JSONDecodeError("answer is not a JSON object", "", 0)
-                return parsed
-            except (requests.ConnectionError, requests.Timeout, orjson.JSONDecodeError) as exc:
-                # Truncated or unreadable bodies happen after the adapter's retries: retry here.
-                body_attempts += 1
-                if body_attempts > self._settings.max_retries:
-                    raise SourceError(
-                        f"{what}: gave up after {body_attempts} attempts: {type(exc).__name__}"
-                    ) from None
-                self.stats.add(retries=1)
-                log.warning("%s: %s, retrying", what, type(exc).__name__)
+        return call_with_retries(
+            lambda: self._get_json_once(url, params, what),
+            what,
+            self._settings.retry_policy,
+            self.budget,
+            on_retry=lambda: self.stats.add(retries=1),
+        )
 
-    def _count_adapter_retries(self, response: requests.Response) -> None:
-        retries = getattr(response.raw, "retries", None)
-        history = getattr(retries, "history", ()) or ()
-        if history:
-            self.stats.add(retries=len(history), requests=len(history))
+    def _get_json_once(self, url: str, params: dict[str, Any], what: str) -> dict[str, Any]:
+        """One attempt; a 401 (expired token) gets one fresh token and one resend."""
+        response = self._send(url, params)
+        if response.status_code == 401:
+            self.stats.add(token_refreshes=1)
+            self._auth.invalidate(response.request.headers.get("X-Auth-Token") or "")
+            response = self._send(url, params)
+        if response.status_code in RETRYABLE_STATUSES:
+            code, message = _error_fields(response)
+            raise TransientHTTPError(
+                response.status_code, code, message, what, _retry_after_s(response)
+            )
+        if response.status_code != 200:
+            raise _api_error(response, what)
+        parsed = orjson.loads(response.content)
+        if not isinstance(parsed, dict):
+            raise orjson.JSONDecodeError("answer is not a JSON object", "", 0)
+        return parsed
+
+    def _send(self, url: str, params: dict[str, Any]) -> requests.Response:
+        token = self._auth.token()
+        self.limiter.acquire()
+        self.stats.add(requests=1)
+        return self._session.get(
+            url, params=params, headers={"X-Auth-Token": token}, timeout=self._settings.timeout
+        )
+
+
+def _error_fields(response: requests.Response) -> tuple[str | None, str | None]:
+    """error_code and error_msg of an error answer; a non-JSON body is described, not quoted."""
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return None, f"non-JSON body ({response.headers.get('Content-Type', 'no content type')})"
+    if not isinstance(body, dict):
+        return None, None
+    code, message = body.get("error_code"), body.get("error_msg")
+    return (
+        code if isinstance(code, str) else None,
+        message if isinstance(message, str) else None,
+    )
+
+
+def _retry_after_s(response: requests.Response) -> float | None:
+    """Retry-After in seconds (the HTTP-date form is rare on this API and falls back to backoff)."""
+    value = response.headers.get("Retry-After")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
 
 
 def _api_error(response: requests.Response, what: str) -> ModelArtsAPIError:
-    code = message = None
-    try:
-        body = orjson.loads(response.content)
-        if isinstance(body, dict):
-            code = body.get("error_code")
-            message = body.get("error_msg")
-    except orjson.JSONDecodeError:
-        message = f"non-JSON body ({response.headers.get('Content-Type', 'no content type')})"
+    code, message = _error_fields(response)
     cls = ServiceNotFoundError if code == "ModelArts.3502" else ModelArtsAPIError
     return cls(response.status_code, code, message, what)
 

@@ -29,3 +29,25 @@ class AuthenticationError(SourceError):
 
 class PagingError(SourceError):
     """Pages disagree with total_count: overlap, gap, or a loop past the page cap."""
+
+
+class TransientHTTPError(SourceError):
+    """A 429 or 5xx answer: worth retrying, after `retry_after_s` when the server said so."""
+
+    def __init__(
+        self,
+        status: int,
+        error_code: str | None,
+        error_msg: str | None,
+        what: str,
+        retry_after_s: float | None = None,
+    ):
+        self.status = status
+        self.error_code = error_code
+        self.error_msg = error_msg
+        self.retry_after_s = retry_after_s
+        super().__init__(f"HTTP {status} {error_code or '-'}: {error_msg or '(no message)'}")
+
+
+class RetryBudgetExhaustedError(SourceError):
+    """The run spent every retry it was allowed: the API fails too often to go on."""

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pipelines.source.client import ModelArtsClient
 from pipelines.source.errors import ServiceNotFoundError
 from pipelines.source.models import RejectedEvent, ServiceEvent, TimeWindow
-from pipelines.source.paging import OffsetMode, iter_event_pages
+from pipelines.source.paging import OffsetMode
+from pipelines.source.split import iter_window_pages
 from pipelines.source.validation import KNOWN_EVENT_TYPES, validate_event
 
 log = logging.getLogger(__name__)
@@ -23,6 +24,8 @@ class ExtractSettings:
     page_limit: int = 1000
     offset_mode: OffsetMode = OffsetMode.PAGE
     max_pages_per_window: int = 10_000
+    # A service's window holding more events than this is split into halves (recursively).
+    split_threshold: int | None = 20_000
     workers: int = 4
     max_buffered_pages: int = 16
     # Ask 1 ms beyond each end: whether the API's ends are inclusive is undocumented.
@@ -77,13 +80,14 @@ def extract_window(
     def fetch_service(service_id: str) -> None:
         error: BaseException | None = None
         try:
-            for page in iter_event_pages(
+            for page in iter_window_pages(
                 client,
                 service_id,
                 query,
                 limit=settings.page_limit,
                 offset_mode=settings.offset_mode,
                 max_pages=settings.max_pages_per_window,
+                split_above=settings.split_threshold,
             ):
                 if stop.is_set():
                     return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -21,7 +22,7 @@ class TimeWindow:
         return self.start_ms <= occur_time < self.end_ms
 
     def __str__(self) -> str:
-        return f"[{self.start_ms}, {self.end_ms})"
+        return f"[{self.start_ms}, {self.end_ms}) = [{_iso(self.start_ms)}, {_iso(self.end_ms)})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,3 +67,7 @@ class EventPage:
     total_count: int
     count: int
     events: list[Any]
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterator
+from typing import Any, Protocol
 
-from pipelines.source.client import ModelArtsClient
+import orjson
+
 from pipelines.source.errors import PagingError
 from pipelines.source.models import EventPage, TimeWindow
+from pipelines.source.validation import MAX_OCCUR_TIME_MS, MIN_OCCUR_TIME_MS
+
+MAX_LIMIT = 1000
 
 
 class OffsetMode(enum.StrEnum):
@@ -17,84 +22,128 @@ class OffsetMode(enum.StrEnum):
     RECORD = "record"
 
 
+class PageSource(Protocol):
+    def fetch_events_page(
+        self, service_id: str, query: TimeWindow, offset: int, limit: int
+    ) -> EventPage: ...
+
+
 def iter_event_pages(
-    client: ModelArtsClient,
+    client: PageSource,
     service_id: str,
     query: TimeWindow,
     *,
-    limit: int = 1000,
+    limit: int = MAX_LIMIT,
     offset_mode: OffsetMode = OffsetMode.PAGE,
     max_pages: int = 10_000,
+    first_page: EventPage | None = None,
 ) -> Iterator[EventPage]:
     """Yield the pages of `service_id` in `query`, ascending, until the window is exhausted.
 
     Stops on an empty page, a short page or when total_count is reached; raises PagingError
-    when pages overlap or leave a gap against total_count (a wrong offset mode), or when
-    `max_pages` is passed. total_count may grow while paging (events arriving): paging goes on
-    until a short page, so nothing that existed at the start is lost.
+    when `max_pages` is passed, and when pages overlap or leave a gap against total_count,
+    which is what a wrong offset mode looks like:
+    - page offsets sent to a record-offset API: page k starts at record k, so each page repeats
+      all but one record of the one before;
+    - record offsets sent to a page-index API: the second page starts at record limit*limit,
+      so records are skipped and fewer than total_count arrive.
+    Events arriving while paging (total_count grows) may push records already read onto the
+    next page: a page may repeat as many records as total_count grew (plus one, for an event
+    the API itself serves twice across a page edge), never more. Paging goes on until a short
+    page, so nothing that existed when paging began is lost, and the pages must then add up
+    to the last total_count exactly. An event arriving with a time before the page being read
+    is missed by this pass: the lookback of the next run picks it up.
+    With limit 2 the two modes can be told apart only when total_count is not a multiple of
+    2: use limits of 10 and more (the resource enforces it). `first_page` is page 0 when the
+    caller already fetched it.
     """
-    if not 1 <= limit <= 1000:
-        raise ValueError("limit must be within 1..1000")
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValueError(f"limit must be within 1..{MAX_LIMIT}")
+    where = f"service {service_id} window {query} ({offset_mode} offsets, limit {limit})"
     received = 0
-    first_total: int | None = None
+    previous: EventPage | None = None
     last_time: int | None = None
+    page = first_page
     for page_index in range(max_pages + 1):
         if page_index == max_pages:
             raise PagingError(
-                f"service {service_id} window {query}: more than {max_pages} pages "
-                f"({offset_mode} offsets, limit {limit}); raise max_pages or split the window"
+                f"{where}: more than {max_pages} pages; raise max_pages or lower the split "
+                f"threshold so that the window is split"
             )
         offset = page_index if offset_mode is OffsetMode.PAGE else page_index * limit
-        page = client.fetch_events_page(service_id, query, offset=offset, limit=limit)
-        if first_total is None:
-            first_total = page.total_count
+        if page is None or page_index > 0:
+            page = client.fetch_events_page(service_id, query, offset=offset, limit=limit)
         if len(page.events) > limit:
             raise PagingError(
-                f"service {service_id} window {query}: page at offset {offset} holds "
-                f"{len(page.events)} events, more than limit {limit}"
+                f"{where}: page at offset {offset} holds {len(page.events)} events, more "
+                f"than the limit"
             )
-        first_time = _first_time(page)
-        if last_time is not None and first_time is not None and first_time < last_time:
-            raise PagingError(
-                f"service {service_id} window {query}: page at offset {offset} starts before "
-                f"the previous page ended: pages overlap. Is MODELARTS_OFFSET_MODE "
-                f"({offset_mode}) what the API uses?"
-            )
+        if previous is not None:
+            growth = max(0, page.total_count - previous.total_count)
+            repeated = _repeated_records(previous.events, page.events, last_time)
+            if repeated > growth + 1:
+                raise PagingError(
+                    f"{where}: the page at offset {offset} repeats {repeated} records of the "
+                    f"page before while total_count grew by {growth}: pages overlap. "
+                    f"Is MODELARTS_OFFSET_MODE ({offset_mode}) what the API uses?"
+                )
         received += len(page.events)
         if page.events:
             yield page
-            last_time = _last_time(page) if _last_time(page) is not None else last_time
+            last_time = _last_time(page.events, last_time)
         if not page.events or len(page.events) < limit or received >= page.total_count:
             break
-    first_total = first_total or 0
-    last_total = page.total_count
-    if received < first_total:
+        previous = page
+    assert page is not None
+    # The pages tile the positions 0..received-1 of the log as it was when each was served:
+    # with the right offset mode, received equals the last total_count exactly.
+    if received < page.total_count:
         raise PagingError(
-            f"service {service_id} window {query}: received {received} of {first_total} "
-            f"events: pages left a gap. Is MODELARTS_OFFSET_MODE ({offset_mode}) what the "
-            f"API uses?"
+            f"{where}: received {received} of {page.total_count} events: pages left a gap. "
+            f"Is MODELARTS_OFFSET_MODE ({offset_mode}) what the API uses?"
         )
-    # Events arriving mid-paging may shift records across a page edge (seen twice, folded by
-    # the dedup key): allow as many extra as total_count grew, and no more.
-    if received > last_total + max(0, last_total - first_total):
+    if received > page.total_count:
         raise PagingError(
-            f"service {service_id} window {query}: received {received} events but "
-            f"total_count is {last_total}: pages overlap. Is MODELARTS_OFFSET_MODE "
-            f"({offset_mode}) what the API uses?"
+            f"{where}: received {received} events but total_count is {page.total_count}: "
+            f"pages overlap. Is MODELARTS_OFFSET_MODE ({offset_mode}) what the API uses?"
         )
 
 
-def _first_time(page: EventPage) -> int | None:
-    for raw in page.events:
-        value = raw.get("occur_time") if isinstance(raw, dict) else None
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    return None
+def _repeated_records(before: list[Any], page: list[Any], last_time: int | None) -> int:
+    """How many distinct records at the head of `page` were already read at the tail of
+    `before`.
+
+    The larger of two lower bounds: the distinct records of the longest head of `page` that
+    equals a tail of `before` (a run of one event the API repeats counts once), and the
+    records whose occur_time lies before the last time already read (order is asc).
+    """
+    backwards = 0
+    if last_time is not None:
+        backwards = sum(1 for t in map(_time, page) if t is not None and t < last_time)
+    same = 0
+    if page and before:
+        head = page[0]
+        longest = min(len(before), len(page))
+        for start in range(len(before) - longest, len(before)):
+            k = len(before) - start
+            if before[start] == head and before[start:] == page[:k]:
+                same = len({orjson.dumps(r, option=orjson.OPT_SORT_KEYS) for r in page[:k]})
+                break
+    return max(backwards, same)
 
 
-def _last_time(page: EventPage) -> int | None:
-    for raw in reversed(page.events):
-        value = raw.get("occur_time") if isinstance(raw, dict) else None
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    return None
+def _time(raw: Any) -> int | None:
+    """occur_time of a record that validation would accept, else None (malformed records
+    carry no usable order)."""
+    value = raw.get("occur_time") if isinstance(raw, dict) else None
+    if not isinstance(value, int) or isinstance(value, bool):
+        return None
+    return value if MIN_OCCUR_TIME_MS <= value < MAX_OCCUR_TIME_MS else None
+
+
+def _last_time(events: list[Any], default: int | None) -> int | None:
+    for raw in reversed(events):
+        value = _time(raw)
+        if value is not None:
+            return value if default is None else max(default, value)
+    return default

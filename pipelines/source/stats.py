@@ -13,6 +13,8 @@ class ExtractionStats:
     pages: int = 0
     requests: int = 0
     retries: int = 0
+    token_refreshes: int = 0
+    windows_split: int = 0
     fetched: int = 0
     out_of_window: int = 0
     quarantined: int = 0
