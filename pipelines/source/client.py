@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from urllib3.util.retry import Retry
 from pipelines.source.auth import TokenProvider
 from pipelines.source.errors import (
     ModelArtsAPIError,
+    NotJSONBodyError,
     ServiceNotFoundError,
     SourceError,
     TransientHTTPError,
@@ -93,13 +95,20 @@ class ModelArtsClient:
         return f"ModelArtsClient({self._base!r})"
 
     def list_services(self, limit: int = 1000) -> Iterator[ServiceInfo]:
-        """Every service of the project, page by page (page-index offsets)."""
+        """Every service of the project once, page by page (page-index offsets); an id the
+        listing repeats is fetched once, not twice."""
         offset, seen = 0, 0
+        listed: set[str] = set()
         while True:
             body = self._get_json("/services", {"offset": offset, "limit": limit}, "list services")
             services = body.get("services") or []
             for raw in services:
-                yield _service_info(raw)
+                info = _service_info(raw)
+                if info.service_id in listed:
+                    log.warning("the listing names service %s twice; fetched once", info.service_id)
+                    continue
+                listed.add(info.service_id)
+                yield info
             seen += len(services)
             total = int(body.get("total_count", seen))
             if not services or len(services) < limit or seen >= total:
@@ -161,9 +170,16 @@ class ModelArtsClient:
             )
         if response.status_code != 200:
             raise _api_error(response, what)
-        parsed = orjson.loads(response.content)
+        try:
+            parsed = parse_json(response.content)
+        except orjson.JSONDecodeError:
+            raise NotJSONBodyError(
+                f"{what}: body is not JSON ({response.headers.get('Content-Type', 'no type')}, "
+                f"{len(response.content)} bytes)"
+            ) from None
         if not isinstance(parsed, dict):
-            raise orjson.JSONDecodeError("answer is not a JSON object", "", 0)
+            # Well-formed but the wrong shape: asking again would not change it.
+            raise SourceError(f"{what}: answer is a JSON {type(parsed).__name__}, not an object")
         return parsed
 
     def _send(self, url: str, params: dict[str, Any]) -> requests.Response:
@@ -173,6 +189,19 @@ class ModelArtsClient:
         return self._session.get(
             url, params=params, headers={"X-Auth-Token": token}, timeout=self._settings.timeout
         )
+
+
+def parse_json(content: bytes) -> Any:
+    """orjson, or the standard library where orjson refuses valid JSON that Python can hold:
+    lone surrogate escapes (`"\\ud800"`), which validation then replaces. A body that is not JSON
+    at all (truncated, an HTML page) raises orjson.JSONDecodeError: retryable."""
+    try:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError:
+        try:
+            return json.loads(content.decode("utf-8", errors="replace"))
+        except ValueError:
+            raise orjson.JSONDecodeError("body is not JSON", "", 0) from None
 
 
 def _error_fields(response: requests.Response) -> tuple[str | None, str | None]:

@@ -51,3 +51,7 @@ class TransientHTTPError(SourceError):
 
 class RetryBudgetExhaustedError(SourceError):
     """The run spent every retry it was allowed: the API fails too often to go on."""
+
+
+class NotJSONBodyError(SourceError):
+    """A 200 whose body is not JSON (truncated, or a gateway's HTML page): retried."""

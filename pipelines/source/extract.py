@@ -123,7 +123,7 @@ def _validate_page(
     service_id: str, raws: list[object], window: TimeWindow, client: ModelArtsClient
 ) -> ExtractedPage:
     page = ExtractedPage(service_id)
-    out_of_window = unknown_types = 0
+    out_of_window = unknown_types = repaired = 0
     for raw in raws:
         checked = validate_event(service_id, raw)
         if isinstance(checked, RejectedEvent):
@@ -133,8 +133,10 @@ def _validate_page(
         else:
             if checked.event_type not in KNOWN_EVENT_TYPES:
                 unknown_types += 1
+            repaired += checked.repaired
             page.events.append(checked)
     client.stats.add(
+        repaired=repaired,
         out_of_window=out_of_window,
         quarantined=len(page.rejected),
         unknown_event_types=unknown_types,

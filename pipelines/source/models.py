@@ -33,6 +33,8 @@ class ServiceEvent:
     occur_time: int
     event_type: str
     event_info: str
+    # True when event_info had a NUL or a lone surrogate replaced by U+FFFD (see validation.py)
+    repaired: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from tenacity import (
 )
 
 from pipelines.source.errors import (
+    NotJSONBodyError,
     RetryBudgetExhaustedError,
     SourceError,
     TransientHTTPError,
@@ -37,6 +38,7 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     requests.exceptions.ChunkedEncodingError,
     requests.exceptions.ContentDecodingError,
     orjson.JSONDecodeError,
+    NotJSONBodyError,
     TransientHTTPError,
 )
 

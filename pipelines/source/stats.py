@@ -19,6 +19,7 @@ class ExtractionStats:
     out_of_window: int = 0
     quarantined: int = 0
     unknown_event_types: int = 0
+    repaired: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, **counts: int) -> None:

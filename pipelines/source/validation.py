@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pipelines.source.models import RejectedEvent, ServiceEvent
@@ -22,6 +23,8 @@ def validate_event(service_id: str, raw: Any) -> ServiceEvent | RejectedEvent:
     occur_time = raw.get("occur_time")
     if "occur_time" not in raw:
         return RejectedEvent(service_id, raw, "occur_time missing")
+    if isinstance(occur_time, float) and occur_time.is_integer():
+        occur_time = int(occur_time)  # 1764288000000.0: some encoders write integers so
     if isinstance(occur_time, bool) or not isinstance(occur_time, int):
         return RejectedEvent(
             service_id, raw, f"occur_time is a {type(occur_time).__name__}, not an integer"
@@ -33,11 +36,19 @@ def validate_event(service_id: str, raw: Any) -> ServiceEvent | RejectedEvent:
         return RejectedEvent(
             service_id, raw, f"event_info is a {type(event_info).__name__}, not a string"
         )
-    if "\x00" in event_info:
-        return RejectedEvent(
-            service_id, raw, "event_info contains NUL, which Postgres text rejects"
-        )
+    event_info, repaired = repair_text(event_info)
     event_type = raw.get("event_type")
     if not isinstance(event_type, str) or not event_type:
         return RejectedEvent(service_id, raw, "event_type missing or not a string")
-    return ServiceEvent(service_id, occur_time, event_type, event_info)
+    return ServiceEvent(service_id, occur_time, event_type, event_info, repaired)
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def repair_text(text: str) -> tuple[str, bool]:
+    """Replace what Postgres text cannot hold with U+FFFD: NUL, and lone UTF-16 surrogates
+    (which a JSON escape like \\ud800 can produce). The event is kept; callers count it."""
+    if _UNSTORABLE.search(text) is None:
+        return text, False
+    return _UNSTORABLE.sub("\ufffd", text), True
