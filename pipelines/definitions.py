@@ -7,7 +7,7 @@ from typing import Any
 from dagster import Definitions, load_assets_from_modules
 
 from pipelines import settings
-from pipelines.assets import events
+from pipelines.assets import deployments, events
 from pipelines.resources import ModelArtsResource, WarehouseResource
 
 
@@ -21,7 +21,9 @@ def build_resources() -> dict[str, Any]:
 
 def build_definitions() -> Definitions:
     """Assets and resources of the project."""
-    return Definitions(assets=load_assets_from_modules([events]), resources=build_resources())
+    return Definitions(
+        assets=load_assets_from_modules([events, deployments]), resources=build_resources()
+    )
 
 
 defs = build_definitions()

@@ -155,3 +155,40 @@ def apply_bi_grants(engine: Engine) -> None:
     """Create (idempotently) the read-only BI role and grant it the analytics schema."""
     with _transaction(engine) as conn:
         conn.execute(read_sql("grants/grant_analytics_reader.sql"))
+
+
+@dataclass(frozen=True)
+class TrendDay:
+    """All services' attempts of one UTC day, for the materialization's chart."""
+
+    day: date
+    attempts: int
+    succeeded: int
+    failed: int
+    success_rate: float | None
+    p95_time_to_running_ms: float | None
+
+
+def outcomes_trend(engine: Engine, day: date, days: int = 14) -> list[TrendDay]:
+    """The `days` days up to `day`: attempts, success rate, p95 time to running."""
+    with _transaction(engine) as conn:
+        rows = psycopg.ClientCursor(conn).execute(
+            read_sql("marts/select_outcomes_trend.sql"), {"day": day, "trend_days": days}
+        )
+        return [TrendDay(*row) for row in rows.fetchall()]
+
+
+def failure_causes_of_day(engine: Engine, day: date) -> list[tuple[str, str, int, int]]:
+    """(cause, phase, failures, services) of the day's failed attempts, most frequent first."""
+    with _transaction(engine) as conn:
+        rows = psycopg.ClientCursor(conn).execute(
+            read_sql("marts/select_failure_causes_of_day.sql"), {"day": day}
+        )
+        return [(str(r[0]), str(r[1]), int(r[2]), int(r[3])) for r in rows.fetchall()]
+
+
+def query_check(engine: Engine, name: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """The rows of `sql/checks/<name>.sql` (for most checks: the offending rows)."""
+    with _transaction(engine) as conn:
+        rows = psycopg.ClientCursor(conn).execute(read_sql(f"checks/{name}.sql"), params)
+        return [tuple(r) for r in rows.fetchall()]
