@@ -45,6 +45,15 @@ _STEPS = (
 )
 
 
+_STAGED_TABLES = {
+    "marts/stage_mart_scope.sql": "mart_scope",
+    "marts/stage_deployment_events.sql": "deployment_event_stage",
+    "marts/stage_deployment_phases.sql": "deployment_phase_stage",
+    "marts/stage_deployment_attempts.sql": "deployment_attempt_stage",
+    "marts/stage_affected_days.sql": "mart_affected_days",
+}
+
+
 @dataclass(frozen=True)
 class MartRefresh:
     """What one day's rebuild read and wrote."""
@@ -115,6 +124,11 @@ def rebuild_marts_for_day(engine: Engine, window: TimeWindow) -> MartRefresh:
         cur.execute("select pg_advisory_xact_lock(%s)", (_MARTS_LOCK_KEY,))
         for step in _STEPS:
             cur.execute(read_sql(step), params)
+            staged = _STAGED_TABLES.get(step)
+            if staged:
+                # temporary tables have no statistics until analysed; without them the planner
+                # guesses row counts and may pick a scan of all of service_events
+                cur.execute(f"analyze {staged}")
         counts = cur.execute(
             "select"
             " (select count(*) from mart_scope),"

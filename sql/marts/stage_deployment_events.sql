@@ -11,14 +11,21 @@ with scoped as (
         events.event_info,
         events.event_info_md5
     from mart_scope as scope
-    inner join service_events as events
-        on
-            scope.service_id = events.service_id
-            and events.occur_time >= scope.lo_ms
-            and (scope.hi_ms is null or events.occur_time < scope.hi_ms)
+    cross join lateral (
+        -- one index range per service: (service_id, occur_time) of the table's key
+        select service_events.*
+        from service_events
+        where
+            service_events.service_id = scope.service_id
+            and service_events.occur_time >= scope.lo_ms
+            and service_events.occur_time < coalesce(scope.hi_ms, 9223372036854775807)
+    ) as events
 ),
 
 parsed as (
+    -- plain string tests, no regular expressions on the hot path: a capturing regex costs
+    -- ~0.15 ms per event, string functions ~1 µs. Labels are the text between the delimiters;
+    -- in failures, up to the first delimiter (the reason is free text).
     select
         scoped.*,
         case
@@ -32,38 +39,110 @@ parsed as (
                 'stop service', 'service stopped', 'update service configuration'
             )
                 then array['runtime', null, null]
-            when scoped.event_info ~ '^scale service instances from [0-9]+ to [0-9]+$'
+            when
+                left(scoped.event_info, 29) = 'scale service instances from '
+                and scoped.event_info ~ '^scale service instances from [0-9]+ to [0-9]+$'
                 then array['runtime', null, null]
-            when scoped.event_info ~ '^\[.*\] instance restarted unexpectedly$'
-                then array['runtime', null, substring(scoped.event_info from '^\[(.*)\] instance restarted unexpectedly$')]
-            when scoped.event_info ~ '^deploy service failed: '
+            when left(scoped.event_info, 23) = 'deploy service failed: '
                 then array['deployment_failure', null, null]
-            when scoped.event_info ~ '^building image for model \[.*\]$'
-                then array['phase_start', 'image_building', substring(scoped.event_info from '^building image for model \[(.*)\]$')]
-            when scoped.event_info ~ '^model \(.*\) build image success$'
-                then array['phase_succeeded', 'image_building', substring(scoped.event_info from '^model \((.*)\) build image success$')]
-            when scoped.event_info ~ '^model \(.*?\) build image failed: '
-                then array['phase_failed', 'image_building', substring(scoped.event_info from '^model \((.*?)\) build image failed: ')]
-            when scoped.event_info ~ '^\[.*\] prepare environment success$'
-                then array['phase_succeeded', 'environment_preparation', substring(scoped.event_info from '^\[(.*)\] prepare environment success$')]
-            when scoped.event_info ~ '^\[.*?\] prepare environment failed: '
-                then array['phase_failed', 'environment_preparation', substring(scoped.event_info from '^\[(.*?)\] prepare environment failed: ')]
-            when scoped.event_info ~ '^\[.*\] schedule resource success$'
-                then array['phase_succeeded', 'resource_scheduling', substring(scoped.event_info from '^\[(.*)\] schedule resource success$')]
-            when scoped.event_info ~ '^\[.*?\] schedule resource failed: '
-                then array['phase_failed', 'resource_scheduling', substring(scoped.event_info from '^\[(.*?)\] schedule resource failed: ')]
-            when scoped.event_info ~ '^\[.*\] pulling model image$'
-                then array['phase_start', 'image_pulling', substring(scoped.event_info from '^\[(.*)\] pulling model image$')]
-            when scoped.event_info ~ '^\[.*\] pull image success$'
-                then array['phase_succeeded', 'image_pulling', substring(scoped.event_info from '^\[(.*)\] pull image success$')]
-            when scoped.event_info ~ '^\[.*?\] pull image failed: '
-                then array['phase_failed', 'image_pulling', substring(scoped.event_info from '^\[(.*?)\] pull image failed: ')]
-            when scoped.event_info ~ '^\[.*\] starting model$'
-                then array['phase_start', 'model_startup', substring(scoped.event_info from '^\[(.*)\] starting model$')]
-            when scoped.event_info ~ '^\[.*\] start model success$'
-                then array['phase_succeeded', 'model_startup', substring(scoped.event_info from '^\[(.*)\] start model success$')]
-            when scoped.event_info ~ '^\[.*?\] start model failed: '
-                then array['phase_failed', 'model_startup', substring(scoped.event_info from '^\[(.*?)\] start model failed: ')]
+            when
+                left(scoped.event_info, 26) = 'building image for model ['
+                and right(scoped.event_info, 1) = ']'
+                then array[
+                    'phase_start', 'image_building',
+                    substr(scoped.event_info, 27, length(scoped.event_info) - 27)
+                ]
+            when
+                left(scoped.event_info, 7) = 'model ('
+                and strpos(scoped.event_info, ') build image failed: ') > 0
+                then array[
+                    'phase_failed', 'image_building',
+                    substr(scoped.event_info, 8, strpos(scoped.event_info, ') build image failed: ') - 8)
+                ]
+            when
+                left(scoped.event_info, 7) = 'model ('
+                and right(scoped.event_info, 21) = ') build image success'
+                then array[
+                    'phase_succeeded', 'image_building',
+                    substr(scoped.event_info, 8, length(scoped.event_info) - 28)
+                ]
+            when
+                left(scoped.event_info, 1) = '['
+                and strpos(scoped.event_info, '] prepare environment failed: ') > 0
+                then array[
+                    'phase_failed', 'environment_preparation',
+                    substr(scoped.event_info, 2, strpos(scoped.event_info, '] prepare environment failed: ') - 2)
+                ]
+            when
+                left(scoped.event_info, 1) = '['
+                and strpos(scoped.event_info, '] schedule resource failed: ') > 0
+                then array[
+                    'phase_failed', 'resource_scheduling',
+                    substr(scoped.event_info, 2, strpos(scoped.event_info, '] schedule resource failed: ') - 2)
+                ]
+            when
+                left(scoped.event_info, 1) = '['
+                and strpos(scoped.event_info, '] pull image failed: ') > 0
+                then array[
+                    'phase_failed', 'image_pulling',
+                    substr(scoped.event_info, 2, strpos(scoped.event_info, '] pull image failed: ') - 2)
+                ]
+            when
+                left(scoped.event_info, 1) = '['
+                and strpos(scoped.event_info, '] start model failed: ') > 0
+                then array[
+                    'phase_failed', 'model_startup',
+                    substr(scoped.event_info, 2, strpos(scoped.event_info, '] start model failed: ') - 2)
+                ]
+            when
+                left(scoped.event_info, 1) = '['
+                and right(scoped.event_info, 29) = '] prepare environment success'
+                then array[
+                    'phase_succeeded', 'environment_preparation',
+                    substr(scoped.event_info, 2, length(scoped.event_info) - 30)
+                ]
+            when
+                left(scoped.event_info, 1) = '['
+                and right(scoped.event_info, 27) = '] schedule resource success'
+                then array[
+                    'phase_succeeded', 'resource_scheduling',
+                    substr(scoped.event_info, 2, length(scoped.event_info) - 28)
+                ]
+            when
+                left(scoped.event_info, 1) = '['
+                and right(scoped.event_info, 21) = '] pulling model image'
+                then array[
+                    'phase_start', 'image_pulling',
+                    substr(scoped.event_info, 2, length(scoped.event_info) - 22)
+                ]
+            when
+                left(scoped.event_info, 1) = '['
+                and right(scoped.event_info, 20) = '] pull image success'
+                then array[
+                    'phase_succeeded', 'image_pulling',
+                    substr(scoped.event_info, 2, length(scoped.event_info) - 21)
+                ]
+            when
+                left(scoped.event_info, 1) = '['
+                and right(scoped.event_info, 16) = '] starting model'
+                then array[
+                    'phase_start', 'model_startup',
+                    substr(scoped.event_info, 2, length(scoped.event_info) - 17)
+                ]
+            when
+                left(scoped.event_info, 1) = '['
+                and right(scoped.event_info, 21) = '] start model success'
+                then array[
+                    'phase_succeeded', 'model_startup',
+                    substr(scoped.event_info, 2, length(scoped.event_info) - 22)
+                ]
+            when
+                left(scoped.event_info, 1) = '['
+                and right(scoped.event_info, 33) = '] instance restarted unexpectedly'
+                then array[
+                    'runtime', null,
+                    substr(scoped.event_info, 2, length(scoped.event_info) - 34)
+                ]
             else array['unknown', null, null]
         end as parts
     from scoped
