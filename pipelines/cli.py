@@ -18,11 +18,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pipelines import settings
 
 if TYPE_CHECKING:
+    from dagster import ExecuteInProcessResult
     from sqlalchemy import Engine
 
     from pipelines.simulator.process import SimulatorInfo
@@ -157,8 +158,9 @@ def _ensure_dagster_home() -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from dagster import DagsterInstance, materialize
+    from dagster import AssetSelection, DagsterInstance, materialize
 
+    from pipelines.assets.deployments import deployment_marts
     from pipelines.assets.events import service_events, services
     from pipelines.definitions import build_resources
 
@@ -170,7 +172,9 @@ def _run(args: argparse.Namespace) -> int:
         if end < start:
             print(f"--end {end} is before --start {start}", file=sys.stderr)
             return 2
-        assets = [services, service_events]
+        assets = [services, service_events, deployment_marts]
+        # each day: its events, then everything downstream of them (the deployment marts)
+        per_day = AssetSelection.assets("service_events").downstream()
         resources = build_resources()
         instance = DagsterInstance.get()
         quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -187,7 +191,7 @@ def _run(args: argparse.Namespace) -> int:
             return 1
         print(
             f"{'day':<12}{'services':>9}{'fetched':>10}{'inserted':>10}"
-            f"{'already':>10}{'quarantined':>13}{'seconds':>9}"
+            f"{'already':>10}{'quarantined':>13}{'seconds':>9}{'attempts':>10}"
         )
         failed = 0
         day = start
@@ -195,7 +199,7 @@ def _run(args: argparse.Namespace) -> int:
             key = day.isoformat()
             result = materialize(
                 assets,
-                selection=["service_events"],
+                selection=per_day,
                 partition_key=key,
                 instance=instance,
                 resources=resources,
@@ -203,16 +207,12 @@ def _run(args: argparse.Namespace) -> int:
                 raise_on_error=False,
             )
             if result.success:
-                meta = {
-                    k: v.value
-                    for k, v in result.asset_materializations_for_node("service_events")[
-                        0
-                    ].metadata.items()
-                }
+                meta = _metadata(result, "service_events", "service_events")
+                marts = _metadata(result, "deployment_marts", "deployment_attempts")
                 print(
                     f"{key:<12}{meta['services']:>9}{meta['fetched']:>10}{meta['inserted']:>10}"
                     f"{meta['already_present']:>10}{meta['quarantined']:>13}"
-                    f"{meta['seconds']:>9.2f}"
+                    f"{meta['seconds']:>9.2f}{marts.get('attempts_rebuilt', '-'):>10}"
                 )
             else:
                 failed += 1
@@ -220,6 +220,14 @@ def _run(args: argparse.Namespace) -> int:
             day += timedelta(days=1)
         print(f"runs recorded in DAGSTER_HOME={os.environ['DAGSTER_HOME']}")
         return 1 if failed else 0
+
+
+def _metadata(result: ExecuteInProcessResult, node: str, asset: str) -> dict[str, Any]:
+    """The metadata values of `asset`'s materialization by step `node` (empty if none)."""
+    for materialization in result.asset_materializations_for_node(node):
+        if materialization.asset_key.to_user_string() == asset:
+            return {k: v.value for k, v in materialization.metadata.items()}
+    return {}
 
 
 def _default_range(sim_range: tuple[date, date] | None) -> tuple[date, date]:

@@ -13,7 +13,7 @@ from dagster import (
 )
 
 from pipelines import settings
-from pipelines.assets import events
+from pipelines.assets import deployments, events
 from pipelines.assets.partitions import daily_partitions
 from pipelines.assets.schedules import build_nightly_schedule, nightly_job
 from pipelines.assets.sensors import AlertWebhookResource, alert_on_run_failure
@@ -34,7 +34,11 @@ def build_resources() -> dict[str, Any]:
 
 def build_definitions() -> Definitions:
     """Assets, checks, the nightly schedule, alerts and resources of the project."""
-    assets = [a for a in load_assets_from_modules([events]) if isinstance(a, AssetsDefinition)]
+    assets = [
+        a
+        for a in load_assets_from_modules([events, deployments])
+        if isinstance(a, AssetsDefinition)
+    ]
     daily = [a for a in assets if a.partitions_def == daily_partitions]
     freshness = build_time_partition_freshness_checks(
         assets=daily, deadline_cron=FRESHNESS_DEADLINE_CRON, timezone="UTC"

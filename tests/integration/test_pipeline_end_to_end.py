@@ -62,7 +62,16 @@ def _materialize_days(days: list[str], instance: DagsterInstance) -> list[dict[s
 def test_definitions_load(pipeline_env: dict[str, str]) -> None:
     defs = build_definitions()
     keys = {key.to_user_string() for key in defs.resolve_all_asset_keys()}
-    assert keys == {"services", "service_events"}
+    assert keys == {
+        "services",
+        "service_events",
+        "deployment_attempts",
+        "deployment_phases",
+        "deployment_outcomes_daily",
+        "deployment_phase_durations_daily",
+        "deployment_failure_causes_daily",
+        "unclassified_event_texts_daily",
+    }
     assert defs.get_repository_def() is not None
 
 

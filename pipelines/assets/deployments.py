@@ -1,0 +1,151 @@
+"""Assets of the analytics layer: the deployment marts, rebuilt per UTC day from service_events.
+
+One multi-asset, because the six tables are one consistent rebuild (one transaction per day):
+the attempts a day can change, their phases, and the daily rows they roll up to.
+"""
+
+from collections.abc import Iterator
+from datetime import date
+
+from dagster import (
+    AssetCheckResult,
+    AssetExecutionContext,
+    AssetSpec,
+    BackfillPolicy,
+    MaterializeResult,
+    MetadataValue,
+    multi_asset,
+)
+
+from pipelines.assets.checks import MART_CHECK_SPECS, run_mart_checks
+from pipelines.assets.events import service_events
+from pipelines.assets.partitions import daily_partitions, day_windows
+from pipelines.resources import WarehouseResource
+from pipelines.warehouse.marts import (
+    MartRefresh,
+    TrendDay,
+    failure_causes_of_day,
+    outcomes_trend,
+    rebuild_marts_for_day,
+)
+
+MART_DESCRIPTIONS = {
+    "deployment_attempts": "One row per deployment attempt: outcome, failure phase and cause.",
+    "deployment_phases": "One row per attempt x model x phase: start, end, duration, status.",
+    "deployment_outcomes_daily": "Attempts per UTC day and service by outcome; success rate.",
+    "deployment_phase_durations_daily": "Phase duration percentiles per UTC day and service.",
+    "deployment_failure_causes_daily": "Failed attempts per UTC day, service and cause.",
+    "unclassified_event_texts_daily": "Event texts outside the vocabulary, counted per day.",
+}
+
+MART_SPECS = [
+    AssetSpec(
+        name,
+        deps=[service_events],
+        description=description,
+        group_name="analytics",
+        kinds={"postgres"},
+        metadata={"table": f"analytics.{name}"},
+    )
+    for name, description in MART_DESCRIPTIONS.items()
+]
+
+BAR_WIDTH = 20
+
+
+@multi_asset(
+    specs=MART_SPECS,
+    check_specs=MART_CHECK_SPECS,
+    partitions_def=daily_partitions,
+    # As service_events: a week per backfill run, so a day's marts run after its events load.
+    backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=7),
+    can_subset=False,
+)
+def deployment_marts(
+    context: AssetExecutionContext, warehouse: WarehouseResource
+) -> Iterator[MaterializeResult | AssetCheckResult]:
+    """Rebuild the marts for the partition's day(s), oldest first, one transaction per day."""
+    engine = warehouse.get_engine()
+    time_window = context.partition_time_window
+    refreshes: list[MartRefresh] = []
+    windows = []
+    for _, window in day_windows(time_window.start, time_window.end):
+        refresh = rebuild_marts_for_day(engine, window)
+        context.log.info(
+            "%s: %s attempts and %s phases rebuilt from %s events; days %s",
+            refresh.day,
+            refresh.attempts,
+            refresh.phases,
+            refresh.events_read,
+            refresh.as_metadata()["days_rebuilt"],
+        )
+        refreshes.append(refresh)
+        windows.append(window)
+    last_day = refreshes[-1].day
+    rebuilt_days = sorted({d for r in refreshes for d in r.affected_days})
+    common: dict[str, int | float | str | MetadataValue] = {
+        "window_start": time_window.start.isoformat(),
+        "window_end": time_window.end.isoformat(),
+        "days_rebuilt": ", ".join(d.isoformat() for d in rebuilt_days),
+        "seconds": round(sum(r.seconds for r in refreshes), 3),
+    }
+    extra: dict[str, dict[str, int | float | str | MetadataValue]] = {
+        "deployment_attempts": {
+            "attempts_rebuilt": sum(r.attempts for r in refreshes),
+            "events_read": sum(r.events_read for r in refreshes),
+            "services": max(r.services for r in refreshes),
+        },
+        "deployment_phases": {"phases_rebuilt": sum(r.phases for r in refreshes)},
+        "deployment_outcomes_daily": {
+            "trend": MetadataValue.md(trend_table(outcomes_trend(engine, last_day), last_day)),
+        },
+        "deployment_failure_causes_daily": {
+            "preview": MetadataValue.md(causes_table(failure_causes_of_day(engine, last_day))),
+        },
+        "unclassified_event_texts_daily": {
+            "unclassified_events": sum(r.unclassified_events for r in refreshes),
+        },
+    }
+    for spec in MART_SPECS:
+        name = spec.key.to_user_string()
+        yield MaterializeResult(asset_key=spec.key, metadata={**common, **extra.get(name, {})})
+    yield from run_mart_checks(engine, rebuilt_days, windows)
+
+
+def _bar(fraction: float | None) -> str:
+    if fraction is None:
+        return ""
+    filled = round(fraction * BAR_WIDTH)
+    return "█" * filled + "░" * (BAR_WIDTH - filled)
+
+
+def _minutes(ms: float | None) -> str:
+    return "" if ms is None else f"{ms / 60_000:.1f} min"
+
+
+def trend_table(days: list[TrendDay], last_day: date) -> str:
+    """Markdown: per day, attempts, success rate (with a bar) and p95 time to running."""
+    lines = [
+        f"Daily success rate and p95 time to running, all services, up to {last_day}",
+        "",
+        "| day | attempts | succeeded | failed | success rate | | p95 time to running |",
+        "|---|---:|---:|---:|---:|---|---:|",
+    ]
+    for d in days:
+        rate = "" if d.success_rate is None else f"{d.success_rate:.0%}"
+        lines.append(
+            f"| {d.day} | {d.attempts} | {d.succeeded} | {d.failed} | {rate} "
+            f"| `{_bar(d.success_rate)}` | {_minutes(d.p95_time_to_running_ms)} |"
+        )
+    if not days:
+        lines.append("| (no attempts) | | | | | | |")
+    return "\n".join(lines)
+
+
+def causes_table(rows: list[tuple[str, str, int, int]]) -> str:
+    """Markdown: the day's failures by cause and phase, most frequent first."""
+    lines = ["| cause | phase | failures | services |", "|---|---|---:|---:|"]
+    lines += [f"| {cause} | {phase} | {n} | {services} |" for cause, phase, n, services in rows]
+    if not rows:
+        lines.append("| (no failures) | | | |")
+    return "\n".join(lines)

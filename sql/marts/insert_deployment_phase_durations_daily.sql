@@ -1,0 +1,36 @@
+-- Rebuild analytics.deployment_phase_durations_daily for the affected (day, service) pairs from the phases.
+insert into analytics.deployment_phase_durations_daily (
+    attempt_date, service_id, phase, phases, succeeded, failed, in_progress, p50_ms, p90_ms,
+    p95_ms, max_ms
+)
+with affected_phases as (
+    select phases.*
+    from mart_affected_days as affected
+    inner join analytics.deployment_phases as phases
+        on
+            affected.service_id = phases.service_id
+            and affected.attempt_date = phases.attempt_date
+),
+
+final as (
+    select
+        affected_phases.attempt_date,
+        affected_phases.service_id,
+        affected_phases.phase,
+        count(*) as phases,
+        count(*) filter (where affected_phases.status = 'succeeded') as succeeded,
+        count(*) filter (where affected_phases.status = 'failed') as failed,
+        count(*) filter (where affected_phases.status = 'in_progress') as in_progress,
+        percentile_cont(0.5) within group (order by affected_phases.duration_ms)
+            filter (where affected_phases.status = 'succeeded') as p50_ms,
+        percentile_cont(0.9) within group (order by affected_phases.duration_ms)
+            filter (where affected_phases.status = 'succeeded') as p90_ms,
+        percentile_cont(0.95) within group (order by affected_phases.duration_ms)
+            filter (where affected_phases.status = 'succeeded') as p95_ms,
+        max(affected_phases.duration_ms)
+            filter (where affected_phases.status = 'succeeded') as max_ms
+    from affected_phases
+    group by affected_phases.attempt_date, affected_phases.service_id, affected_phases.phase
+)
+
+select * from final
