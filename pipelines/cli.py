@@ -49,6 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _backfill(args)
     if args.command == "verify":
         return _verify(args)
+    if args.command == "migrate":
+        return _migrate(args)
     parser.print_help()
     return 2
 
@@ -75,9 +77,15 @@ def _parser() -> argparse.ArgumentParser:
     backfill.add_argument("--end", type=date.fromisoformat, required=True)
     rerun = sub.add_parser("rerun", help="load one day again and rebuild everything downstream")
     rerun.add_argument("day", type=date.fromisoformat)
+    migrate = sub.add_parser(
+        "migrate", help="apply pending migrations (as the schema owner); --grants: the roles too"
+    )
+    migrate.add_argument(
+        "--grants", action="store_true", help="also run sql/grants/*.sql (roles, privileges)"
+    )
     verify = sub.add_parser("verify", help="compare a day's stored events with the API's counts")
     verify.add_argument("day", type=date.fromisoformat)
-    for p in (run, dev, status, backfill, rerun, verify):
+    for p in (run, dev, status, backfill, rerun, verify, migrate):
         group = p.add_argument_group("simulator (used when MODELARTS_ENDPOINT is unset)")
         group.add_argument("--sim-services", type=int, default=20)
         group.add_argument("--sim-days", type=int, default=7)
@@ -296,6 +304,27 @@ def _backfill(args: argparse.Namespace) -> int:
             f"{'succeeded' if result.success else 'FAILED (see the Dagster UI)'}"
         )
         return 0 if result.success else 1
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    import psycopg
+
+    from pipelines.warehouse.database import create_warehouse_engine
+    from pipelines.warehouse.migrations import apply_migrations
+    from pipelines.warehouse.sql_files import sql_root
+
+    with _environment(args, api=False):
+        engine = create_warehouse_engine(os.environ[settings.DATABASE_URL])
+        applied = apply_migrations(engine)
+        print(f"migrations applied: {', '.join(applied) or 'none pending'}")
+        if args.grants:
+            for script in sorted((sql_root() / "grants").glob("*.sql")):
+                # psycopg directly: with no parameters, `%` in the scripts is not a placeholder
+                with psycopg.connect(os.environ[settings.DATABASE_URL], autocommit=True) as conn:
+                    conn.execute(script.read_text(encoding="utf-8"))
+                print(f"applied {script.name}")
+        engine.dispose()
+    return 0
 
 
 def _verify(args: argparse.Namespace) -> int:

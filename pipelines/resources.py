@@ -162,6 +162,11 @@ class WarehouseResource(ConfigurableResource):
     """The Postgres warehouse: DATABASE_URL, or an embedded server in `data_dir` when unset."""
 
     database_url: str | None = Field(default=None, repr=False)
+    analytics_database_url: str | None = Field(
+        default=None,
+        repr=False,
+        description="The marts' connection (a transformer role); DATABASE_URL when unset",
+    )
     data_dir: str = ".data"
 
     _engine: Engine | None = PrivateAttr(default=None)
@@ -173,6 +178,12 @@ class WarehouseResource(ConfigurableResource):
         if self._engine is None:
             self._engine = warehouse_engine(self.database_url, Path(self.data_dir))
         return self._engine
+
+    def get_analytics_engine(self) -> Engine:
+        """The engine the marts are rebuilt with: a role that reads raw and writes analytics."""
+        if self.analytics_database_url:
+            return warehouse_engine(self.analytics_database_url, Path(self.data_dir))
+        return self.get_engine()
 
 
 def warehouse_engine(database_url: str | None, data_dir: Path) -> Engine:

@@ -55,7 +55,12 @@ MODELARTS_FIELDS = {
     "domain": IAM_DOMAIN,
     "region": IAM_REGION,
 }
-WAREHOUSE_FIELDS = {"database_url": DATABASE_URL, "data_dir": DATA_DIR}
+ANALYTICS_DATABASE_URL = "ANALYTICS_DATABASE_URL"
+WAREHOUSE_FIELDS = {
+    "database_url": DATABASE_URL,
+    "analytics_database_url": ANALYTICS_DATABASE_URL,
+    "data_dir": DATA_DIR,
+}
 ALERT_FIELDS = {"webhook_url": ALERT_WEBHOOK_URL}
 # Bound whether set or not: a run without them fails naming the missing variable.
 REQUIRED = frozenset({MODELARTS_ENDPOINT, MODELARTS_PROJECT_ID})

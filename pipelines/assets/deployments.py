@@ -65,7 +65,7 @@ def deployment_marts(
     context: AssetExecutionContext, warehouse: WarehouseResource
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
     """Rebuild the marts for the partition's day(s), oldest first, one transaction per day."""
-    engine = warehouse.get_engine()
+    engine = warehouse.get_analytics_engine()
     time_window = context.partition_time_window
     refreshes: list[MartRefresh] = []
     windows = []

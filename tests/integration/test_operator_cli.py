@@ -54,3 +54,15 @@ def test_status_verify_and_rerun(
     assert main(["rerun", last]) == 0
     assert "succeeded" in capsys.readouterr().out
     assert main(["verify", last]) == 0
+
+
+def test_migrate_applies_the_schema_and_the_roles(
+    operator_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["migrate", "--grants"]) == 0
+    out = capsys.readouterr().out
+    assert "migrations applied: 0001" in out
+    for script in ("grant_loader.sql", "grant_transformer.sql", "grant_analytics_reader.sql"):
+        assert f"applied {script}" in out
+    assert main(["migrate"]) == 0
+    assert "none pending" in capsys.readouterr().out

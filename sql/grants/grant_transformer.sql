@@ -1,0 +1,21 @@
+-- The transformer role: reads the raw layer, rebuilds the analytics marts; writes nothing raw.
+-- Run as the schema owner after migrations; idempotent. Password set separately, never here.
+do $$
+begin
+    if not exists (select from pg_roles where rolname = 'modelarts_transformer') then
+        create role modelarts_transformer nologin;
+    end if;
+    -- the mart rebuild stages the day's scope in temporary tables
+    execute format(
+        'grant connect, temporary on database %I to modelarts_transformer', current_database()
+    );
+end
+$$;
+
+grant usage on schema public, analytics to modelarts_transformer;
+revoke create on schema public, analytics from modelarts_transformer;
+
+grant select on service_events, services, schema_migrations to modelarts_transformer;
+grant select, insert, update, delete on all tables in schema analytics to modelarts_transformer;
+alter default privileges in schema analytics
+grant select, insert, update, delete on tables to modelarts_transformer;
