@@ -39,6 +39,9 @@ class ModelArtsResource(ConfigurableResource):
     )
     project_id: str = Field(description="Project ID in the URL path")
     token: str | None = Field(default=None, repr=False, description="A static X-Auth-Token")
+    ca_bundle: str | None = Field(
+        default=None, description="CA bundle (PEM) to verify the API's TLS certificates against"
+    )
     iam_endpoint: str | None = Field(default=None, description="IAM endpoint for password auth")
     username: str | None = None
     password: str | None = Field(default=None, repr=False)
@@ -92,6 +95,7 @@ class ModelArtsResource(ConfigurableResource):
             backoff_max_s=self.backoff_max_s,
             # every worker keeps its own keep-alive connection, plus one for token requests
             pool_size=max(1, int(self.workers)) + 1,
+            ca_bundle=self.ca_bundle,
         )
 
     def extract_settings(self) -> ExtractSettings:

@@ -39,6 +39,8 @@ class HttpSettings:
     backoff_factor_s: float = 0.5
     backoff_max_s: float = 30.0
     pool_size: int = 8
+    # TLS certificates are always verified; a path names a CA bundle to verify them against.
+    ca_bundle: str | None = None
 
     @property
     def timeout(self) -> tuple[float, float]:
@@ -47,6 +49,19 @@ class HttpSettings:
     @property
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(self.max_retries, self.backoff_factor_s, self.backoff_max_s)
+
+
+class _Session(requests.Session):
+    """A session whose configured CA bundle is not overridden by REQUESTS_CA_BUNDLE or
+    CURL_CA_BUNDLE from the environment (plain requests lets those win over `session.verify`)."""
+
+    def merge_environment_settings(  # type: ignore[override]
+        self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
+    ) -> Any:
+        merged = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        if isinstance(self.verify, str):
+            merged["verify"] = self.verify
+        return merged
 
 
 def build_session(settings: HttpSettings) -> requests.Session:
@@ -61,7 +76,8 @@ def build_session(settings: HttpSettings) -> requests.Session:
         pool_maxsize=settings.pool_size,
         pool_block=True,
     )
-    session = requests.Session()
+    session = _Session()
+    session.verify = settings.ca_bundle or True  # never False: there is no switch to turn it off
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     session.headers["Accept"] = "application/json"
