@@ -55,7 +55,7 @@ class _Session(requests.Session):
     """A session whose configured CA bundle is not overridden by REQUESTS_CA_BUNDLE or
     CURL_CA_BUNDLE from the environment (plain requests lets those win over `session.verify`)."""
 
-    def merge_environment_settings(  # type: ignore[override]
+    def merge_environment_settings(
         self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
     ) -> Any:
         merged = super().merge_environment_settings(url, proxies, stream, verify, cert)
