@@ -57,16 +57,24 @@ def load_events_window(
     started = time.perf_counter()
     rejected: list[RejectedEvent] = []
 
+    pages = extract_window(client, service_ids, window, settings)
+
     def events() -> Iterator[ServiceEvent]:
-        for page in extract_window(client, service_ids, window, settings):
+        for page in pages:
             rejected.extend(page.rejected)
             yield from page.events
 
-    with WindowLoad(engine, window, run_id=run_id, partition_key=partition_key) as load:
-        load.add_events(events())
-        load.add_rejected(rejected)
-        counts = client.stats.as_dict()
-        result = load.commit(counts)
+    try:
+        with WindowLoad(engine, window, run_id=run_id, partition_key=partition_key) as load:
+            load.add_events(events())
+            load.add_rejected(rejected)
+            counts = client.stats.as_dict()
+            result = load.commit(counts)
+    finally:
+        # A load that fails mid-stream leaves the generator suspended (the exception holds it):
+        # close it now, or the fetching workers wait on a full buffer forever and the process
+        # never exits.
+        pages.close()
     report = WindowReport(window, result.batch_id, counts, result, time.perf_counter() - started)
     log.info(
         "window %s: %d services, %d fetched, %d inserted, %d already present, %d quarantined",

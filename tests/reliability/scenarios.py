@@ -131,3 +131,75 @@ def kill_and_recover(
         return
     tally.runs_recovered += 1
     compare(tally, database_url, expected)
+
+
+def _terminate_pipeline_backends(database_url: str) -> int:
+    with psycopg.connect(database_url, autocommit=True, connect_timeout=2) as conn:
+        rows = conn.execute(
+            "select pg_terminate_backend(pid) from pg_stat_activity"
+            " where application_name = 'modelarts-events-pipeline' and pid <> pg_backend_pid()"
+        ).fetchall()
+    return len(rows)
+
+
+def _day_counts(database_url: str, day_windows: list[tuple[int, int]]) -> list[int] | None:
+    try:
+        with psycopg.connect(database_url, connect_timeout=2) as conn:
+            return [
+                int(
+                    conn.execute(
+                        "select count(*) from service_events"
+                        " where occur_time >= %s and occur_time < %s",
+                        window,
+                    ).fetchone()[0]  # type: ignore[index]
+                )
+                for window in day_windows
+            ]
+    except psycopg.Error:
+        return None  # tables not created yet
+
+
+def kill_connections_and_recover(
+    tally: Tally,
+    info: SimulatorInfo,
+    database_url: str,
+    days: tuple[str, str],
+    day_windows: list[tuple[int, int]],
+    expected: set[EventKey],
+    dagster_home: Path,
+    rng: random.Random,
+) -> None:
+    """One round: while the pipeline loads, terminate its database connections; meanwhile a
+    reader keeps counting each day's rows and must only ever see none or all of a day; then
+    rerun and compare."""
+    full = [sum(1 for k in expected if lo <= k[1] < hi) for lo, hi in day_windows]
+    env = pipeline_env(info, database_url, dagster_home)
+    command = pipeline_command(*days)
+    victim = subprocess.Popen(
+        command, env=env, cwd=dagster_home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    half_seen = 0
+    killed = False
+    started = time.monotonic()
+    while victim.poll() is None and time.monotonic() - started < 300:
+        counts = _day_counts(database_url, day_windows)
+        if counts is not None:
+            half_seen += sum(1 for c, f in zip(counts, full, strict=True) if c not in (0, f))
+        if not killed and _running_batches(database_url):
+            time.sleep(rng.uniform(0.0, 0.3))
+            if _terminate_pipeline_backends(database_url):
+                killed = True
+                tally.faults_injected += 1
+        time.sleep(0.02)
+    victim.wait()
+    if half_seen:
+        tally.notes.append(f"a reader saw a partly loaded day {half_seen} times")
+        tally.rows_lost += half_seen  # counted as a failure of the promise
+    done = subprocess.run(
+        command, env=env, cwd=dagster_home, capture_output=True, text=True, timeout=600
+    )
+    if done.returncode != 0:
+        tally.notes.append(f"recovery run failed: {done.stderr[-500:]}")
+        return
+    tally.runs_recovered += 1
+    compare(tally, database_url, expected)

@@ -1,0 +1,65 @@
+"""A load that dies mid-stream stops its fetching workers: no thread, and no process, hangs."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import psycopg
+import pytest
+from sqlalchemy import Engine
+
+from pipelines.ingest import load_events_window
+from pipelines.simulator.process import running_simulator
+from pipelines.source.auth import Secret, StaticToken
+from pipelines.source.client import HttpSettings, ModelArtsClient, build_session
+from pipelines.source.extract import ExtractSettings
+from pipelines.source.models import TimeWindow
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_connection_killed_mid_copy_fails_the_load_and_stops_the_workers(
+    engine: Engine, database_url: str
+) -> None:
+    args = ["--services", "60", "--days", "1", "--events-per-service-day", "5000",
+            "--end-date", "2026-11-20", "--static-token", "t"]  # fmt: skip
+    with running_simulator(args) as info:
+        settings = HttpSettings()
+        client = ModelArtsClient(
+            info.url, info.project_id, StaticToken(Secret("t")), build_session(settings), settings
+        )
+        service_ids = [s.service_id for s in client.list_services()]
+
+        def kill_when_loading() -> None:
+            with psycopg.connect(database_url, autocommit=True) as conn:
+                for _ in range(500):
+                    running = conn.execute(
+                        "select count(*) from load_batches where status = 'running'"
+                    ).fetchone()
+                    if running and running[0]:
+                        time.sleep(0.3)  # mid-stream: fetching and COPY under way
+                        conn.execute(
+                            "select pg_terminate_backend(pid) from pg_stat_activity"
+                            " where application_name = 'modelarts-events-pipeline'"
+                        )
+                        return
+                    time.sleep(0.01)
+
+        killer = threading.Thread(target=kill_when_loading)
+        killer.start()
+        # Keep the exception alive, as Dagster does (it logs and serialises it): its traceback
+        # holds the load's frames, so nothing but an explicit close stops the workers.
+        with pytest.raises(psycopg.OperationalError) as failure:
+            load_events_window(
+                client, engine, service_ids, TimeWindow(1763510400000, 1763596800000),
+                ExtractSettings(workers=4, max_buffered_pages=2),
+            )  # fmt: skip
+        killer.join()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(
+        t.name.startswith("extract") for t in threading.enumerate()
+    ):
+        time.sleep(0.1)
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("extract")]
+    assert failure.value is not None
