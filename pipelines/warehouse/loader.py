@@ -233,13 +233,18 @@ class WindowLoad:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        try:
-            if self._conn is not None and not self._finished:
-                self._conn.rollback()
-        finally:
-            if self._pooled is not None:
-                self._pooled.close()
-            self._conn = None
+        conn, pooled = self._conn, self._pooled
+        self._conn = self._pooled = None
+        if conn is not None and not self._finished:
+            try:
+                conn.rollback()
+            except psycopg.Error:
+                # a lost connection (killed backend, network): the server rolled back already
+                log.warning("batch %s: rollback failed; dropping the connection", self.batch_id)
+                if pooled is not None:
+                    pooled.invalidate()
+        if pooled is not None:
+            pooled.close()
         if not self._finished:
             error = f"{exc_type.__name__}: {exc}" if exc_type else "load ended without commit"
             self._close_audit_row_failed(error)
