@@ -56,13 +56,18 @@ def _peak_rss_mb() -> float:
 
 def child_ours(config: dict[str, Any]) -> dict[str, Any]:
     """One run of the pipeline's real code path for one day (see the module docstring)."""
+    import dataclasses
+
     from pipelines.ingest import load_events_window
     from pipelines.resources import ModelArtsResource
     from pipelines.source.models import TimeWindow
     from pipelines.warehouse.database import create_warehouse_engine
-    from pipelines.warehouse.loader import upsert_services
+    from pipelines.warehouse.loader import DEFAULT_CHUNK_ROWS, upsert_services
 
     modelarts = ModelArtsResource(**config["modelarts"])
+    settings = modelarts.extract_settings()
+    if config.get("buffered_pages"):
+        settings = dataclasses.replace(settings, max_buffered_pages=config["buffered_pages"])
     engine = create_warehouse_engine(config["database_url"])
     started = time.perf_counter()
     listing = modelarts.build_client()
@@ -73,9 +78,10 @@ def child_ours(config: dict[str, Any]) -> dict[str, Any]:
         engine,
         [s.service_id for s in services],
         TimeWindow(config["start_ms"], config["end_ms"]),
-        modelarts.extract_settings(),
+        settings,
         run_id="bench",
         partition_key=config["partition_key"],
+        chunk_rows=config.get("chunk_rows") or DEFAULT_CHUNK_ROWS,
     )
     seconds = time.perf_counter() - started
     engine.dispose()
@@ -85,7 +91,13 @@ def child_ours(config: dict[str, Any]) -> dict[str, Any]:
         "inserted": report.load.inserted,
         "already_present": report.load.already_present,
         "peak_rss_mb": _peak_rss_mb(),
+        "cpu_seconds": _cpu_seconds(),
     }
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _copy_out(database_url: str) -> list[bytes]:
@@ -255,6 +267,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="500 services (0.25 M events)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--skip-dlt", action="store_true")
+    parser.add_argument("--only-ours", action="store_true", help="e2e first load + rerun only")
+    parser.add_argument("--chunk-rows", type=int, help="WindowLoad chunk size (default: ours)")
+    parser.add_argument("--buffered-pages", type=int, help="extraction page buffer")
     args = parser.parse_args()
     if args.child:
         print(json.dumps(CHILDREN[args.child](json.loads(args.config))))
@@ -295,8 +310,11 @@ def main() -> None:
             print(f"run {run}/{args.runs}", flush=True)
             with fresh_database(admin_url) as ours_db:
                 config = {**base, "database_url": ours_db, "services": services}
+                config |= {"chunk_rows": args.chunk_rows, "buffered_pages": args.buffered_pages}
                 record("ours_first", _ours("ours", config))
                 record("ours_rerun", _ours("ours", config))
+                if args.only_ours:
+                    continue
                 with fresh_database(admin_url) as stage_db:
                     record(
                         "stage",
@@ -332,7 +350,8 @@ def main() -> None:
                     env = {**os.environ, "RUNTIME__LOG_LEVEL": "WARNING"}
                     record("dlt_first", _run_child(command, env))
                     record("dlt_rerun", _run_child(command, env))
-    print_table(results, info.events, services, small)
+    if not args.only_ours:
+        print_table(results, info.events, services, small)
 
 
 def print_table(

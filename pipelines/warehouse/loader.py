@@ -27,7 +27,7 @@ DAY_MS = 86_400_000
 LOAD_LOCK_CLASS = 0x4D45
 # Rows per chunk: big enough for set-based inserts, small enough that the pages fetched while a
 # chunk is inserted stay a few tens of MB (see ingest.py) and the chunk's sort fits in work_mem.
-DEFAULT_CHUNK_ROWS = 100_000
+DEFAULT_CHUNK_ROWS = 50_000
 
 
 class HashCollisionError(RuntimeError):
