@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Iterator, Sequence
@@ -12,7 +13,7 @@ from sqlalchemy import Engine
 from pipelines.source.client import ModelArtsClient
 from pipelines.source.extract import ExtractSettings, extract_window
 from pipelines.source.models import RejectedEvent, ServiceEvent, TimeWindow
-from pipelines.warehouse.loader import LoadResult, WindowLoad
+from pipelines.warehouse.loader import DEFAULT_CHUNK_ROWS, LoadResult, WindowLoad
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +49,18 @@ def load_events_window(
     *,
     run_id: str | None = None,
     partition_key: str | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
 ) -> WindowReport:
     """Fetch every service's events in `window` and land them exactly once.
 
-    Fetching (worker threads) overlaps with COPY into the stage (this thread); the insert of
-    new keys and the audit row commit together, so a failure anywhere leaves no rows.
+    Fetching (worker threads) overlaps with loading (this thread): while Postgres inserts one
+    chunk of `chunk_rows` events, the workers fetch about the next chunk's pages into a bounded
+    buffer, so memory depends on the chunk size, not on the window. All chunks and the audit
+    row commit together, so a failure anywhere leaves no rows.
     """
     started = time.perf_counter()
+    buffered_pages = max(settings.max_buffered_pages, chunk_rows // max(1, settings.page_limit))
+    settings = dataclasses.replace(settings, max_buffered_pages=buffered_pages)
     rejected: list[RejectedEvent] = []
 
     pages = extract_window(client, service_ids, window, settings)
@@ -65,7 +71,9 @@ def load_events_window(
             yield from page.events
 
     try:
-        with WindowLoad(engine, window, run_id=run_id, partition_key=partition_key) as load:
+        with WindowLoad(
+            engine, window, run_id=run_id, partition_key=partition_key, chunk_rows=chunk_rows
+        ) as load:
             load.add_events(events())
             load.add_rejected(rejected)
             counts = client.stats.as_dict()

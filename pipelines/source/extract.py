@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -52,7 +52,7 @@ def extract_window(
     service_ids: Sequence[str],
     window: TimeWindow,
     settings: ExtractSettings,
-) -> Iterator[ExtractedPage]:
+) -> Generator[ExtractedPage, None, None]:
     """Yield validated pages of every service's events in `window` as workers fetch them.
 
     Events outside the half-open window (returned by the 1 ms margin, or by an API that reads

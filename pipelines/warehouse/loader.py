@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -22,10 +23,23 @@ _COPY_STAGE = (
     "copy event_stage (service_id, occur_time, event_type, event_info) from stdin (format binary)"
 )
 _STAGE_TYPES = ["text", "int8", "text", "text"]
+DAY_MS = 86_400_000
+# First key of the two-int advisory locks that serialize loads of the same UTC day ("ME" 0x4d45).
+LOAD_LOCK_CLASS = 0x4D45
+# Rows per chunk: big enough for set-based inserts, small enough that the pages fetched while a
+# chunk is inserted stay a few tens of MB (see ingest.py) and the chunk's sort fits in work_mem.
+DEFAULT_CHUNK_ROWS = 50_000
 
 
 class HashCollisionError(RuntimeError):
     """Two different event texts share an md5 at the same service and time."""
+
+
+@dataclass
+class _ChunkTotals:
+    distinct: int = 0
+    already_present: int = 0
+    inserted: int = 0
 
 
 @dataclass(frozen=True)
@@ -53,9 +67,12 @@ def _raw_connection(engine: Engine) -> Iterator[psycopg.Connection[Any]]:
 class WindowLoad:
     """One transactional load of a window.
 
-    The audit row in `load_batches` is committed first (status running) on its own connection;
-    events and rejects go to a session-local stage in one transaction that commits together with
-    the audit row's final counts. A failure rolls the events back and marks the audit row failed.
+    The audit row in `load_batches` is committed first (status running) on its own connection.
+    Then one transaction takes the advisory locks of the window's UTC days (loads of overlapping
+    windows run one after the other; others in parallel), and events stream by COPY into a
+    session-local stage that is moved into `service_events` every `chunk_rows` rows, so Postgres
+    inserts one chunk while the next is fetched. Everything commits together with the audit
+    row's final counts; a failure rolls the events back and marks the audit row failed.
     """
 
     def __init__(
@@ -65,8 +82,14 @@ class WindowLoad:
         *,
         run_id: str | None = None,
         partition_key: str | None = None,
+        chunk_rows: int = DEFAULT_CHUNK_ROWS,
     ):
+        if chunk_rows < 1:
+            raise ValueError("chunk_rows must be positive")
         self._engine = engine
+        self._chunk_rows = chunk_rows
+        self._totals = _ChunkTotals()
+        self._unflushed = 0
         self.window = window
         self._run_id = run_id
         self._partition_key = partition_key
@@ -83,21 +106,49 @@ class WindowLoad:
         conn = self._pooled.driver_connection
         assert isinstance(conn, psycopg.Connection)
         conn.autocommit = False
-        conn.execute(read_sql("load/create_event_stage.sql"))
         self._conn = conn
+        first_day, last_day = self.window.start_ms // DAY_MS, (self.window.end_ms - 1) // DAY_MS
+        conn.execute(
+            read_sql("load/lock_load_window.sql"),
+            {"lock_class": LOAD_LOCK_CLASS, "first_day": first_day, "last_day": last_day},
+        )
+        # the chunk's sort (distinct + key order) stays in memory; this transaction only
+        conn.execute("set local work_mem = '64MB'")
+        conn.execute(read_sql("load/create_event_stage.sql"))
         return self
 
     def add_events(self, events: Iterable[ServiceEvent]) -> int:
-        """COPY events into the stage; returns how many were staged."""
+        """Stream events into the stage, moving every full chunk into `service_events`.
+
+        Returns how many were staged. Events outside the window are refused: the window's
+        advisory locks are what keeps concurrent loads off each other's keys.
+        """
         conn = self._require_conn()
+        start_ms, end_ms = self.window.start_ms, self.window.end_ms
         n = 0
-        with conn.cursor() as cur, cur.copy(_COPY_STAGE) as copy:
-            copy.set_types(_STAGE_TYPES)
-            for event in events:
-                copy.write_row(
-                    (event.service_id, event.occur_time, event.event_type, event.event_info)
-                )
-                n += 1
+        iterator = iter(events)
+        while True:
+            room = self._chunk_rows - self._unflushed
+            written = 0
+            with conn.cursor() as cur, cur.copy(_COPY_STAGE) as copy:
+                copy.set_types(_STAGE_TYPES)
+                write_row = copy.write_row
+                for event in iterator:
+                    occur_time = event.occur_time
+                    if not start_ms <= occur_time < end_ms:
+                        raise ValueError(
+                            f"event of service {event.service_id} at {occur_time} is outside "
+                            f"the load's window {self.window}"
+                        )
+                    write_row((event.service_id, occur_time, event.event_type, event.event_info))
+                    written += 1
+                    if written == room:
+                        break
+            n += written
+            self._unflushed += written
+            if self._unflushed < self._chunk_rows:
+                break
+            self._flush_chunk(conn)
         self.staged += n
         return n
 
@@ -110,7 +161,7 @@ class WindowLoad:
                 "window_start_ms": self.window.start_ms,
                 "window_end_ms": self.window.end_ms,
                 "reason": r.reason,
-                "raw_json": _raw_json(r.raw),
+                "raw_json": raw_record_json(r.raw),
                 "batch_id": self.batch_id,
             }
             for r in rejected
@@ -124,24 +175,15 @@ class WindowLoad:
     def commit(self, counts: dict[str, int] | None = None) -> LoadResult:
         """Insert new keys from the stage and commit them together with the audit row."""
         conn = self._require_conn()
-        staged_distinct = _scalar(conn, read_sql("load/count_distinct_staged.sql"))
-        inserted = _scalar(
-            conn, read_sql("load/insert_new_events.sql"), {"batch_id": self.batch_id}
-        )
-        if inserted < staged_distinct:
-            collisions = conn.execute(read_sql("load/find_hash_collisions.sql")).fetchall()
-            if collisions:
-                service_id, occur_time = collisions[0][0], collisions[0][1]
-                raise HashCollisionError(
-                    f"{len(collisions)} staged event(s) share an md5 with a different stored "
-                    f"text, e.g. service {service_id} at {occur_time}"
-                )
+        if self._unflushed:
+            self._flush_chunk(conn)
+        totals = self._totals
         result = LoadResult(
             batch_id=self.batch_id,
             staged=self.staged,
-            staged_distinct=staged_distinct,
-            inserted=inserted,
-            already_present=staged_distinct - inserted,
+            staged_distinct=totals.distinct,
+            inserted=totals.inserted,
+            already_present=totals.already_present,
             quarantined=self.quarantined,
         )
         conn.execute(
@@ -152,19 +194,58 @@ class WindowLoad:
         self._finished = True
         return result
 
+    def _flush_chunk(self, conn: psycopg.Connection[Any]) -> None:
+        """Move the staged chunk into `service_events`, add its counts, empty the stage.
+
+        One pass (insert_new_events.sql) in the common case. On unique_violation (two texts with
+        one md5 in the chunk, or a writer that does not take the window locks) the pass is undone
+        to a savepoint and redone with ON CONFLICT DO NOTHING, after which the texts of the
+        skipped keys are compared. An md5 collision raises HashCollisionError.
+        """
+        params = {"batch_id": self.batch_id}
+        try:
+            with conn.transaction(savepoint_name="insert_new_events"):
+                row = conn.execute(read_sql("load/insert_new_events.sql"), params).fetchone()
+        except psycopg.errors.UniqueViolation:
+            log.warning(
+                "batch %s: unique violation; redoing the chunk with on conflict", self.batch_id
+            )
+            query = read_sql("load/insert_new_events_on_conflict.sql")
+            row = conn.execute(query, params).fetchone()
+        assert row is not None
+        distinct, repeated, present, collisions, absent, inserted = (int(v) for v in row)
+        if inserted < absent and not collisions:
+            collisions = len(conn.execute(read_sql("load/find_hash_collisions.sql")).fetchall())
+        if collisions:
+            sample = conn.execute(read_sql("load/find_hash_collisions.sql")).fetchmany(1)
+            raise HashCollisionError(
+                f"{collisions} staged event(s) share an md5 with a different stored text, "
+                + (f"e.g. service {sample[0][0]} at {sample[0][1]}" if sample else "")
+            )
+        self._totals.distinct += distinct - repeated
+        self._totals.already_present += present + (absent - inserted)
+        self._totals.inserted += inserted
+        conn.execute(read_sql("load/truncate_event_stage.sql"))
+        self._unflushed = 0
+
     def __exit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        try:
-            if self._conn is not None and not self._finished:
-                self._conn.rollback()
-        finally:
-            if self._pooled is not None:
-                self._pooled.close()
-            self._conn = None
+        conn, pooled = self._conn, self._pooled
+        self._conn = self._pooled = None
+        if conn is not None and not self._finished:
+            try:
+                conn.rollback()
+            except psycopg.Error:
+                # a lost connection (killed backend, network): the server rolled back already
+                log.warning("batch %s: rollback failed; dropping the connection", self.batch_id)
+                if pooled is not None:
+                    pooled.invalidate()
+        if pooled is not None:
+            pooled.close()
         if not self._finished:
             error = f"{exc_type.__name__}: {exc}" if exc_type else "load ended without commit"
             self._close_audit_row_failed(error)
@@ -209,7 +290,7 @@ def upsert_services(engine: Engine, services: Iterable[ServiceInfo]) -> int:
             "infer_type": s.infer_type,
             "owner": s.owner,
             "publish_at_ms": s.publish_at_ms,
-            "raw": _raw_json(s.raw),
+            "raw": raw_record_json(s.raw),
         }
         for s in services
     ]
@@ -226,9 +307,16 @@ def _scalar(conn: psycopg.Connection[Any], query: str, params: dict[str, Any] | 
     return int(row[0])
 
 
-def _raw_json(raw: Any) -> str:
-    """JSON text of a raw record (a NUL stays the six characters of its JSON escape)."""
-    return orjson.dumps(raw, default=repr).decode("utf-8")
+def raw_record_json(raw: Any) -> str:
+    """JSON text of a raw record (a NUL stays the six characters of its JSON escape).
+
+    The standard library takes over where orjson refuses: integers beyond 64 bits and lone
+    surrogates, both of which a hostile body can carry into a rejected record.
+    """
+    try:
+        return orjson.dumps(raw, default=repr).decode("utf-8")
+    except TypeError:
+        return json.dumps(raw, default=repr, ensure_ascii=True)
 
 
 def _audit_params(

@@ -1,17 +1,67 @@
--- Move staged events into service_events, skipping keys already present.
--- Sorted by key so concurrent loads of overlapping windows take row locks in one order (no deadlock).
-with inserted as (
-    insert into service_events (service_id, occur_time, event_type, event_info, load_batch_id)
-    select
+-- Move one chunk of the stage into service_events in one pass: fold in-chunk duplicates, probe
+-- the key index once per distinct event (the stored text is compared, so an md5 collision is
+-- counted, never merged), insert what is absent, and count each outcome. A stored row of this
+-- same batch (an earlier chunk) is a repeat within the load, not "already present".
+-- A plain insert: the loader holds the window's advisory locks, so no other load writes these
+-- keys; anything that still collides (two texts with one md5 in the chunk, a foreign writer)
+-- raises unique_violation and the loader retries with insert_new_events_on_conflict.sql.
+with staged as (
+    select distinct on (stage.service_id, stage.occur_time, stage.event_info_md5, stage.event_info)
         stage.service_id,
         stage.occur_time,
         stage.event_type,
         stage.event_info,
-        %(batch_id)s
+        stage.event_info_md5
     from event_stage as stage
-    order by stage.service_id, stage.occur_time, md5(stage.event_info)
-    on conflict on constraint service_events_key do nothing
+    order by
+        stage.service_id, stage.occur_time, stage.event_info_md5, stage.event_info, stage.event_type
+),
+
+probed as materialized (
+    select
+        staged.service_id,
+        staged.occur_time,
+        staged.event_type,
+        staged.event_info,
+        stored.event_info as stored_event_info,
+        stored.load_batch_id as stored_batch_id
+    from staged
+    -- a lateral probe with limit 1 stays an index lookup per staged key, whatever the table size
+    left join lateral (
+        select existing.event_info, existing.load_batch_id
+        from service_events as existing
+        where
+            existing.service_id = staged.service_id
+            and existing.occur_time = staged.occur_time
+            and existing.event_info_md5 = staged.event_info_md5
+        limit 1
+    ) as stored on true
+),
+
+inserted as (
+    insert into service_events (service_id, occur_time, event_type, event_info, load_batch_id)
+    select
+        probed.service_id,
+        probed.occur_time,
+        probed.event_type,
+        probed.event_info,
+        %(batch_id)s
+    from probed
+    where probed.stored_event_info is null
     returning 1
 )
 
-select count(*) as inserted from inserted
+select
+    count(*) as staged_distinct,
+    count(*) filter (
+        where probed.stored_event_info = probed.event_info
+        and probed.stored_batch_id = %(batch_id)s
+    ) as repeated_in_load,
+    count(*) filter (
+        where probed.stored_event_info = probed.event_info
+        and probed.stored_batch_id <> %(batch_id)s
+    ) as already_present,
+    count(*) filter (where probed.stored_event_info <> probed.event_info) as collisions,
+    count(*) filter (where probed.stored_event_info is null) as absent,
+    (select count(*) from inserted) as inserted
+from probed
