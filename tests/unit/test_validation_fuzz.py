@@ -10,8 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipelines.source.client import parse_json
-from pipelines.source.models import RejectedEvent, ServiceEvent
+from pipelines.source.auth import Secret, StaticToken
+from pipelines.source.client import HttpSettings, ModelArtsClient, parse_json
+from pipelines.source.extract import _validate_page
+from pipelines.source.models import RejectedEvent, ServiceEvent, TimeWindow
 from pipelines.source.validation import MAX_OCCUR_TIME_MS, MIN_OCCUR_TIME_MS, validate_event
 from pipelines.warehouse.loader import raw_record_json
 
@@ -73,3 +75,28 @@ def test_any_body_parses_or_raises_the_retryable_decode_error(body: bytes) -> No
 )
 def test_valid_json_that_orjson_refuses_still_parses(body: bytes) -> None:
     assert parse_json(body) is not None
+
+
+def _reference_page(raws: list[object], window: TimeWindow) -> tuple[list[object], list[object]]:
+    events, rejected = [], []
+    for raw in raws:
+        checked = validate_event("svc", raw)
+        if isinstance(checked, RejectedEvent):
+            rejected.append((checked.raw, checked.reason))
+        elif window.contains(checked.occur_time):
+            events.append(checked)
+    return events, rejected
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(plausible, values), max_size=12))
+def test_the_page_fast_path_agrees_with_the_full_check(raws: list[object]) -> None:
+    window = TimeWindow(MIN_OCCUR_TIME_MS, MAX_OCCUR_TIME_MS)
+    client = ModelArtsClient(
+        "http://127.0.0.1:9", "p", StaticToken(Secret("t")), None, HttpSettings()
+    )  # type: ignore[arg-type]
+    page = _validate_page("svc", raws, window, client)
+    events, rejected = _reference_page(raws, window)
+    assert page.events == events
+    assert [e.repaired for e in page.events] == [e.repaired for e in events]  # type: ignore[attr-defined]
+    assert [(r.raw, r.reason) for r in page.rejected] == rejected
