@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import Any
 
+import psycopg
 import pytest
 import requests
 
@@ -41,6 +42,15 @@ def expected_events(
     return {
         (e["service_id"], e["occur_time"], e["event_type"], e["event_info"]) for e in body["events"]
     }
+
+
+def stored_events(database_url: str) -> set[tuple[str, int, str, str]]:
+    """Every stored event as (service_id, occur_time, event_type, event_info)."""
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "select service_id, occur_time, event_type, event_info from service_events"
+        ).fetchall()
+    return {(r[0], r[1], r[2], r[3]) for r in rows}
 
 
 def simulator_env(info: SimulatorInfo, database_url: str) -> dict[str, str]:

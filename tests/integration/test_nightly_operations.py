@@ -19,19 +19,11 @@ from pipelines.definitions import build_definitions
 from pipelines.settings import NightlySchedule
 from pipelines.simulator.process import SimulatorInfo, running_simulator
 from pipelines.warehouse.database import create_warehouse_engine
-from tests.integration.conftest import expected_events, simulator_days, simulator_env
+from tests.integration.conftest import expected_events, simulator_days, simulator_env, stored_events
 from tests.integration.test_deployment_assets import served_truth
 from tests.integration.test_deployment_marts import assert_marts_equal_truth
 
 pytestmark = pytest.mark.integration
-
-
-def _stored(engine: Engine) -> set[tuple[str, int, str, str]]:
-    with engine.connect() as conn:
-        rows = conn.execute(
-            text("select service_id, occur_time, event_type, event_info from service_events")
-        ).all()
-    return {(r[0], r[1], r[2], r[3]) for r in rows}
 
 
 def _ms(day: str, plus_days: int = 0) -> int:
@@ -76,7 +68,9 @@ def test_two_concurrent_backfills_over_overlapping_days_end_exact_and_consistent
 
     engine = create_warehouse_engine(database_url)
     try:
-        assert _stored(engine) == expected_events(simulator, _ms(days[0]), _ms(days[-1], 1))
+        assert stored_events(database_url) == expected_events(
+            simulator, _ms(days[0]), _ms(days[-1], 1)
+        )
         assert_marts_equal_truth(engine, served_truth(simulator))
     finally:
         engine.dispose()
@@ -136,10 +130,14 @@ def test_a_late_event_reaches_its_day_and_that_days_marts_on_the_next_nightly_ru
 
     engine = create_warehouse_engine(database_url)
     try:
-        assert (service_id, late_start, "normal", "start to deploy service") not in _stored(engine)
+        assert (service_id, late_start, "normal", "start to deploy service") not in stored_events(
+            database_url
+        )
         failed_before = failed_on_day_1(engine)
         nightly(date.fromisoformat(days[-1]) + timedelta(days=1))  # next night: days 0..2 again
-        assert (service_id, late_start, "normal", "start to deploy service") in _stored(engine)
+        assert (service_id, late_start, "normal", "start to deploy service") in stored_events(
+            database_url
+        )
         assert failed_on_day_1(engine) == failed_before + 1
         with engine.connect() as conn:
             outcome, cause = conn.execute(

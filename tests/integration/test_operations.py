@@ -10,26 +10,14 @@ from typing import Any, ClassVar
 
 import pytest
 from dagster import DagsterEventType, DagsterInstance, build_run_status_sensor_context, materialize
-from sqlalchemy import create_engine, text
 
 from pipelines.assets.events import service_events, services
 from pipelines.assets.sensors import AlertWebhookResource, alert_on_run_failure
 from pipelines.definitions import build_definitions, build_resources
 from pipelines.simulator.process import SimulatorInfo
-from pipelines.warehouse.database import sqlalchemy_url
-from tests.integration.conftest import expected_events, simulator_days
+from tests.integration.conftest import expected_events, simulator_days, stored_events
 
 pytestmark = pytest.mark.integration
-
-
-def _stored(database_url: str) -> set[tuple[str, int, str, str]]:
-    engine = create_engine(sqlalchemy_url(database_url))
-    with engine.connect() as conn:
-        rows = conn.execute(
-            text("select service_id, occur_time, event_type, event_info from service_events")
-        ).all()
-    engine.dispose()
-    return {(r[0], r[1], r[2], r[3]) for r in rows}
 
 
 def test_the_nightly_job_runs_a_partition_range_in_one_run(
@@ -52,7 +40,7 @@ def test_the_nightly_job_runs_a_partition_range_in_one_run(
     expected = expected_events(
         simulator, int(start.timestamp() * 1000), int(end.timestamp() * 1000)
     )
-    assert _stored(pipeline_env["DATABASE_URL"]) == expected
+    assert stored_events(pipeline_env["DATABASE_URL"]) == expected
 
 
 class _Webhook(BaseHTTPRequestHandler):

@@ -9,28 +9,16 @@ from pathlib import Path
 
 import pytest
 from dagster import DagsterInstance, materialize
-from sqlalchemy import create_engine, text
 
 from pipelines.assets.events import service_events, services
 from pipelines.assets.partitions import daily_partitions
 from pipelines.definitions import build_definitions, build_resources
 from pipelines.simulator.process import SimulatorInfo
-from pipelines.warehouse.database import sqlalchemy_url
-from tests.integration.conftest import expected_events, simulator_days
+from tests.integration.conftest import expected_events, simulator_days, stored_events
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _stored(database_url: str) -> set[tuple[str, int, str, str]]:
-    engine = create_engine(sqlalchemy_url(database_url))
-    with engine.connect() as conn:
-        rows = conn.execute(
-            text("select service_id, occur_time, event_type, event_info from service_events")
-        ).all()
-    engine.dispose()
-    return {(r[0], r[1], r[2], r[3]) for r in rows}
 
 
 def _window_ms(day: str) -> tuple[int, int]:
@@ -85,13 +73,13 @@ def test_days_land_exactly_the_simulators_events_and_a_rerun_inserts_nothing(
     start_ms, end_ms = _window_ms(days[0])[0], _window_ms(days[-1])[1]
     expected = expected_events(simulator, start_ms, end_ms)
     assert expected, "the simulator's history should not be empty"
-    assert _stored(pipeline_env["DATABASE_URL"]) == expected
+    assert stored_events(pipeline_env["DATABASE_URL"]) == expected
     assert sum(int(m["inserted"]) for m in first) == len(expected)  # type: ignore[call-overload]
 
     second = _materialize_days(days, instance)
     assert [m["inserted"] for m in second] == [0, 0, 0]
     assert sum(int(m["already_present"]) for m in second) == len(expected)  # type: ignore[call-overload]
-    assert _stored(pipeline_env["DATABASE_URL"]) == expected
+    assert stored_events(pipeline_env["DATABASE_URL"]) == expected
 
 
 def test_each_day_holds_only_its_own_window(
@@ -100,7 +88,9 @@ def test_each_day_holds_only_its_own_window(
     day = simulator_days(simulator)[1]
     _materialize_days([day], DagsterInstance.ephemeral())
     start_ms, end_ms = _window_ms(day)
-    assert _stored(pipeline_env["DATABASE_URL"]) == expected_events(simulator, start_ms, end_ms)
+    assert stored_events(pipeline_env["DATABASE_URL"]) == expected_events(
+        simulator, start_ms, end_ms
+    )
 
 
 def test_one_partition_materializes_from_the_dagster_cli(
@@ -126,7 +116,9 @@ def test_one_partition_materializes_from_the_dagster_cli(
     )
     assert done.returncode == 0, done.stderr[-3000:]
     start_ms, end_ms = _window_ms(day)
-    assert _stored(pipeline_env["DATABASE_URL"]) == expected_events(simulator, start_ms, end_ms)
+    assert stored_events(pipeline_env["DATABASE_URL"]) == expected_events(
+        simulator, start_ms, end_ms
+    )
     assert pipeline_env["HUAWEICLOUD_PASSWORD"] not in done.stdout + done.stderr
 
 
