@@ -18,6 +18,10 @@ from pipelines.source.models import TimeWindow
 
 pytestmark = pytest.mark.integration
 
+# 2026-11-19 00:00 UTC: the one day the simulator below holds (its --end-date is exclusive), so
+# the load has 300,000 events to stream when the connection is killed
+DAY_START_MS = 1_795_046_400_000
+
 
 def test_a_connection_killed_mid_copy_fails_the_load_and_stops_the_workers(
     engine: Engine, database_url: str
@@ -52,7 +56,7 @@ def test_a_connection_killed_mid_copy_fails_the_load_and_stops_the_workers(
         # holds the load's frames, so nothing but an explicit close stops the workers.
         with pytest.raises(psycopg.OperationalError) as failure:
             load_events_window(
-                client, engine, service_ids, TimeWindow(1763510400000, 1763596800000),
+                client, engine, service_ids, TimeWindow(DAY_START_MS, DAY_START_MS + 86_400_000),
                 ExtractSettings(workers=4, max_buffered_pages=2),
             )  # fmt: skip
         killer.join()
@@ -63,3 +67,8 @@ def test_a_connection_killed_mid_copy_fails_the_load_and_stops_the_workers(
         time.sleep(0.1)
     assert not [t.name for t in threading.enumerate() if t.name.startswith("extract")]
     assert failure.value is not None
+    with psycopg.connect(database_url) as conn:
+        batches = conn.execute("select status, error from load_batches").fetchall()
+        stored = conn.execute("select count(*) from service_events").fetchone()
+    assert [status for status, _ in batches] == ["failed"]
+    assert stored == (0,)
