@@ -303,6 +303,9 @@ def main() -> None:
                 "password": info.password,
                 "domain": info.domain,
                 "region": info.region,
+                # no client-side rate limit (default 20 requests/s): dlt has none, and the
+                # simulator never throttles
+                "max_requests_per_s": 0,
             },
         }
         print(f"simulator: {info.services} services, {info.events:,} events, day {info.start_date}")

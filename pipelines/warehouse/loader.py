@@ -99,6 +99,7 @@ class WindowLoad:
         self.staged = 0
         self.quarantined = 0
         self._finished = False
+        self._fresh = False
 
     def __enter__(self) -> Self:
         self.batch_id = self._open_audit_row()
@@ -115,6 +116,10 @@ class WindowLoad:
         # the chunk's sort (distinct + key order) stays in memory; this transaction only
         conn.execute("set local work_mem = '64MB'")
         conn.execute(read_sql("load/create_event_stage.sql"))
+        # A window with no stored events (a first load) needs no probe of the key index: every
+        # staged row is new unless it repeats this load, which unique_violation reports.
+        window = {"start_ms": self.window.start_ms, "end_ms": self.window.end_ms}
+        self._fresh = not _scalar(conn, read_sql("load/window_has_events.sql"), window)
         return self
 
     def add_events(self, events: Iterable[ServiceEvent]) -> int:
@@ -197,19 +202,28 @@ class WindowLoad:
     def _flush_chunk(self, conn: psycopg.Connection[Any]) -> None:
         """Move the staged chunk into `service_events`, add its counts, empty the stage.
 
-        One pass (insert_new_events.sql) in the common case. On unique_violation (two texts with
-        one md5 in the chunk, or a writer that does not take the window locks) the pass is undone
+        One pass in the common case: a plain insert of the stage while the window held no
+        events when the load began (insert_staged_events.sql), else a probe of each distinct
+        staged key (insert_new_events.sql). On unique_violation (a repeat within the load, two
+        texts with one md5, or a writer that does not take the window locks) the pass is undone
         to a savepoint and redone with ON CONFLICT DO NOTHING, after which the texts of the
-        skipped keys are compared. An md5 collision raises HashCollisionError.
+        skipped keys are compared; later chunks of the load probe. An md5 collision raises
+        HashCollisionError.
         """
         params = {"batch_id": self.batch_id}
+        row: tuple[Any, ...] | None
         try:
             with conn.transaction(savepoint_name="insert_new_events"):
-                row = conn.execute(read_sql("load/insert_new_events.sql"), params).fetchone()
+                if self._fresh:
+                    n = conn.execute(read_sql("load/insert_staged_events.sql"), params).rowcount
+                    row = (n, 0, 0, 0, n, n)
+                else:
+                    row = conn.execute(read_sql("load/insert_new_events.sql"), params).fetchone()
         except psycopg.errors.UniqueViolation:
             log.warning(
                 "batch %s: unique violation; redoing the chunk with on conflict", self.batch_id
             )
+            self._fresh = False
             query = read_sql("load/insert_new_events_on_conflict.sql")
             row = conn.execute(query, params).fetchone()
         assert row is not None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from sqlalchemy import Engine, text
 
@@ -54,6 +56,47 @@ def test_duplicates_inside_one_load_fold_into_one_row(engine: Engine) -> None:
     events = _events(10)
     assert _load(engine, events + events[:4]) == (10, 0)
     assert len(_stored(engine)) == 10
+
+
+@pytest.mark.parametrize("chunk_rows", [7, 50_000])
+def test_a_first_load_repeating_itself_across_chunks_counts_each_key_once(
+    engine: Engine, chunk_rows: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    # An empty window takes the plain-insert path; the repeats (a later chunk's rows equal to an
+    # earlier chunk's, and repeats inside one chunk) must fall back, not fail or double.
+    events = _events(20)
+    repeated = events + events[3:9] + events[:2] + events[:2]
+    with (
+        caplog.at_level(logging.WARNING, logger="pipelines.warehouse.loader"),
+        WindowLoad(engine, WINDOW, chunk_rows=chunk_rows) as load,
+    ):
+        load.add_events(repeated)
+        result = load.commit()
+    assert "unique violation; redoing the chunk" in caplog.text
+    assert (result.staged, result.staged_distinct) == (len(repeated), 20)
+    assert (result.inserted, result.already_present) == (20, 0)
+    assert _stored(engine) == {
+        (e.service_id, e.occur_time, e.event_type, e.event_info) for e in events
+    }
+
+
+def test_a_window_next_to_stored_days_is_loaded_whole(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Rows on the days before and after (including the next window's first millisecond) do not
+    # make this window "already loaded", and rows inside it are probed, not inserted twice.
+    neighbours = [
+        ServiceEvent("svc-a", T0 - 1, "normal", "day before"),
+        ServiceEvent("svc-a", T0 + DAY, "normal", "day after"),
+    ]
+    _load(engine, neighbours[:1], TimeWindow(T0 - DAY, T0))
+    _load(engine, neighbours[1:], TimeWindow(T0 + DAY, T0 + 2 * DAY))
+    events = _events(50)
+    with caplog.at_level(logging.WARNING, logger="pipelines.warehouse.loader"):
+        assert _load(engine, events) == (50, 0)  # the plain insert: no repeat, no fallback
+        assert _load(engine, events + _events(5, start=T0 + 60_000_000)) == (5, 50)  # probed
+    assert len(_stored(engine)) == 57
+    assert "unique violation" not in caplog.text
 
 
 def test_overlapping_windows_land_the_union_once(engine: Engine) -> None:
