@@ -270,6 +270,7 @@ def main() -> None:
     parser.add_argument("--only-ours", action="store_true", help="e2e first load + rerun only")
     parser.add_argument("--chunk-rows", type=int, help="WindowLoad chunk size (default: ours)")
     parser.add_argument("--buffered-pages", type=int, help="extraction page buffer")
+    parser.add_argument("--workers", type=int, help="fetching threads (default: ours)")
     args = parser.parse_args()
     if args.child:
         print(json.dumps(CHILDREN[args.child](json.loads(args.config))))
@@ -306,7 +307,8 @@ def main() -> None:
                 # no client-side rate limit (default 20 requests/s): dlt has none, and the
                 # simulator never throttles
                 "max_requests_per_s": 0,
-            },
+            }
+            | ({"workers": args.workers} if args.workers else {}),
         }
         print(f"simulator: {info.services} services, {info.events:,} events, day {info.start_date}")
         for run in range(1, args.runs + 1):

