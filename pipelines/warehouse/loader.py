@@ -120,6 +120,8 @@ class WindowLoad:
         # staged row is new unless it repeats this load, which unique_violation reports.
         window = {"start_ms": self.window.start_ms, "end_ms": self.window.end_ms}
         self._fresh = not _scalar(conn, read_sql("load/window_has_events.sql"), window)
+        if not self._fresh:
+            conn.execute(read_sql("load/add_stage_key_hash.sql"))
         return self
 
     def add_events(self, events: Iterable[ServiceEvent]) -> int:
@@ -223,6 +225,7 @@ class WindowLoad:
                 "batch %s: unique violation; redoing the chunk with on conflict", self.batch_id
             )
             self._fresh = False
+            conn.execute(read_sql("load/add_stage_key_hash.sql"))
             query = read_sql("load/insert_new_events_on_conflict.sql")
             row = conn.execute(query, params).fetchone()
         assert row is not None

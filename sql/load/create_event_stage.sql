@@ -1,9 +1,9 @@
--- Session-local staging table that one load COPYs into before the dedup insert.
--- The key's hash is computed here, once per row while the COPY streams, and reused by every step.
+-- Session-local staging table that one load COPYs into before the insert into service_events.
+-- A first load of a window inserts it as it is, and service_events computes each row's key hash
+-- once. A load that probes stored keys adds the hash here first (add_stage_key_hash.sql).
 create temporary table if not exists event_stage (
     service_id text not null,
     occur_time bigint not null,
     event_type text not null,
-    event_info text not null,
-    event_info_md5 uuid not null generated always as (md5(event_info)::uuid) stored
+    event_info text not null
 ) on commit drop

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from pipelines.source.models import RejectedEvent, ServiceEvent, TimeWindow
-from pipelines.warehouse.loader import WindowLoad
+from pipelines.warehouse.loader import HashCollisionError, WindowLoad
 
 pytestmark = pytest.mark.integration
 
@@ -97,6 +97,37 @@ def test_a_window_next_to_stored_days_is_loaded_whole(
         assert _load(engine, events + _events(5, start=T0 + 60_000_000)) == (5, 50)  # probed
     assert len(_stored(engine)) == 57
     assert "unique violation" not in caplog.text
+
+
+# Two printable texts with one md5 (Marc Stevens' single-block collision).
+COLLIDING = (
+    "TEXTCOLLBYfGiJUETHQ4hAcKSMd5zYpgqf1YRDhkmxHkhPWptrkoyz28wnI9V0aHeAuaKnak",
+    "TEXTCOLLBYfGiJUETHQ4hEcKSMd5zYpgqf1YRDhkmxHkhPWptrkoyz28wnI9V0aHeAuaKnak",
+)
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 50_000])
+def test_an_md5_collision_in_one_load_fails_it_instead_of_merging(
+    engine: Engine, chunk_rows: int
+) -> None:
+    a, b = (ServiceEvent("svc", T0, "normal", text_) for text_ in COLLIDING)
+    with (
+        pytest.raises(HashCollisionError),
+        WindowLoad(engine, WINDOW, chunk_rows=chunk_rows) as load,
+    ):
+        load.add_events([a, b])
+        load.commit()
+    assert _stored(engine) == set()
+    with engine.connect() as conn:
+        assert conn.execute(text("select status from load_batches")).scalar_one() == "failed"
+
+
+def test_an_md5_collision_with_a_stored_event_fails_the_load(engine: Engine) -> None:
+    a, b = (ServiceEvent("svc", T0, "normal", text_) for text_ in COLLIDING)
+    assert _load(engine, [a]) == (1, 0)
+    with pytest.raises(HashCollisionError):
+        _load(engine, [b])
+    assert _stored(engine) == {("svc", T0, "normal", COLLIDING[0])}
 
 
 def test_overlapping_windows_land_the_union_once(engine: Engine) -> None:
