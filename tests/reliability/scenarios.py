@@ -116,7 +116,9 @@ def kill_and_recover(
                 break
             time.sleep(0.02)
     else:
-        time.sleep(rng.uniform(0.5, 8.0))
+        # a run of the two days takes ~7 s here (process and Dagster start included): kill
+        # within its first 5 s, or the fault may come after the run ended
+        time.sleep(rng.uniform(0.5, 5.0))
     if victim.poll() is None:
         victim.send_signal(signal.SIGKILL)
         tally.faults_injected += 1
