@@ -22,7 +22,7 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
-from pipelines.assets.partitions import PARTITIONS_START_DATE, daily_partitions
+from pipelines.assets.partitions import PARTITIONS_START_DATE
 from pipelines.settings import NightlySchedule
 
 # Steps are idempotent (each day loads in its own transaction), so a retry is always safe.
@@ -32,8 +32,9 @@ STEP_RETRY = RetryPolicy(
 
 nightly_job = define_asset_job(
     name="nightly",
+    # partitioned by the selected assets' daily_partitions (dagster infers it; the parameter
+    # is deprecated)
     selection=AssetSelection.assets("service_events").downstream(),
-    partitions_def=daily_partitions,
     op_retry_policy=STEP_RETRY,
     description="service_events and its downstream marts for a range of UTC days.",
 )
