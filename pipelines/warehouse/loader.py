@@ -113,7 +113,7 @@ class WindowLoad:
             read_sql("load/lock_load_window.sql"),
             {"lock_class": LOAD_LOCK_CLASS, "first_day": first_day, "last_day": last_day},
         )
-        # the chunk's sort (distinct + key order) stays in memory; this transaction only
+        # the probing pass's sort (distinct + key order) stays in memory; this transaction only
         conn.execute("set local work_mem = '64MB'")
         conn.execute(read_sql("load/create_event_stage.sql"))
         # A window with no stored events (a first load) needs no probe of the key index: every
