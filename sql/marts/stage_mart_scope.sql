@@ -27,7 +27,12 @@ before_day as (
             and (
                 events.event_info = 'start to deploy service'
                 or events.event_info = 'service is running'
-                or events.event_info ~ '^(deploy service failed: |model \(.*\) build image failed: |\[.*\] (prepare environment|schedule resource|pull image|start model) failed: )'
+                or events.event_info like 'deploy service failed: %%'
+                or events.event_info like 'model (%%) build image failed: %%'
+                or events.event_info like '[%%] prepare environment failed: %%'
+                or events.event_info like '[%%] schedule resource failed: %%'
+                or events.event_info like '[%%] pull image failed: %%'
+                or events.event_info like '[%%] start model failed: %%'
             )
         -- in one millisecond a terminal event closes the previous attempt before a start opens one
         order by events.occur_time desc, is_start desc
@@ -52,7 +57,12 @@ before_day_end as (
             and (
                 events.event_info = 'start to deploy service'
                 or events.event_info = 'service is running'
-                or events.event_info ~ '^(deploy service failed: |model \(.*\) build image failed: |\[.*\] (prepare environment|schedule resource|pull image|start model) failed: )'
+                or events.event_info like 'deploy service failed: %%'
+                or events.event_info like 'model (%%) build image failed: %%'
+                or events.event_info like '[%%] prepare environment failed: %%'
+                or events.event_info like '[%%] schedule resource failed: %%'
+                or events.event_info like '[%%] pull image failed: %%'
+                or events.event_info like '[%%] start model failed: %%'
             )
         order by events.occur_time desc, is_start desc
         limit 1
@@ -73,7 +83,12 @@ after_day as (
             and (
                 events.event_info = 'start to deploy service'
                 or events.event_info = 'service is running'
-                or events.event_info ~ '^(deploy service failed: |model \(.*\) build image failed: |\[.*\] (prepare environment|schedule resource|pull image|start model) failed: )'
+                or events.event_info like 'deploy service failed: %%'
+                or events.event_info like 'model (%%) build image failed: %%'
+                or events.event_info like '[%%] prepare environment failed: %%'
+                or events.event_info like '[%%] schedule resource failed: %%'
+                or events.event_info like '[%%] pull image failed: %%'
+                or events.event_info like '[%%] start model failed: %%'
             )
         order by events.occur_time
         limit 1
