@@ -1,14 +1,19 @@
-"""Load one window of events: COPY into a stage, insert new keys, commit with the audit row."""
+"""Load one window of events exactly once: COPY them in, commit with the audit row.
+
+A first load of a window COPYs straight into service_events; a load of a window that holds
+events COPYs into a stage and inserts the keys not yet stored (see `WindowLoad._flush_chunk`).
+"""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import islice
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, NamedTuple, Self
 
 import orjson
 import psycopg
@@ -19,16 +24,24 @@ from pipelines.warehouse.sql_files import read_sql
 
 log = logging.getLogger(__name__)
 
-_COPY_STAGE = (
-    "copy event_stage (service_id, occur_time, event_type, event_info) from stdin (format binary)"
-)
-_STAGE_TYPES = ["text", "int8", "text", "text"]
+_COLUMNS = "(service_id, occur_time, event_type, event_info, load_batch_id)"
+_COPY_STAGE = f"copy event_stage {_COLUMNS} from stdin"
+_COPY_EVENTS = f"copy service_events {_COLUMNS} from stdin"
+# COPY text format: these four characters inside a value are written as escapes
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 DAY_MS = 86_400_000
 # First key of the two-int advisory locks that serialize loads of the same UTC day ("ME" 0x4d45).
 LOAD_LOCK_CLASS = 0x4D45
 # Rows per chunk: big enough for set-based inserts, small enough that the pages fetched while a
 # chunk is inserted stay a few tens of MB (see ingest.py) and the chunk's sort fits in work_mem.
 DEFAULT_CHUNK_ROWS = 50_000
+
+
+class EncodedEvents(NamedTuple):
+    """Events as rows of COPY text (UTF-8), ready to send: see `WindowLoad.encode_events`."""
+
+    data: bytes
+    rows: int
 
 
 class HashCollisionError(RuntimeError):
@@ -69,10 +82,11 @@ class WindowLoad:
 
     The audit row in `load_batches` is committed first (status running) on its own connection.
     Then one transaction takes the advisory locks of the window's UTC days (loads of overlapping
-    windows run one after the other; others in parallel), and events stream by COPY into a
-    session-local stage that is moved into `service_events` every `chunk_rows` rows, so Postgres
-    inserts one chunk while the next is fetched. Everything commits together with the audit
-    row's final counts; a failure rolls the events back and marks the audit row failed.
+    windows run one after the other; others in parallel), and events are moved into
+    `service_events` every `chunk_rows` rows: COPYed straight in while the window held no events
+    when the load began, else COPYed into a session-local stage and inserted where absent (see
+    `_flush_chunk`). Everything commits together with the audit row's final counts; a failure
+    rolls the events back and marks the audit row failed.
     """
 
     def __init__(
@@ -89,7 +103,9 @@ class WindowLoad:
         self._engine = engine
         self._chunk_rows = chunk_rows
         self._totals = _ChunkTotals()
-        self._unflushed = 0
+        # encoded events taken but not yet moved into service_events, and how many
+        self._chunk: list[bytes] = []
+        self._chunk_len = 0
         self.window = window
         self._run_id = run_id
         self._partition_key = partition_key
@@ -115,47 +131,63 @@ class WindowLoad:
         )
         # the probing pass's sort (distinct + key order) stays in memory; this transaction only
         conn.execute("set local work_mem = '64MB'")
+        # encode_events writes UTF-8, whatever the server's default client encoding
+        conn.execute("set local client_encoding = 'UTF8'")
         conn.execute(read_sql("load/create_event_stage.sql"))
         # A window with no stored events (a first load) needs no probe of the key index: every
-        # staged row is new unless it repeats this load, which unique_violation reports.
+        # row is new unless it repeats this load, which unique_violation reports.
         window = {"start_ms": self.window.start_ms, "end_ms": self.window.end_ms}
         self._fresh = not _scalar(conn, read_sql("load/window_has_events.sql"), window)
         if not self._fresh:
             conn.execute(read_sql("load/add_stage_key_hash.sql"))
         return self
 
-    def add_events(self, events: Iterable[ServiceEvent]) -> int:
-        """Stream events into the stage, moving every full chunk into `service_events`.
+    def encode_events(self, events: Sequence[ServiceEvent]) -> EncodedEvents:
+        """The events as this load's COPY rows, for `add_encoded`.
 
-        Returns how many were staged. Events outside the window are refused: the window's
-        advisory locks are what keeps concurrent loads off each other's keys.
+        Safe to call from any thread, so the extraction workers encode their pages while this
+        load's connection is busy with Postgres. Events outside the window are refused: the
+        window's advisory locks are what keeps concurrent loads off each other's keys.
         """
-        conn = self._require_conn()
         start_ms, end_ms = self.window.start_ms, self.window.end_ms
-        n = 0
+        end = f"\t{self.batch_id}\n"
+        lines: list[str] = []
+        append = lines.append
+        for service_id, occur_time, event_type, event_info, _ in events:
+            if not start_ms <= occur_time < end_ms:
+                raise ValueError(
+                    f"event of service {service_id} at {occur_time} is outside "
+                    f"the load's window {self.window}"
+                )
+            append(f"{service_id}\t{occur_time}\t{event_type}\t{event_info}{end}")
+        text = "".join(lines)
+        # A tab, newline, CR or backslash inside a value shows as extra separators or a
+        # backslash: only then are the values escaped one by one.
+        n = len(lines)
+        if text.count("\t") != 4 * n or text.count("\n") != n or "\\" in text or "\r" in text:
+            text = "".join(
+                f"{service_id.translate(_COPY_ESCAPES)}\t{occur_time}\t"
+                f"{event_type.translate(_COPY_ESCAPES)}\t{event_info.translate(_COPY_ESCAPES)}{end}"
+                for service_id, occur_time, event_type, event_info, _ in events
+            )
+        return EncodedEvents(text.encode("utf-8"), n)
+
+    def add_encoded(self, encoded: EncodedEvents) -> int:
+        """Take encoded events into the current chunk; a full chunk moves into `service_events`."""
+        self._require_conn()
+        self._chunk.append(encoded.data)
+        self._chunk_len += encoded.rows
+        self.staged += encoded.rows
+        if self._chunk_len >= self._chunk_rows:
+            self._flush_chunk()
+        return encoded.rows
+
+    def add_events(self, events: Iterable[ServiceEvent]) -> int:
+        """Encode and take events (see `encode_events`); returns how many."""
         iterator = iter(events)
-        while True:
-            room = self._chunk_rows - self._unflushed
-            written = 0
-            with conn.cursor() as cur, cur.copy(_COPY_STAGE) as copy:
-                copy.set_types(_STAGE_TYPES)
-                write_row = copy.write_row
-                for service_id, occur_time, event_type, event_info, _ in iterator:
-                    if not start_ms <= occur_time < end_ms:
-                        raise ValueError(
-                            f"event of service {service_id} at {occur_time} is outside "
-                            f"the load's window {self.window}"
-                        )
-                    write_row((service_id, occur_time, event_type, event_info))
-                    written += 1
-                    if written == room:
-                        break
-            n += written
-            self._unflushed += written
-            if self._unflushed < self._chunk_rows:
-                break
-            self._flush_chunk(conn)
-        self.staged += n
+        n = 0
+        while part := list(islice(iterator, min(self._chunk_rows, 10_000))):
+            n += self.add_encoded(self.encode_events(part))
         return n
 
     def add_rejected(self, rejected: Iterable[RejectedEvent]) -> int:
@@ -181,8 +213,8 @@ class WindowLoad:
     def commit(self, counts: dict[str, int] | None = None) -> LoadResult:
         """Insert new keys from the stage and commit them together with the audit row."""
         conn = self._require_conn()
-        if self._unflushed:
-            self._flush_chunk(conn)
+        if self._chunk_len:
+            self._flush_chunk()
         totals = self._totals
         result = LoadResult(
             batch_id=self.batch_id,
@@ -200,32 +232,48 @@ class WindowLoad:
         self._finished = True
         return result
 
-    def _flush_chunk(self, conn: psycopg.Connection[Any]) -> None:
-        """Move the staged chunk into `service_events`, add its counts, empty the stage.
+    def _flush_chunk(self) -> None:
+        """Move the chunk into `service_events`, add its counts, start the next chunk.
 
-        One pass in the common case: a plain insert of the stage while the window held no
-        events when the load began (insert_staged_events.sql), else a probe of each distinct
-        staged key (insert_new_events.sql). On unique_violation (a repeat within the load, two
-        texts with one md5, or a writer that does not take the window locks) the pass is undone
-        to a savepoint and redone with ON CONFLICT DO NOTHING, after which the texts of the
-        skipped keys are compared; later chunks of the load probe. An md5 collision raises
+        While the window held no events when the load began, the chunk is COPYed straight into
+        `service_events`: every row is new unless it repeats this same load. A repeat (or two
+        texts with one md5) raises unique_violation, which undoes the COPY to a savepoint; that
+        chunk and the later ones then take the probing path: COPY into the stage, then one pass
+        that folds repeats, probes the key index per distinct event, compares texts and inserts
+        what is absent (insert_new_events.sql). If that pass meets a unique_violation too (two
+        texts with one md5, or a writer that does not take the window locks), it is redone with
+        ON CONFLICT DO NOTHING and the skipped keys' texts are compared. An md5 collision raises
         HashCollisionError.
         """
+        conn = self._require_conn()
+        chunk, rows = self._chunk, self._chunk_len
+        self._chunk, self._chunk_len = [], 0
+        if self._fresh:
+            try:
+                with conn.transaction(savepoint_name="copy_new_events"):
+                    _copy_blocks(conn, _COPY_EVENTS, chunk)
+            except psycopg.errors.UniqueViolation:
+                log.warning(
+                    "batch %s: unique violation in a first load; probing from this chunk on",
+                    self.batch_id,
+                )
+                self._fresh = False
+                conn.execute(read_sql("load/add_stage_key_hash.sql"))
+            else:
+                self._totals.distinct += rows
+                self._totals.inserted += rows
+                return
+        _copy_blocks(conn, _COPY_STAGE, chunk)
+        del chunk
         params = {"batch_id": self.batch_id}
         row: tuple[Any, ...] | None
         try:
             with conn.transaction(savepoint_name="insert_new_events"):
-                if self._fresh:
-                    n = conn.execute(read_sql("load/insert_staged_events.sql"), params).rowcount
-                    row = (n, 0, 0, 0, n, n)
-                else:
-                    row = conn.execute(read_sql("load/insert_new_events.sql"), params).fetchone()
+                row = conn.execute(read_sql("load/insert_new_events.sql"), params).fetchone()
         except psycopg.errors.UniqueViolation:
             log.warning(
                 "batch %s: unique violation; redoing the chunk with on conflict", self.batch_id
             )
-            self._fresh = False
-            conn.execute(read_sql("load/add_stage_key_hash.sql"))
             query = read_sql("load/insert_new_events_on_conflict.sql")
             row = conn.execute(query, params).fetchone()
         assert row is not None
@@ -242,7 +290,6 @@ class WindowLoad:
         self._totals.already_present += present + (absent - inserted)
         self._totals.inserted += inserted
         conn.execute(read_sql("load/truncate_event_stage.sql"))
-        self._unflushed = 0
 
     def __exit__(
         self,
@@ -315,6 +362,12 @@ def upsert_services(engine: Engine, services: Iterable[ServiceInfo]) -> int:
     with _raw_connection(engine) as conn, conn.transaction(), conn.cursor() as cur:
         cur.executemany(read_sql("load/upsert_services.sql"), params)
     return len(params)
+
+
+def _copy_blocks(conn: psycopg.Connection[Any], statement: str, blocks: list[bytes]) -> None:
+    with conn.cursor() as cur, cur.copy(statement) as copy:
+        for block in blocks:
+            copy.write(block)
 
 
 def _scalar(conn: psycopg.Connection[Any], query: str, params: dict[str, Any] | None = None) -> int:

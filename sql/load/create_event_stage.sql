@@ -1,9 +1,10 @@
--- Session-local staging table that one load COPYs into before the insert into service_events.
--- A first load of a window inserts it as it is, and service_events computes each row's key hash
--- once. A load that probes stored keys adds the hash here first (add_stage_key_hash.sql).
+-- Session-local staging table that a load COPYs into before the insert into service_events, when
+-- the window already holds events (a first load COPYs straight into service_events). The probing
+-- passes add the key hash here first (add_stage_key_hash.sql).
 create temporary table if not exists event_stage (
     service_id text not null,
     occur_time bigint not null,
     event_type text not null,
-    event_info text not null
+    event_info text not null,
+    load_batch_id bigint not null  -- the rows are COPYed as they would go into service_events
 ) on commit drop
