@@ -267,15 +267,15 @@ class WindowLoad:
         del chunk
         params = {"batch_id": self.batch_id}
         row: tuple[Any, ...] | None
+        query = read_sql("load/insert_new_events.sql")
         try:
             with conn.transaction(savepoint_name="insert_new_events"):
-                row = conn.execute(read_sql("load/insert_new_events.sql"), params).fetchone()
+                row = conn.execute(query, params).fetchone()
         except psycopg.errors.UniqueViolation:
             log.warning(
                 "batch %s: unique violation; redoing the chunk with on conflict", self.batch_id
             )
-            query = read_sql("load/insert_new_events_on_conflict.sql")
-            row = conn.execute(query, params).fetchone()
+            row = conn.execute(_on_conflict_do_nothing(query), params).fetchone()
         assert row is not None
         distinct, repeated, present, collisions, absent, inserted = (int(v) for v in row)
         if inserted < absent and not collisions:
@@ -362,6 +362,15 @@ def upsert_services(engine: Engine, services: Iterable[ServiceInfo]) -> int:
     with _raw_connection(engine) as conn, conn.transaction(), conn.cursor() as cur:
         cur.executemany(read_sql("load/upsert_services.sql"), params)
     return len(params)
+
+
+def _on_conflict_do_nothing(query: str) -> str:
+    """insert_new_events.sql with its insert skipping keys that are already stored."""
+    returning = "\n    returning 1\n"
+    assert query.count(returning) == 1
+    return query.replace(
+        returning, "\n    on conflict on constraint service_events_key do nothing" + returning
+    )
 
 
 def _copy_blocks(conn: psycopg.Connection[Any], statement: str, blocks: list[bytes]) -> None:
