@@ -42,6 +42,8 @@ class EncodedEvents(NamedTuple):
 
     data: bytes
     rows: int
+    # (service_id, occur_time) of the first event: chunks are sent in this order
+    first_key: tuple[str, int] = ("", 0)
 
 
 class HashCollisionError(RuntimeError):
@@ -104,7 +106,7 @@ class WindowLoad:
         self._chunk_rows = chunk_rows
         self._totals = _ChunkTotals()
         # encoded events taken but not yet moved into service_events, and how many
-        self._chunk: list[bytes] = []
+        self._chunk: list[EncodedEvents] = []
         self._chunk_len = 0
         self.window = window
         self._run_id = run_id
@@ -138,8 +140,6 @@ class WindowLoad:
         # row is new unless it repeats this load, which unique_violation reports.
         window = {"start_ms": self.window.start_ms, "end_ms": self.window.end_ms}
         self._fresh = not _scalar(conn, read_sql("load/window_has_events.sql"), window)
-        if not self._fresh:
-            conn.execute(read_sql("load/add_stage_key_hash.sql"))
         return self
 
     def encode_events(self, events: Sequence[ServiceEvent]) -> EncodedEvents:
@@ -170,12 +170,13 @@ class WindowLoad:
                 f"{event_type.translate(_COPY_ESCAPES)}\t{event_info.translate(_COPY_ESCAPES)}{end}"
                 for service_id, occur_time, event_type, event_info, _ in events
             )
-        return EncodedEvents(text.encode("utf-8"), n)
+        first_key = (events[0][0], events[0][1]) if n else ("", 0)
+        return EncodedEvents(text.encode("utf-8"), n, first_key)
 
     def add_encoded(self, encoded: EncodedEvents) -> int:
         """Take encoded events into the current chunk; a full chunk moves into `service_events`."""
         self._require_conn()
-        self._chunk.append(encoded.data)
+        self._chunk.append(encoded)
         self._chunk_len += encoded.rows
         self.staged += encoded.rows
         if self._chunk_len >= self._chunk_rows:
@@ -246,7 +247,10 @@ class WindowLoad:
         HashCollisionError.
         """
         conn = self._require_conn()
-        chunk, rows = self._chunk, self._chunk_len
+        # in key order, as pages of one service come in time order: the probing pass's sort of
+        # the stage then finds its input nearly sorted
+        chunk = [encoded.data for encoded in sorted(self._chunk, key=lambda e: e.first_key)]
+        rows = self._chunk_len
         self._chunk, self._chunk_len = [], 0
         if self._fresh:
             try:
@@ -258,7 +262,6 @@ class WindowLoad:
                     self.batch_id,
                 )
                 self._fresh = False
-                conn.execute(read_sql("load/add_stage_key_hash.sql"))
             else:
                 self._totals.distinct += rows
                 self._totals.inserted += rows

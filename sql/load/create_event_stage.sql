@@ -1,6 +1,7 @@
 -- Session-local staging table that a load COPYs into before the insert into service_events, when
--- the window already holds events (a first load COPYs straight into service_events). The probing
--- passes add the key hash here first (add_stage_key_hash.sql).
+-- the window already holds events (a first load COPYs straight into service_events). The key hash
+-- is computed by the pass that reads it (insert_new_events.sql), not while the COPY streams: the
+-- loading thread then spends less time feeding the COPY.
 create temporary table if not exists event_stage (
     service_id text not null,
     occur_time bigint not null,

@@ -9,5 +9,5 @@ inner join service_events as stored
     on
         stored.service_id = stage.service_id
         and stored.occur_time = stage.occur_time
-        and stored.event_info_md5 = stage.event_info_md5
+        and stored.event_info_md5 = md5(stage.event_info)::uuid
 where stored.event_info <> stage.event_info

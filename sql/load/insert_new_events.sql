@@ -9,16 +9,30 @@
 -- keys; anything that still collides (two texts with one md5 in the chunk, a foreign writer)
 -- raises unique_violation and the loader reruns this pass with ON CONFLICT DO NOTHING added
 -- (loader.py), then compares the skipped keys' texts (find_hash_collisions.sql).
-with staged as (
-    select distinct on (stage.service_id, stage.occur_time, stage.event_info_md5, stage.event_info)
+with hashed as (
+    select
         stage.service_id,
         stage.occur_time,
         stage.event_type,
         stage.event_info,
-        stage.event_info_md5
+        md5(stage.event_info)::uuid as event_info_md5
     from event_stage as stage
+),
+
+staged as (
+    select distinct on (hashed.service_id, hashed.occur_time, hashed.event_info_md5, hashed.event_info)
+        hashed.service_id,
+        hashed.occur_time,
+        hashed.event_type,
+        hashed.event_info,
+        hashed.event_info_md5
+    from hashed
     order by
-        stage.service_id, stage.occur_time, stage.event_info_md5, stage.event_info, stage.event_type
+        hashed.service_id,
+        hashed.occur_time,
+        hashed.event_info_md5,
+        hashed.event_info,
+        hashed.event_type
 ),
 
 chunk as materialized (
