@@ -10,8 +10,9 @@ one in a temporary folder, or the server of $DATABASE_URL) and one simulator sub
 - index-bound COPY limit: the same rows COPYed (binary, bytes already in memory) into an empty
   table created `like service_events including all` (same columns, generated columns, indexes);
   the unindexed COPY is printed as the raw limit.
-- load stage alone: WindowLoad (stage COPY + chunked dedup insert + commit) fed the same rows from
-  memory into an empty warehouse, as a share of the index-bound limit's rows/s.
+- load stage alone: WindowLoad fed the same rows from memory into an empty warehouse (encoding
+  them as COPY text in the same thread, COPY into service_events per chunk, commit), as a share of
+  the index-bound limit's rows/s.
 - dlt 1.31 (`dlt[postgres]`, rest_api source, page-index paging, merge on
   (service_id, occur_time, event_info)), installed into bench/.venv-dlt on first use.
 
