@@ -65,6 +65,7 @@ def child_ours(config: dict[str, Any]) -> dict[str, Any]:
     from pipelines.warehouse.database import create_warehouse_engine
     from pipelines.warehouse.loader import DEFAULT_CHUNK_ROWS, upsert_services
 
+    timeline = _install_timeline() if config.get("timeline") else None
     modelarts = ModelArtsResource(**config["modelarts"])
     settings = modelarts.extract_settings()
     if config.get("buffered_pages"):
@@ -93,7 +94,42 @@ def child_ours(config: dict[str, Any]) -> dict[str, Any]:
         "already_present": report.load.already_present,
         "peak_rss_mb": _peak_rss_mb(),
         "cpu_seconds": _cpu_seconds(),
-    }
+    } | (timeline or {})
+
+
+def _install_timeline() -> dict[str, float]:
+    """Time the loader's steps in this process (the --timeline option): seconds the loading
+    thread spent sending COPY data and in whole chunk moves, and the Postgres backend's CPU
+    seconds and run-queue wait (Linux /proc) read just before the commit."""
+    from pipelines.warehouse import loader
+
+    figures = {"copy_seconds": 0.0, "chunk_seconds": 0.0}
+
+    def timed(function: Callable[..., Any], key: str) -> Callable[..., Any]:
+        def wrapper(*args: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return function(*args)
+            finally:
+                figures[key] += time.perf_counter() - started
+
+        return wrapper
+
+    loader._copy_blocks = timed(loader._copy_blocks, "copy_seconds")
+    flush = loader.WindowLoad._flush_chunk
+    loader.WindowLoad._flush_chunk = timed(flush, "chunk_seconds")  # type: ignore[method-assign]
+    commit = loader.WindowLoad.commit
+
+    def commit_reading_backend(load: Any, *args: Any) -> Any:
+        pid = load._conn.info.backend_pid
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        figures["pg_cpu_seconds"] = (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+        schedstat = Path(f"/proc/{pid}/schedstat").read_text().split()
+        figures["pg_runqueue_seconds"] = int(schedstat[1]) / 1e9
+        return commit(load, *args)
+
+    loader.WindowLoad.commit = commit_reading_backend  # type: ignore[method-assign,assignment]
+    return figures
 
 
 def _cpu_seconds() -> float:
@@ -272,6 +308,11 @@ def main() -> None:
     parser.add_argument("--chunk-rows", type=int, help="WindowLoad chunk size (default: ours)")
     parser.add_argument("--buffered-pages", type=int, help="extraction page buffer")
     parser.add_argument("--workers", type=int, help="fetching threads (default: ours)")
+    parser.add_argument(
+        "--timeline",
+        action="store_true",
+        help="also print where our loads spend their time (COPY, chunk moves, Postgres CPU)",
+    )
     args = parser.parse_args()
     if args.child:
         print(json.dumps(CHILDREN[args.child](json.loads(args.config))))
@@ -317,6 +358,7 @@ def main() -> None:
             with fresh_database(admin_url) as ours_db:
                 config = {**base, "database_url": ours_db, "services": services}
                 config |= {"chunk_rows": args.chunk_rows, "buffered_pages": args.buffered_pages}
+                config |= {"timeline": args.timeline}
                 record("ours_first", _ours("ours", config))
                 record("ours_rerun", _ours("ours", config))
                 if args.only_ours:

@@ -42,8 +42,8 @@ class EncodedEvents(NamedTuple):
 
     data: bytes
     rows: int
-    # (service_id, occur_time) of the first event: chunks are sent in this order
-    first_key: tuple[str, int] = ("", 0)
+    # (service_id, occur_time) of the first event: a chunk's blocks are sent in this order
+    first_key: tuple[str, int]
 
 
 class HashCollisionError(RuntimeError):
@@ -212,7 +212,7 @@ class WindowLoad:
         return len(params)
 
     def commit(self, counts: dict[str, int] | None = None) -> LoadResult:
-        """Insert new keys from the stage and commit them together with the audit row."""
+        """Move the last chunk into `service_events` and commit with the audit row's counts."""
         conn = self._require_conn()
         if self._chunk_len:
             self._flush_chunk()
@@ -240,11 +240,11 @@ class WindowLoad:
         `service_events`: every row is new unless it repeats this same load. A repeat (or two
         texts with one md5) raises unique_violation, which undoes the COPY to a savepoint; that
         chunk and the later ones then take the probing path: COPY into the stage, then one pass
-        that folds repeats, probes the key index per distinct event, compares texts and inserts
-        what is absent (insert_new_events.sql). If that pass meets a unique_violation too (two
-        texts with one md5, or a writer that does not take the window locks), it is redone with
-        ON CONFLICT DO NOTHING and the skipped keys' texts are compared. An md5 collision raises
-        HashCollisionError.
+        that folds repeats, merges the stage with the stored rows of its services, compares
+        texts and inserts what is absent (insert_new_events.sql). If that pass meets a
+        unique_violation too (two texts with one md5, or a writer that does not take the window
+        locks), it is redone with ON CONFLICT DO NOTHING and the skipped keys' texts are
+        compared. An md5 collision raises HashCollisionError.
         """
         conn = self._require_conn()
         # in key order, as pages of one service come in time order: the probing pass's sort of
