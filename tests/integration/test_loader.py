@@ -84,7 +84,7 @@ def test_a_window_next_to_stored_days_is_loaded_whole(
     engine: Engine, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Rows on the days before and after (including the next window's first millisecond) do not
-    # make this window "already loaded", and rows inside it are probed, not inserted twice.
+    # make this window "already loaded", and rows inside it are matched, not inserted twice.
     neighbours = [
         ServiceEvent("svc-a", T0 - 1, "normal", "day before"),
         ServiceEvent("svc-a", T0 + DAY, "normal", "day after"),
@@ -93,8 +93,8 @@ def test_a_window_next_to_stored_days_is_loaded_whole(
     _load(engine, neighbours[1:], TimeWindow(T0 + DAY, T0 + 2 * DAY))
     events = _events(50)
     with caplog.at_level(logging.WARNING, logger="pipelines.warehouse.loader"):
-        assert _load(engine, events) == (50, 0)  # the plain insert: no repeat, no fallback
-        assert _load(engine, events + _events(5, start=T0 + 60_000_000)) == (5, 50)  # probed
+        assert _load(engine, events) == (50, 0)  # the direct COPY: no repeat, no fallback
+        assert _load(engine, events + _events(5, start=T0 + 60_000_000)) == (5, 50)  # merged
     assert len(_stored(engine)) == 57
     assert "unique violation" not in caplog.text
 
