@@ -1,7 +1,9 @@
 """`modelarts-etl`: run the main job, or open the Dagster UI, on real services or embedded ones.
 
 With no MODELARTS_ENDPOINT the local simulator is started; with no DATABASE_URL the embedded
-Postgres in PIPELINES_DATA_DIR (default ./.data) is used.
+Postgres in PIPELINES_DATA_DIR (default ./.data) is used, unless DAGSTER_PG_URL says this is a
+deployment (then both must be set). An operator mistake or an unreachable service ends the
+command with one line on stderr and a non-zero exit; --debug shows the traceback.
 """
 
 from __future__ import annotations
@@ -11,14 +13,17 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
+from urllib.parse import urlsplit
 
 from pipelines import settings
 
@@ -31,52 +36,106 @@ if TYPE_CHECKING:
 log = logging.getLogger("modelarts-etl")
 
 
+class CliError(Exception):
+    """An operator mistake (exit 2) or an unreachable service (exit 1): one line on stderr."""
+
+    def __init__(self, message: str, code: int = 2):
+        super().__init__(message)
+        self.code = code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
     # SIGTERM unwinds like Ctrl+C, so the simulator and embedded Postgres are stopped too.
     signal.signal(signal.SIGTERM, _raise_interrupt)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:  # INFO records meant for _DayProgress only
+        handler.setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", module="dagster")
     warnings.filterwarnings("ignore", category=UserWarning)
-    if args.command == "run":
-        return _run(args)
-    if args.command == "dev":
-        return _dev(args)
-    if args.command == "status":
-        return _status(args)
-    if args.command in ("backfill", "rerun"):
-        return _backfill(args)
-    if args.command == "verify":
-        return _verify(args)
-    if args.command == "migrate":
-        return _migrate(args)
-    parser.print_help()
-    return 2
+    try:
+        # Everything an operator can get wrong is checked before anything starts.
+        settings.validate()
+        _check_days(args)
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print(f"modelarts-etl {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        code = exc.code if isinstance(exc, CliError) else 2 if _is_config(exc) else 1
+        hint = "" if isinstance(exc, CliError | settings.ConfigError) else " (--debug: traceback)"
+        print(f"modelarts-etl {args.command}: error: {_one_line(exc)}{hint}", file=sys.stderr)
+        return code
+
+
+def _is_config(exc: BaseException) -> bool:
+    """A ConfigError, also when Dagster wrapped it (a resource failing to start)."""
+    while exc is not None:
+        if isinstance(exc, settings.ConfigError):
+            return True
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return False
+
+
+def _one_line(exc: BaseException) -> str:
+    """The innermost meaningful message of `exc` on one line, with no secret in it."""
+    inner: BaseException = exc
+    while isinstance(inner, settings.ConfigError) is False and inner.__cause__ is not None:
+        inner = inner.__cause__
+    text = str(inner) or type(inner).__name__
+    if not isinstance(inner, CliError | settings.ConfigError):
+        text = f"{type(inner).__name__}: {text}"
+    for var in (settings.IAM_PASSWORD, settings.MODELARTS_TOKEN):
+        if os.environ.get(var):
+            text = text.replace(os.environ[var], "***")
+    for var in (settings.DATABASE_URL, settings.ANALYTICS_DATABASE_URL):
+        password = urlsplit(os.environ.get(var, "")).password
+        if password:
+            text = text.replace(password, "***")
+    line = " ".join(text.split())
+    return line if len(line) <= 400 else line[:397] + "..."
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a day YYYY-MM-DD") from None
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="modelarts-etl", description=__doc__)
-    sub = parser.add_subparsers(dest="command")
+    parser = _Parser(prog="modelarts-etl", description=__doc__)
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     run = sub.add_parser("run", help="materialize service events for a date range through Dagster")
-    run.add_argument("--start", type=date.fromisoformat, help="first UTC day (YYYY-MM-DD)")
-    run.add_argument("--end", type=date.fromisoformat, help="last UTC day, inclusive")
+    run.add_argument("--start", type=_day, help="first UTC day (YYYY-MM-DD)")
+    run.add_argument("--end", type=_day, help="last UTC day, inclusive")
     dev = sub.add_parser("dev", help="start `dagster dev` (the UI) on the same configuration")
     dev.add_argument("--port", type=int, default=3000)
     status = sub.add_parser("status", help="per day: last load, events and services stored")
-    status.add_argument("--start", type=date.fromisoformat, help="first UTC day (YYYY-MM-DD)")
-    status.add_argument("--end", type=date.fromisoformat, help="last UTC day, inclusive")
+    status.add_argument("--start", type=_day, help="first UTC day (YYYY-MM-DD)")
+    status.add_argument("--end", type=_day, help="last UTC day, inclusive")
     backfill = sub.add_parser(
         "backfill", help="load a range of days and rebuild everything downstream, as one run"
     )
-    backfill.add_argument("--start", type=date.fromisoformat, required=True)
-    backfill.add_argument("--end", type=date.fromisoformat, required=True)
+    backfill.add_argument("--start", type=_day, required=True)
+    backfill.add_argument("--end", type=_day, required=True)
     rerun = sub.add_parser("rerun", help="load one day again and rebuild everything downstream")
-    rerun.add_argument("day", type=date.fromisoformat)
+    rerun.add_argument("day", type=_day)
     migrate = sub.add_parser(
         "migrate", help="apply pending migrations (as the schema owner); --grants: the roles too"
     )
@@ -84,8 +143,16 @@ def _parser() -> argparse.ArgumentParser:
         "--grants", action="store_true", help="also run sql/grants/*.sql (roles, privileges)"
     )
     verify = sub.add_parser("verify", help="compare a day's stored events with the API's counts")
-    verify.add_argument("day", type=date.fromisoformat)
-    for p in (run, dev, status, backfill, rerun, verify, migrate):
+    verify.add_argument("day", type=_day)
+    db = sub.add_parser(
+        "db",
+        help="start the warehouse database and print its connection string; with the "
+        "embedded Postgres, serve it on 127.0.0.1:PORT for BI tools until Ctrl+C",
+    )
+    db.add_argument("--port", type=int, default=5433, help="TCP port for BI tools (embedded)")
+    db.add_argument("--print-only", action="store_true", help="print the URLs and exit")
+    for p in (run, dev, status, backfill, rerun, verify, migrate, db):
+        p.add_argument("--debug", action="store_true", help="show tracebacks")
         group = p.add_argument_group("simulator (used when MODELARTS_ENDPOINT is unset)")
         group.add_argument("--sim-services", type=int, default=20)
         group.add_argument("--sim-days", type=int, default=7)
@@ -93,15 +160,52 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_days(args: argparse.Namespace) -> None:
+    """The days a command names: in order, complete (UTC) and not before the first partition.
+
+    Checked before the simulator or the database starts.
+    """
+    if args.command in ("rerun", "verify"):
+        days = [args.day]
+    elif args.command in ("run", "backfill", "status"):
+        days = [d for d in (args.start, args.end) if d is not None]
+        if args.start and args.end and args.end < args.start:
+            raise CliError(f"--end {args.end} is before --start {args.start}")
+    else:
+        return
+    if args.command == "status":
+        return
+    last = datetime.now(UTC).date() - timedelta(days=1)
+    first = settings.partitions_start()
+    for day in days:
+        if day > last:
+            raise CliError(f"{day} has not ended yet (UTC); the last complete day is {last}")
+        if day < first:
+            raise CliError(
+                f"{day} is before the first partition {first} "
+                f"(set {settings.PARTITIONS_START} to load earlier days)"
+            )
+
+
 @contextmanager
 def _environment(args: argparse.Namespace, api: bool = True) -> Iterator[tuple[date, date] | None]:
-    """Point the environment at the simulator / embedded Postgres where nothing is configured.
+    """Point the environment at the simulator / embedded Postgres where nothing is configured,
+    and check that what is configured answers.
 
     Yields the simulator's date range when the simulator is used, else None.
     """
     sim_range: tuple[date, date] | None = None
+    # DAGSTER_PG_URL means a deployment's instance: there, a missing variable is a mistake to
+    # report, not a cue to start local stand-ins.
+    deployment = bool(os.environ.get("DAGSTER_PG_URL"))
+    configured = settings.configured()
     with ExitStack() as stack:
-        if api and not settings.configured().api:
+        if api and not configured.api:
+            if deployment:
+                raise CliError(
+                    f"{settings.MODELARTS_ENDPOINT} is not set and DAGSTER_PG_URL says this is a "
+                    "deployment: refusing to start the local simulator"
+                )
             from pipelines.simulator.process import running_simulator
 
             info = stack.enter_context(
@@ -123,14 +227,74 @@ def _environment(args: argparse.Namespace, api: bool = True) -> Iterator[tuple[d
                 date.fromisoformat(info.end_date) - timedelta(days=1),
             )
             print(f"simulator: {info.services} services, {info.events} events at {info.url}")
-        if not settings.configured().database:
+        elif api:
+            for var in (settings.MODELARTS_ENDPOINT, settings.IAM_ENDPOINT):
+                if os.environ.get(var):
+                    _check_reachable(var, os.environ[var])
+        if not configured.database:
+            if deployment:
+                raise CliError(
+                    f"{settings.DATABASE_URL} is not set and DAGSTER_PG_URL says this is a "
+                    "deployment: refusing the embedded Postgres"
+                )
             from pipelines.warehouse.embedded import start_embedded_postgres
 
             data_dir = Path(os.environ.get(settings.DATA_DIR, settings.DEFAULT_DATA_DIR))
             os.environ[settings.DATABASE_URL] = start_embedded_postgres(data_dir)
+            os.environ[settings.EMBEDDED] = "1"
             print(f"warehouse: embedded Postgres, data in {(data_dir / 'pgdata').resolve()}")
+        _check_database(os.environ[settings.DATABASE_URL])
+        if args.command != "migrate":
+            _engine()  # applies pending migrations, with a warning naming them
         _ensure_dagster_home()
+        if args.command in ("run", "backfill", "rerun"):
+            _reclaim_dead_runs()
         yield sim_range
+
+
+def _check_reachable(var: str, url: str) -> None:
+    """A TCP connection to the host of `url` (no request, no credentials), else CliError."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=5).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise CliError(f"cannot reach {host}:{port} ({var}): {reason}", code=1) from None
+
+
+def _check_database(url: str) -> None:
+    """Connect once (5 s at most), else CliError naming host:port/database, not the password."""
+    import psycopg
+
+    from pipelines.warehouse.database import describe_url
+
+    try:
+        psycopg.connect(url, connect_timeout=5).close()
+    except psycopg.Error as exc:
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        reason = reason.split(" failed: ")[-1]
+        raise CliError(
+            f"cannot reach the warehouse at {describe_url(url)} ({settings.DATABASE_URL}): "
+            f"{reason}",
+            code=1,
+        ) from None
+
+
+def _reclaim_dead_runs() -> None:
+    """Free what runs of killed processes left in the Dagster instance (see dagster_runs.py)."""
+    from dagster import DagsterInstance
+
+    from pipelines.dagster_runs import install_pool_wait_guard, reclaim_dead_runs
+
+    install_pool_wait_guard()
+    reclaimed = reclaim_dead_runs(DagsterInstance.get())
+    if reclaimed.failed_runs:
+        print(
+            f"dagster: {len(reclaimed.failed_runs)} run(s) of dead processes marked failed: "
+            + ", ".join(reclaimed.failed_runs)
+        )
 
 
 def simulator_environment(info: SimulatorInfo) -> dict[str, str]:
@@ -165,42 +329,57 @@ def _ensure_dagster_home() -> None:
     os.environ["DAGSTER_HOME"] = str(home.resolve())
 
 
+_HEADER = (
+    f"{'day':<12}{'services':>9}{'fetched':>10}{'inserted':>10}"
+    f"{'already':>10}{'quarantined':>13}{'seconds':>9}{'attempts':>10}"
+)
+
+
+def _day_row(key: str, meta: dict[str, Any], attempts: object = "-") -> str:
+    return (
+        f"{key:<12}{meta['services']:>9}{meta['fetched']:>10}{meta['inserted']:>10}"
+        f"{meta['already_present']:>10}{meta['quarantined']:>13}"
+        f"{meta['seconds']:>9.2f}{attempts!s:>10}"
+    )
+
+
 def _run(args: argparse.Namespace) -> int:
     from dagster import AssetSelection, DagsterInstance, materialize
 
     from pipelines.assets.deployments import deployment_marts
     from pipelines.assets.events import service_events, services
+    from pipelines.dagster_runs import process_tags
     from pipelines.definitions import build_resources
 
     with _environment(args) as sim_range:
-        yesterday = datetime.now(UTC).date() - timedelta(days=1)
-        default_start, default_end = sim_range or (yesterday - timedelta(days=6), yesterday)
+        default_start, default_end = _default_range(sim_range)
+        # the simulator's history may begin before the first partition
+        default_start = max(default_start, settings.partitions_start())
         start = args.start or default_start
         end = args.end or default_end
         if end < start:
-            print(f"--end {end} is before --start {start}", file=sys.stderr)
-            return 2
+            raise CliError(f"--end {end} is before --start {start}")
         assets = [services, service_events, deployment_marts]
         # each day: its events, then everything downstream of them (the deployment marts)
         per_day = AssetSelection.assets("service_events").downstream()
         resources = build_resources()
         instance = DagsterInstance.get()
         quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+        tags = {**process_tags(), "pipelines/trigger": "run"}
         listing = materialize(
             assets,
             selection=["services"],
             instance=instance,
             resources=resources,
             run_config=quiet,
+            tags=tags,
             raise_on_error=False,
         )
         if not listing.success:
-            print("materializing `services` failed; see the Dagster run log", file=sys.stderr)
-            return 1
-        print(
-            f"{'day':<12}{'services':>9}{'fetched':>10}{'inserted':>10}"
-            f"{'already':>10}{'quarantined':>13}{'seconds':>9}{'attempts':>10}"
-        )
+            raise CliError(
+                f"listing the services failed: {_failure(listing)} (run {listing.run_id})", code=1
+            )
+        print(_HEADER)
         failed = 0
         day = start
         while day <= end:
@@ -212,22 +391,38 @@ def _run(args: argparse.Namespace) -> int:
                 instance=instance,
                 resources=resources,
                 run_config=quiet,
+                tags=tags,
                 raise_on_error=False,
             )
             if result.success:
                 meta = _metadata(result, "service_events", "service_events")
                 marts = _metadata(result, "deployment_marts", "deployment_attempts")
-                print(
-                    f"{key:<12}{meta['services']:>9}{meta['fetched']:>10}{meta['inserted']:>10}"
-                    f"{meta['already_present']:>10}{meta['quarantined']:>13}"
-                    f"{meta['seconds']:>9.2f}{marts.get('attempts_rebuilt', '-'):>10}"
-                )
+                print(_day_row(key, meta, marts.get("attempts_rebuilt", "-")), flush=True)
             else:
                 failed += 1
-                print(f"{key:<12}FAILED (run {result.run_id}; see the Dagster UI)")
+                print(f"{key:<12}FAILED: {_failure(result)} (run {result.run_id})", flush=True)
             day += timedelta(days=1)
         print(f"runs recorded in DAGSTER_HOME={os.environ['DAGSTER_HOME']}")
         return 1 if failed else 0
+
+
+def _failure(result: ExecuteInProcessResult) -> str:
+    """Why a run failed, on one line: its first step failure, else the run's own error."""
+    errors: list[Any] = [
+        event.step_failure_data.error
+        for event in result.all_events
+        if event.is_step_failure and event.step_failure_data is not None
+    ] + [
+        getattr(event.event_specific_data, "error", None)
+        for event in result.all_events
+        if event.is_run_failure
+    ]
+    for error in filter(None, errors):
+        # Dagster wraps a step's exception ("Error occurred while executing ..."): its cause
+        while error.cause is not None and "Error occurred" in (error.message or ""):
+            error = error.cause
+        return _one_line(RuntimeError(error.message.strip())).removeprefix("RuntimeError: ")
+    return "see the Dagster UI"
 
 
 def _metadata(result: ExecuteInProcessResult, node: str, asset: str) -> dict[str, Any]:
@@ -270,6 +465,9 @@ def _status(args: argparse.Namespace) -> int:
             f"{_n(r.last_fetched):>9}{_n(r.last_inserted):>10}{_n(r.last_quarantined):>13}"
             f"{r.services:>10}{r.events:>9}"
         )
+    if any(r.last_load_status == "stale" for r in rows):
+        print("stale: a load left `running` by a process that died; the next load of the day")
+        print("takes it over (`modelarts-etl rerun DAY`, or the nightly run)")
     return 0
 
 
@@ -277,33 +475,63 @@ def _n(value: int | None) -> str:
     return "-" if value is None else str(value)
 
 
+class _DayProgress(logging.Handler):
+    """Prints a row per day as its load commits (ingest.py logs a `window_report`)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        report = getattr(record, "window_report", None)
+        if report is None:
+            return
+        day = datetime.fromtimestamp(report.window.start_ms / 1000, UTC).date().isoformat()
+        print(_day_row(day, report.as_metadata()), flush=True)
+
+
+@contextmanager
+def _day_progress() -> Iterator[None]:
+    ingest_log = logging.getLogger("pipelines.ingest")
+    handler = _DayProgress(logging.INFO)
+    level = ingest_log.level
+    ingest_log.addHandler(handler)
+    ingest_log.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        ingest_log.removeHandler(handler)
+        ingest_log.setLevel(level)
+
+
 def _backfill(args: argparse.Namespace) -> int:
     """One run of the nightly job over a range: events, then everything downstream."""
     from dagster import DagsterInstance
 
+    from pipelines.dagster_runs import process_tags
     from pipelines.definitions import build_definitions
 
     first, last = (args.day, args.day) if args.command == "rerun" else (args.start, args.end)
-    if last < first:
-        print(f"--end {last} is before --start {first}", file=sys.stderr)
-        return 2
     with _environment(args):
         job = build_definitions().resolve_job_def("nightly")
-        result = job.execute_in_process(
-            instance=DagsterInstance.get(),
-            tags={
-                "dagster/asset_partition_range_start": first.isoformat(),
-                "dagster/asset_partition_range_end": last.isoformat(),
-                "pipelines/trigger": args.command,
-            },
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-            raise_on_error=False,
-        )
-        print(
-            f"{args.command} {first}..{last}: run {result.run_id} "
-            f"{'succeeded' if result.success else 'FAILED (see the Dagster UI)'}"
-        )
-        return 0 if result.success else 1
+        print(_HEADER)
+        with _day_progress():
+            result = job.execute_in_process(
+                instance=DagsterInstance.get(),
+                tags={
+                    **process_tags(),
+                    "dagster/asset_partition_range_start": first.isoformat(),
+                    "dagster/asset_partition_range_end": last.isoformat(),
+                    "pipelines/trigger": args.command,
+                },
+                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+                raise_on_error=False,
+            )
+        if result.success:
+            marts = _metadata(result, "deployment_marts", "deployment_attempts")
+            print(
+                f"{args.command} {first}..{last}: run {result.run_id} succeeded; deployment "
+                f"marts rebuilt ({marts.get('attempts_rebuilt', '-')} attempts)"
+            )
+            return 0
+        print(f"{args.command} {first}..{last}: run {result.run_id} FAILED: {_failure(result)}")
+        return 1
 
 
 def _migrate(args: argparse.Namespace) -> int:
@@ -348,6 +576,71 @@ def _verify(args: argparse.Namespace) -> int:
     return 1 if differing else 0
 
 
+def _db(args: argparse.Namespace) -> int:
+    """Print the warehouse's connection string; serve the embedded one over TCP for BI tools."""
+    from pipelines.warehouse.database import describe_url
+
+    embedded = not settings.configured().database
+    with _environment(args, api=False):
+        url = os.environ[settings.DATABASE_URL]
+        if not embedded:
+            print(f"warehouse: {describe_url(url)} (DATABASE_URL; connect with its credentials)")
+            return 0
+        print(f"psql / local clients: psql '{url}'")
+        socket_path = _unix_socket(url)
+        tcp_url = f"postgresql://postgres@127.0.0.1:{args.port}/{describe_url(url).split('/')[-1]}"
+        if args.print_only:
+            print(f"BI tools: run `modelarts-etl db --port {args.port}` to serve {tcp_url}")
+            return 0
+        try:
+            listener = socket.create_server(("127.0.0.1", args.port))
+        except OSError as exc:
+            raise CliError(f"port {args.port} on 127.0.0.1: {exc.strerror}; use --port N") from None
+        print(f"BI tools (127.0.0.1 only, user postgres, no password): {tcp_url}")
+        print("serving until Ctrl+C; the embedded Postgres stops when the last user stops")
+        with listener:
+            _forward(listener, socket_path)
+    return 0
+
+
+def _unix_socket(url: str) -> str:
+    """The socket file of a `postgresql://...?host=/dir` URL (the embedded server's)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    folder = parsed.query.get("host")
+    folder = folder[0] if isinstance(folder, tuple) else folder
+    return f"{folder}/.s.PGSQL.{parsed.port or 5432}"
+
+
+def _forward(listener: socket.socket, socket_path: str) -> None:
+    """Relay each TCP client to the embedded server's unix socket until interrupted."""
+
+    def pipe(source: socket.socket, target: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                target.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, target):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+
+    while True:
+        client, _ = listener.accept()
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            server.connect(socket_path)
+        except OSError:
+            client.close()
+            server.close()
+            continue
+        for source, target in ((client, server), (server, client)):
+            threading.Thread(target=pipe, args=(source, target), daemon=True).start()
+
+
 def _dev(args: argparse.Namespace) -> int:
     with _environment(args):
         print(f"Dagster UI on http://127.0.0.1:{args.port} (Ctrl+C to stop)")
@@ -384,6 +677,18 @@ def _stop_group(child: subprocess.Popen[bytes]) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(child.pid, signal.SIGTERM)
         return
+
+
+COMMANDS = {
+    "run": _run,
+    "dev": _dev,
+    "status": _status,
+    "backfill": _backfill,
+    "rerun": _backfill,
+    "verify": _verify,
+    "migrate": _migrate,
+    "db": _db,
+}
 
 
 if __name__ == "__main__":

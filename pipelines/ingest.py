@@ -131,5 +131,6 @@ def load_events_window(
         result.inserted,
         result.already_present,
         result.quarantined,
+        extra={"window_report": report},  # the CLI prints a row per day from this
     )
     return report

@@ -1,5 +1,6 @@
 """Dagster resources: the ModelArts API client and the Postgres warehouse."""
 
+import logging
 import threading
 from pathlib import Path
 
@@ -8,6 +9,7 @@ from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field, PrivateAttr
 from sqlalchemy import Engine
 
+from pipelines import settings
 from pipelines.source.auth import (
     IAMCredentials,
     IAMPasswordAuth,
@@ -18,13 +20,17 @@ from pipelines.source.auth import (
 from pipelines.source.client import HttpSettings, ModelArtsClient, build_session
 from pipelines.source.errors import AuthenticationError
 from pipelines.source.extract import ExtractSettings
-from pipelines.source.paging import MAX_LIMIT, OffsetMode
+from pipelines.source.paging import OffsetMode
 from pipelines.source.retrying import RateLimiter, RetryBudget
 from pipelines.source.stats import ExtractionStats
-from pipelines.warehouse.database import create_warehouse_engine, resolve_database_url
+from pipelines.warehouse.database import (
+    create_warehouse_engine,
+    describe_url,
+    resolve_database_url,
+)
 from pipelines.warehouse.migrations import apply_migrations
 
-MIN_PAGE_LIMIT = 10
+log = logging.getLogger(__name__)
 
 
 class ModelArtsResource(ConfigurableResource):
@@ -99,21 +105,15 @@ class ModelArtsResource(ConfigurableResource):
         )
 
     def extract_settings(self) -> ExtractSettings:
-        try:
-            mode = OffsetMode(self.offset_mode)
-        except ValueError:
-            raise ValueError(
-                f"MODELARTS_OFFSET_MODE must be 'page' or 'record', not {self.offset_mode!r}"
-            ) from None
-        if not MIN_PAGE_LIMIT <= self.page_limit <= MAX_LIMIT:
-            # Below 10 a record-offset API read with page offsets could go unnoticed.
-            raise ValueError(f"page_limit must be within {MIN_PAGE_LIMIT}..{MAX_LIMIT}")
+        """The extraction settings, checked against the ranges of their variables."""
+        var = settings.MODELARTS_FIELDS
         return ExtractSettings(
-            page_limit=self.page_limit,
-            offset_mode=mode,
+            page_limit=settings.check_integer(var["page_limit"], self.page_limit),
+            offset_mode=OffsetMode(settings.check_offset_mode(self.offset_mode)),
             max_pages_per_window=self.max_pages_per_window,
-            split_threshold=self.split_threshold or None,
-            workers=max(1, int(self.workers)),
+            split_threshold=settings.check_integer(var["split_threshold"], self.split_threshold)
+            or None,
+            workers=settings.check_integer(var["workers"], self.workers),
         )
 
     def build_client(self, stats: ExtractionStats | None = None) -> ModelArtsClient:
@@ -191,12 +191,22 @@ class WarehouseResource(ConfigurableResource):
 
 
 def warehouse_engine(database_url: str | None, data_dir: Path) -> Engine:
-    """One migrated engine per database per process."""
+    """One migrated engine per database per process.
+
+    Pending migrations are applied (a least-privilege role gets a clear error instead) and
+    logged as a warning naming the database: `modelarts-etl migrate` is the explicit step.
+    """
     url = resolve_database_url(database_url, data_dir)
     with _engines_lock:
         engine = _engines.get(url)
         if engine is None:
             engine = create_warehouse_engine(url)
-            apply_migrations(engine)
+            applied = apply_migrations(engine)
+            if applied:
+                log.warning(
+                    "warehouse %s: applied pending migrations %s",
+                    describe_url(url),
+                    ", ".join(applied),
+                )
             _engines[url] = engine
         return engine

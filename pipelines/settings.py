@@ -7,8 +7,11 @@ the code is imported, and secrets never show in the Dagster UI.
 from __future__ import annotations
 
 import os
+import zoneinfo
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 DATABASE_URL = "DATABASE_URL"
 DATA_DIR = "PIPELINES_DATA_DIR"
@@ -34,8 +37,14 @@ NIGHTLY_CRON = "PIPELINES_NIGHTLY_CRON"
 NIGHTLY_TIMEZONE = "PIPELINES_NIGHTLY_TIMEZONE"
 NIGHTLY_LOOKBACK_DAYS = "PIPELINES_NIGHTLY_LOOKBACK_DAYS"
 ALERT_WEBHOOK_URL = "PIPELINES_ALERT_WEBHOOK_URL"
+PARTITIONS_START = "PIPELINES_PARTITIONS_START"
+WAIT_TIMEOUT_S = "PIPELINES_WAIT_TIMEOUT_S"
+EMBEDDED = "PIPELINES_EMBEDDED"
 
 DEFAULT_DATA_DIR = ".data"
+# With no PIPELINES_PARTITIONS_START, the daily partitions begin this many days before today.
+DEFAULT_PARTITION_DAYS = 30
+DEFAULT_WAIT_TIMEOUT_S = 3600
 
 # Resource field -> environment variable, per resource.
 MODELARTS_FIELDS = {
@@ -79,6 +88,106 @@ INTEGERS = frozenset(
 )
 
 
+# Variable -> (lowest, highest) accepted value; None: no bound.
+INTEGER_RANGES: dict[str, tuple[int, int | None]] = {
+    MODELARTS_WORKERS: (1, 64),
+    MODELARTS_PAGE_LIMIT: (10, 1000),  # below 10 a record-offset API could go unnoticed
+    MODELARTS_MAX_REQUESTS_PER_S: (0, None),
+    MODELARTS_RETRY_BUDGET: (0, None),
+    MODELARTS_MAX_RETRIES: (0, 20),
+    MODELARTS_SPLIT_THRESHOLD: (0, None),
+    MODELARTS_LOOKBACK_HOURS: (0, 24 * 31),
+    NIGHTLY_LOOKBACK_DAYS: (0, 366),
+    WAIT_TIMEOUT_S: (1, None),
+}
+OFFSET_MODES = ("page", "record")
+
+
+class ConfigError(ValueError):
+    """A setting the pipeline cannot run with; the message names the variable, never a secret."""
+
+
+def check_integer(var: str, value: object) -> int:
+    """`value` of variable `var` as an integer within its range, else ConfigError."""
+    low, high = INTEGER_RANGES[var]
+    bounds = f"{low}..{high}" if high is not None else f">= {low}"
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise ConfigError(f"{var} must be an integer {bounds}, not {value!r}") from None
+    if number < low or (high is not None and number > high):
+        raise ConfigError(f"{var} must be {bounds}, not {number}")
+    return number
+
+
+def check_offset_mode(value: str) -> str:
+    if value not in OFFSET_MODES:
+        raise ConfigError(f"{MODELARTS_OFFSET_MODE} must be 'page' or 'record', not {value!r}")
+    return value
+
+
+def _integer(var: str, default: int) -> int:
+    raw = os.environ.get(var)
+    return default if not raw else check_integer(var, raw)
+
+
+def wait_timeout_s() -> int:
+    """How long a run waits for another run (a pool slot, a day's load lock) before failing."""
+    return _integer(WAIT_TIMEOUT_S, DEFAULT_WAIT_TIMEOUT_S)
+
+
+def partitions_start(today: date | None = None) -> date:
+    """The first day of the daily partitions: PIPELINES_PARTITIONS_START, else 30 days ago.
+
+    Read when the Definitions are built (Dagster needs it then). Deployments should set it: the
+    default moves with the calendar.
+    """
+    today = today or datetime.now(UTC).date()
+    raw = os.environ.get(PARTITIONS_START)
+    if not raw:
+        return today - timedelta(days=DEFAULT_PARTITION_DAYS)
+    try:
+        start = date.fromisoformat(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{PARTITIONS_START} must be a date YYYY-MM-DD, not {raw!r}") from None
+    if start >= today:
+        raise ConfigError(f"{PARTITIONS_START} ({start}) must be before today ({today}, UTC)")
+    return start
+
+
+def validate() -> None:
+    """Check every variable that is set, before anything runs; raises ConfigError."""
+    env = os.environ
+    for var in INTEGER_RANGES:
+        if env.get(var):
+            check_integer(var, env[var])
+    if env.get(MODELARTS_OFFSET_MODE):
+        check_offset_mode(env[MODELARTS_OFFSET_MODE])
+    for var in (MODELARTS_ENDPOINT, IAM_ENDPOINT, ALERT_WEBHOOK_URL):
+        if env.get(var):
+            parts = urlsplit(env[var])
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ConfigError(f"{var} must be an http(s):// URL")
+    for var in (DATABASE_URL, ANALYTICS_DATABASE_URL):
+        if env.get(var) and urlsplit(env[var]).scheme not in ("postgres", "postgresql"):
+            raise ConfigError(f"{var} must be a postgresql:// URL")
+    if env.get(NIGHTLY_TIMEZONE):
+        try:
+            zoneinfo.ZoneInfo(env[NIGHTLY_TIMEZONE])
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(
+                f"{NIGHTLY_TIMEZONE} must be an IANA time zone, not {env[NIGHTLY_TIMEZONE]!r}"
+            ) from None
+    if env.get(NIGHTLY_CRON):
+        from dagster._utils.schedules import is_valid_cron_string
+
+        if not is_valid_cron_string(env[NIGHTLY_CRON]):
+            raise ConfigError(
+                f"{NIGHTLY_CRON} must be a cron expression, not {env[NIGHTLY_CRON]!r}"
+            )
+    partitions_start()
+
+
 @dataclass(frozen=True)
 class Configured:
     """Which parts of the system the environment points at real services."""
@@ -102,7 +211,7 @@ def nightly_schedule() -> NightlySchedule:
     return NightlySchedule(
         cron=os.environ.get(NIGHTLY_CRON) or default.cron,
         timezone=os.environ.get(NIGHTLY_TIMEZONE) or default.timezone,
-        lookback_days=int(os.environ.get(NIGHTLY_LOOKBACK_DAYS) or default.lookback_days),
+        lookback_days=_integer(NIGHTLY_LOOKBACK_DAYS, default.lookback_days),
     )
 
 

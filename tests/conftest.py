@@ -8,6 +8,10 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+# The tests use fixed dates from 2024 on; the default first partition moves with the calendar.
+# Set before any `pipelines.assets` import (the partitions are built at import).
+os.environ.setdefault("PIPELINES_PARTITIONS_START", "2024-01-01")
+
 import psycopg
 import pytest
 from psycopg import sql

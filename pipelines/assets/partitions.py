@@ -7,12 +7,14 @@ from datetime import UTC, datetime, timedelta
 
 from dagster import DailyPartitionsDefinition
 
+from pipelines import settings
 from pipelines.source.models import TimeWindow
 
-PARTITIONS_START_DATE = "2024-01-01"
+# PIPELINES_PARTITIONS_START, else 30 days before today: read when the code is loaded.
+PARTITIONS_START = settings.partitions_start()
 
 daily_partitions = DailyPartitionsDefinition(
-    start_date=PARTITIONS_START_DATE, timezone="UTC", fmt="%Y-%m-%d"
+    start_date=PARTITIONS_START.isoformat(), timezone="UTC", fmt="%Y-%m-%d"
 )
 
 

@@ -22,7 +22,7 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
-from pipelines.assets.partitions import PARTITIONS_START_DATE
+from pipelines.assets.partitions import PARTITIONS_START
 from pipelines.settings import NightlySchedule
 
 # Steps are idempotent (each day loads in its own transaction), so a retry is always safe.
@@ -44,7 +44,7 @@ def nightly_days(tick: datetime, lookback_days: int) -> tuple[date, date]:
     """First and last UTC day a tick at `tick` covers: the last complete UTC day, and the
     `lookback_days` before it (late events of those days land, and their marts follow)."""
     last = tick.astimezone(UTC).date() - timedelta(days=1)
-    first = max(last - timedelta(days=lookback_days), date.fromisoformat(PARTITIONS_START_DATE))
+    first = max(last - timedelta(days=lookback_days), PARTITIONS_START)
     return first, last
 
 

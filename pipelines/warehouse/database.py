@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
 
+from pipelines import settings
 from pipelines.warehouse.embedded import start_embedded_postgres
 
 
@@ -19,10 +21,29 @@ def sqlalchemy_url(database_url: str) -> str:
 
 
 def resolve_database_url(database_url: str | None, data_dir: Path) -> str:
-    """The configured URL, or that of the embedded server (started on demand) when unset."""
+    """The configured URL; the embedded server's only when PIPELINES_EMBEDDED=1 chooses it.
+
+    Fails closed: a deployment that lost its DATABASE_URL must not quietly load into a fresh
+    Postgres on the run worker's disk.
+    """
     if database_url:
         return database_url
+    if os.environ.get(settings.EMBEDDED) != "1":
+        raise settings.ConfigError(
+            f"{settings.DATABASE_URL} is not set; set it, or set {settings.EMBEDDED}=1 to use "
+            f"the embedded Postgres in {settings.DATA_DIR} (`modelarts-etl` does that itself)"
+        )
     return start_embedded_postgres(data_dir)
+
+
+def describe_url(database_url: str) -> str:
+    """host:port/database of a URL, for messages: never the user's password."""
+    url = make_url(database_url.replace("postgres://", "postgresql://", 1))
+    host = url.host or url.query.get("host") or "localhost"
+    if isinstance(host, tuple):
+        host = host[0]
+    where = f"{host}:{url.port}" if url.port else str(host)
+    return f"{where}/{url.database or ''}"
 
 
 def create_warehouse_engine(database_url: str, pool_size: int = 5) -> Engine:

@@ -19,6 +19,7 @@ import orjson
 import psycopg
 from sqlalchemy import Engine
 
+from pipelines import settings
 from pipelines.source.models import RejectedEvent, ServiceEvent, ServiceInfo, TimeWindow
 from pipelines.warehouse.sql_files import read_sql
 
@@ -44,6 +45,10 @@ class EncodedEvents(NamedTuple):
     rows: int
     # (service_id, occur_time) of the first event: a chunk's blocks are sent in this order
     first_key: tuple[str, int]
+
+
+class LoadLockTimeout(RuntimeError):
+    """Another load held the days of this window longer than PIPELINES_WAIT_TIMEOUT_S."""
 
 
 class HashCollisionError(RuntimeError):
@@ -120,17 +125,50 @@ class WindowLoad:
         self._fresh = False
 
     def __enter__(self) -> Self:
-        self.batch_id = self._open_audit_row()
         self._pooled = self._engine.raw_connection()
         conn = self._pooled.driver_connection
         assert isinstance(conn, psycopg.Connection)
         conn.autocommit = False
         self._conn = conn
+        try:
+            self.batch_id = self._open_audit_row(conn.info.backend_pid)
+            self._begin(conn)
+        except BaseException as exc:
+            self.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        return self
+
+    def _begin(self, conn: psycopg.Connection[Any]) -> None:
+        """Take the window's day locks (waiting at most PIPELINES_WAIT_TIMEOUT_S), take over
+        the days of dead loads, and prepare the stage."""
         first_day, last_day = self.window.start_ms // DAY_MS, (self.window.end_ms - 1) // DAY_MS
-        conn.execute(
-            read_sql("load/lock_load_window.sql"),
-            {"lock_class": LOAD_LOCK_CLASS, "first_day": first_day, "last_day": last_day},
-        )
+        days = {"lock_class": LOAD_LOCK_CLASS, "first_day": first_day, "last_day": last_day}
+        timeout_s = settings.wait_timeout_s()
+        # lock_timeout bounds every lock wait of this transaction, the day locks first.
+        conn.execute("select set_config('lock_timeout', %s, true)", (f"{timeout_s}s",))
+        holders = conn.execute(read_sql("load/load_lock_holders.sql"), days).fetchall()
+        if holders:
+            log.warning(
+                "batch %s: waiting up to %d s for the load lock of window %s, held by %s",
+                self.batch_id, timeout_s, self.window, _describe_holders(holders),
+            )  # fmt: skip
+        try:
+            conn.execute(read_sql("load/lock_load_window.sql"), days)
+        except psycopg.errors.LockNotAvailable:
+            raise LoadLockTimeout(
+                f"window {self.window}: another load held its days' lock for over {timeout_s} s "
+                f"({_describe_holders(holders) or 'holder unknown'}); gave up "
+                f"({settings.WAIT_TIMEOUT_S}={timeout_s})"
+            ) from None
+        window = {"window_start_ms": self.window.start_ms, "window_end_ms": self.window.end_ms}
+        abandoned = conn.execute(
+            read_sql("load/abandon_dead_loads.sql"), {"batch_id": self.batch_id, **window}
+        ).fetchall()
+        if abandoned:
+            log.warning(
+                "batch %s takes over window %s from dead loads %s",
+                self.batch_id, self.window, ", ".join(str(row[0]) for row in abandoned),
+            )  # fmt: skip
         # the probing pass's sort (distinct + key order) stays in memory; this transaction only
         conn.execute("set local work_mem = '64MB'")
         # encode_events writes UTF-8, whatever the server's default client encoding
@@ -138,9 +176,8 @@ class WindowLoad:
         conn.execute(read_sql("load/create_event_stage.sql"))
         # A window with no stored events (a first load) needs no probe of the key index: every
         # row is new unless it repeats this load, which unique_violation reports.
-        window = {"start_ms": self.window.start_ms, "end_ms": self.window.end_ms}
-        self._fresh = not _scalar(conn, read_sql("load/window_has_events.sql"), window)
-        return self
+        bounds = {"start_ms": self.window.start_ms, "end_ms": self.window.end_ms}
+        self._fresh = not _scalar(conn, read_sql("load/window_has_events.sql"), bounds)
 
     def encode_events(self, events: Sequence[ServiceEvent]) -> EncodedEvents:
         """The events as this load's COPY rows, for `add_encoded`.
@@ -257,8 +294,10 @@ class WindowLoad:
                 with conn.transaction(savepoint_name="copy_new_events"):
                     _copy_blocks(conn, _COPY_EVENTS, chunk)
             except psycopg.errors.UniqueViolation:
-                log.warning(
-                    "batch %s: unique violation in a first load; probing from this chunk on",
+                # Expected: the API serves some events twice. Not worth a warning per batch.
+                log.info(
+                    "batch %s: the load repeats a key (an API duplicate); merging from this "
+                    "chunk on",
                     self.batch_id,
                 )
                 self._fresh = False
@@ -312,7 +351,7 @@ class WindowLoad:
                     pooled.invalidate()
         if pooled is not None:
             pooled.close()
-        if not self._finished:
+        if not self._finished and self.batch_id >= 0:
             error = f"{exc_type.__name__}: {exc}" if exc_type else "load ended without commit"
             self._close_audit_row_failed(error)
 
@@ -321,7 +360,7 @@ class WindowLoad:
             raise RuntimeError("WindowLoad used outside its `with` block")
         return self._conn
 
-    def _open_audit_row(self) -> int:
+    def _open_audit_row(self, loader_pid: int) -> int:
         with _raw_connection(self._engine) as conn, conn.transaction():
             row = conn.execute(
                 read_sql("load/start_load_batch.sql"),
@@ -330,6 +369,7 @@ class WindowLoad:
                     "partition_key": self._partition_key,
                     "window_start_ms": self.window.start_ms,
                     "window_end_ms": self.window.end_ms,
+                    "loader_pid": loader_pid,
                 },
             ).fetchone()
         assert row is not None
@@ -344,6 +384,14 @@ class WindowLoad:
                 )
         except Exception:  # the load's own error matters more than the audit update's
             log.exception("could not mark load batch %s failed", self.batch_id)
+
+
+def _describe_holders(holders: Sequence[tuple[Any, ...]]) -> str:
+    """'backend 123 (batch 7 of run R, day 2026-11-01)' per holder of a day lock."""
+    return ", ".join(
+        f"backend {pid}" + (f" (batch {batch_id} of run {run_id}, {key})" if batch_id else "")
+        for pid, batch_id, run_id, key in holders
+    )
 
 
 def upsert_services(engine: Engine, services: Iterable[ServiceInfo]) -> int:

@@ -1,4 +1,6 @@
 -- Per UTC day of a range: the latest load of the day and what service_events holds for it.
+-- A load still `running` whose backend is gone died with its process: shown as `stale` (the
+-- next load of the day marks it `abandoned` and takes over).
 with days as (
     select day::date as day
     from generate_series(%(first_day)s::date, %(last_day)s::date, interval '1 day') as day
@@ -7,7 +9,16 @@ with days as (
 latest_load as (
     select distinct on (batches.partition_key)
         batches.partition_key,
-        batches.status,
+        case
+            when
+                batches.status = 'running'
+                and not exists (
+                    select 1 from pg_stat_activity as activity
+                    where activity.pid = batches.loader_pid
+                )
+                then 'stale'
+            else batches.status
+        end as status,
         batches.run_id,
         batches.fetched,
         batches.inserted,

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import os
 import random
+import re
+import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -17,6 +20,8 @@ import psycopg
 
 from pipelines.cli import simulator_environment
 from pipelines.simulator.process import SimulatorInfo
+
+REPO = Path(__file__).resolve().parents[2]
 
 EventKey = tuple[str, int, str]
 
@@ -32,6 +37,12 @@ class Tally:
     rows_extra: int = 0
     duplicates: int = 0
     notes: list[str] = field(default_factory=list)
+    # kill_group_repeatedly_then_run: per round, the recovery run's seconds, the pool slots and
+    # `running` loads the killed runs left behind, and the Dagster runs marked failed
+    recovery_seconds: list[float] = field(default_factory=list)
+    slots_left: list[int] = field(default_factory=list)
+    loads_left: list[int] = field(default_factory=list)
+    runs_reclaimed: list[int] = field(default_factory=list)
 
     @property
     def exact(self) -> bool:
@@ -84,7 +95,22 @@ def pipeline_env(info: SimulatorInfo, database_url: str, dagster_home: Path) -> 
         **simulator_environment(info),
         "DATABASE_URL": database_url,
         "DAGSTER_HOME": str(dagster_home),
+        # the simulated days are fixed dates; the default first partition moves with the calendar
+        "PIPELINES_PARTITIONS_START": "2024-01-01",
     }
+
+
+def _wait_for_a_new_load(
+    victim: subprocess.Popen[bytes], database_url: str, rng: random.Random, baseline: int = 0
+) -> None:
+    """Until the victim's load is in flight (more audit rows `running` than `baseline`), then a
+    random 0-400 ms more: extraction, COPY, the insert of new keys or the commit."""
+    started = time.monotonic()
+    while victim.poll() is None and time.monotonic() - started < 120:
+        if _running_batches(database_url) > baseline:
+            time.sleep(rng.uniform(0.0, 0.4))
+            return
+        time.sleep(0.02)
 
 
 def kill_and_recover(
@@ -108,13 +134,8 @@ def kill_and_recover(
     victim = subprocess.Popen(
         command, env=env, cwd=dagster_home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    started = time.monotonic()
     if aimed:
-        while victim.poll() is None and time.monotonic() - started < 120:
-            if _running_batches(database_url):
-                time.sleep(rng.uniform(0.0, 0.4))
-                break
-            time.sleep(0.02)
+        _wait_for_a_new_load(victim, database_url, rng)
     else:
         # a run of the two days takes ~7 s here (process and Dagster start included): kill
         # within its first 5 s, or the fault may come after the run ended
@@ -202,6 +223,84 @@ def kill_connections_and_recover(
     )
     if done.returncode != 0:
         tally.notes.append(f"recovery run failed: {done.stderr[-500:]}")
+        return
+    tally.runs_recovered += 1
+    compare(tally, database_url, expected)
+
+
+def _slots_held(dagster_home: Path) -> int:
+    """Pool slots claimed in a local Dagster instance (the repository's dagster.yaml layout)."""
+    index = dagster_home / ".data" / "dagster" / "storage" / "history" / "runs" / "index.db"
+    if not index.is_file():
+        return 0
+    with sqlite3.connect(index) as conn:
+        row = conn.execute("select count(*) from concurrency_slots where run_id is not null")
+        return int(row.fetchone()[0])
+
+
+def kill_group_repeatedly_then_run(
+    tally: Tally,
+    info: SimulatorInfo,
+    database_url: str,
+    days: tuple[str, str],
+    expected: set[EventKey],
+    dagster_home: Path,
+    rng: random.Random,
+    kills: int = 3,
+    bound_s: float = float(os.environ.get("GROUP_BOUND_S", "300")),
+) -> None:
+    """One round of issue #12: SIGKILL the whole process group of `modelarts-etl run` `kills`
+    times (first at a random early point, then aimed at loads in flight), each kill leaving its
+    Dagster run STARTED, its pool slot claimed and its load `running`; then a plain run must
+    finish within `bound_s` and leave the exact event set.
+
+    The instance is the repository's own dagster.yaml (pools of 2 slots, SQLite storage), fresh
+    for each round: before the fix, two leaked slots made the next run spin forever.
+    """
+    home = dagster_home / f"group-{rng.randrange(10**9)}"
+    home.mkdir(parents=True)
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    env = pipeline_env(info, database_url, home)
+    command = pipeline_command(*days)
+    for k in range(kills):
+        # loads the earlier kills left `running` do not count: aim at one of this run's
+        baseline = _running_batches(database_url)
+        victim = subprocess.Popen(
+            command,
+            env=env,
+            cwd=home,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        if k == 0:
+            time.sleep(rng.uniform(0.5, 4.0))
+        else:
+            _wait_for_a_new_load(victim, database_url, rng, baseline)
+        if victim.poll() is None:
+            os.killpg(victim.pid, signal.SIGKILL)
+            tally.faults_injected += 1
+        else:
+            tally.notes.append("a run finished before its kill")
+        victim.wait()
+    tally.slots_left.append(_slots_held(home))
+    tally.loads_left.append(_running_batches(database_url))
+    began = time.monotonic()
+    try:
+        done = subprocess.run(
+            command, env=env, cwd=home, capture_output=True, text=True, timeout=bound_s
+        )
+    except subprocess.TimeoutExpired:
+        tally.notes.append(f"the run after the kills did not finish within {bound_s:.0f} s")
+        return
+    tally.recovery_seconds.append(time.monotonic() - began)
+    if done.returncode != 0:
+        tally.notes.append(f"the run after the kills failed: {done.stderr[-500:]}")
+        return
+    reclaimed = re.search(r"(\d+) run\(s\) of dead processes marked failed", done.stdout)
+    tally.runs_reclaimed.append(int(reclaimed.group(1)) if reclaimed else 0)
+    if _running_batches(database_url):
+        tally.notes.append("loads still `running` after the recovery run")
         return
     tally.runs_recovered += 1
     compare(tally, database_url, expected)

@@ -1,0 +1,13 @@
+-- Backends holding the advisory lock of a day in [first_day, last_day], with the load they run.
+select distinct locks.pid, batches.batch_id, batches.run_id, batches.partition_key
+from pg_locks as locks
+left join load_batches as batches
+    on batches.loader_pid = locks.pid and batches.status = 'running'
+where
+    locks.locktype = 'advisory'
+    and locks.granted
+    and locks.classid = %(lock_class)s::integer::oid
+    and locks.objid::bigint between %(first_day)s and %(last_day)s
+    and locks.objsubid = 2
+    and locks.pid <> pg_backend_pid()
+order by locks.pid
