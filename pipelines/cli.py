@@ -91,13 +91,13 @@ def _one_line(exc: BaseException) -> str:
     text = str(inner) or type(inner).__name__
     if not isinstance(inner, CliError | settings.ConfigError):
         text = f"{type(inner).__name__}: {text}"
-    for var in (settings.IAM_PASSWORD, settings.MODELARTS_TOKEN):
-        if os.environ.get(var):
-            text = text.replace(os.environ[var], "***")
+    # Defence in depth (no message is built from a secret): secrets long enough to be real.
+    secrets = [os.environ.get(settings.IAM_PASSWORD), os.environ.get(settings.MODELARTS_TOKEN)]
     for var in (settings.DATABASE_URL, settings.ANALYTICS_DATABASE_URL):
-        password = urlsplit(os.environ.get(var, "")).password
-        if password:
-            text = text.replace(password, "***")
+        secrets.append(urlsplit(os.environ.get(var, "")).password)
+    for secret in secrets:
+        if secret and len(secret) >= 8:
+            text = text.replace(secret, "***")
     line = " ".join(text.split())
     return line if len(line) <= 400 else line[:397] + "..."
 
@@ -273,8 +273,9 @@ def _check_database(url: str) -> None:
     try:
         psycopg.connect(url, connect_timeout=5).close()
     except psycopg.Error as exc:
-        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        reason = reason.split(" failed: ")[-1]
+        # libpq: 'connection to server at "h", port p failed: Connection refused\n\tIs the ...'
+        text = str(exc).strip()
+        reason = text.splitlines()[0].split(" failed: ")[-1] if text else type(exc).__name__
         raise CliError(
             f"cannot reach the warehouse at {describe_url(url)} ({settings.DATABASE_URL}): "
             f"{reason}",
