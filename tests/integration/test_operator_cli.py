@@ -52,7 +52,11 @@ def test_status_verify_and_rerun(
     assert "DIFFERS" in capsys.readouterr().out
 
     assert main(["rerun", last]) == 0
-    assert "succeeded" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "succeeded" in out
+    # progress: the day's row as its load commits (day, services, fetched, inserted, ...)
+    row = _rows(out, last)[0].split()
+    assert int(row[2]) > 0 and int(row[3]) == int(row[2])  # first load: all fetched inserted
     assert main(["verify", last]) == 0
 
 

@@ -14,6 +14,8 @@ import psycopg
 import pytest
 
 from pipelines.cli import main
+from pipelines.settings import ConfigError
+from pipelines.warehouse.database import resolve_database_url
 
 pytestmark = pytest.mark.integration
 
@@ -130,3 +132,13 @@ def test_db_serves_the_embedded_warehouse_to_bi_tools_over_tcp(tmp_path: Path) -
     finally:
         server.terminate()
         server.wait(timeout=60)
+
+
+def test_without_database_url_dagster_fails_closed_unless_embedded_is_chosen(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Inside Dagster (no CLI), a missing DATABASE_URL is an error, not a fresh local Postgres."""
+    monkeypatch.delenv("PIPELINES_EMBEDDED", raising=False)
+    with pytest.raises(ConfigError, match="DATABASE_URL is not set; set it, or set PIPELINES_EMB"):
+        resolve_database_url(None, tmp_path)
+    assert not (tmp_path / "pgdata").exists()
