@@ -114,6 +114,7 @@ class ModelArtsResource(ConfigurableResource):
             split_threshold=settings.check_integer(var["split_threshold"], self.split_threshold)
             or None,
             workers=settings.check_integer(var["workers"], self.workers),
+            stall_timeout_s=float(settings.wait_timeout_s()),
         )
 
     def build_client(self, stats: ExtractionStats | None = None) -> ModelArtsClient:

@@ -18,6 +18,7 @@ from pipelines.source.auth import TokenProvider
 from pipelines.source.errors import (
     ModelArtsAPIError,
     NotJSONBodyError,
+    PagingError,
     ServiceNotFoundError,
     SourceError,
     TransientHTTPError,
@@ -84,6 +85,10 @@ def build_session(settings: HttpSettings) -> requests.Session:
     return session
 
 
+# 10 M services at the listing's page size of 1000: far beyond any project.
+MAX_LISTING_PAGES = 10_000
+
+
 class ModelArtsClient:
     """Lists services and pages their event logs. One instance is shared by all workers."""
 
@@ -130,6 +135,8 @@ class ModelArtsClient:
             if not services or len(services) < limit or seen >= total:
                 return
             offset += 1
+            if offset >= MAX_LISTING_PAGES:  # an API that never says the listing ended
+                raise PagingError(f"the service listing did not end after {offset} pages")
 
     def fetch_events_page(
         self, service_id: str, query: TimeWindow, offset: int, limit: int

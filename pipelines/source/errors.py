@@ -55,3 +55,7 @@ class RetryBudgetExhaustedError(SourceError):
 
 class NotJSONBodyError(SourceError):
     """A 200 whose body is not JSON (truncated, or a gateway's HTML page): retried."""
+
+
+class ExtractionStalledError(SourceError):
+    """No worker delivered a page for PIPELINES_WAIT_TIMEOUT_S."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipelines.source.client import ModelArtsClient
-from pipelines.source.errors import ServiceNotFoundError
+from pipelines.source.errors import ExtractionStalledError, ServiceNotFoundError
 from pipelines.source.models import RejectedEvent, ServiceEvent, TimeWindow
 from pipelines.source.paging import OffsetMode
 from pipelines.source.split import iter_window_pages
@@ -31,6 +31,11 @@ class ExtractSettings:
     max_buffered_pages: int = 16
     # Ask 1 ms beyond each end: whether the API's ends are inclusive is undocumented.
     edge_margin_ms: int = 1
+    # No page from any worker for this long fails the window (every request has its own
+    # timeouts and retries, so only a wedged worker gets here): PIPELINES_WAIT_TIMEOUT_S.
+    stall_timeout_s: float = 3600.0
+    # a stall this long is logged, naming the services still in flight
+    stall_log_s: float = 60.0
 
 
 @dataclass
@@ -86,8 +91,11 @@ def extract_window(
             except queue.Full:
                 continue
 
+    in_flight: set[str] = set()
+
     def fetch_service(service_id: str) -> None:
         error: BaseException | None = None
+        in_flight.add(service_id)
         try:
             for page in iter_window_pages(
                 client,
@@ -111,6 +119,7 @@ def extract_window(
             stats.add(services_missing=1)
         except BaseException as exc:  # handed to the consumer, which re-raises it
             error = exc
+        in_flight.discard(service_id)
         put(_ServiceDone(service_id, error))
 
     pending = len(service_ids)
@@ -121,7 +130,7 @@ def extract_window(
             pool.submit(fetch_service, service_id)
         try:
             while pending:
-                item = buffer.get()
+                item = _next(buffer, settings, window, in_flight)
                 if isinstance(item, _ServiceDone):
                     pending -= 1
                     if item.error is not None:
@@ -130,6 +139,33 @@ def extract_window(
                 yield item
         finally:
             stop.set()
+
+
+def _next(
+    buffer: queue.Queue[ExtractedPage | _ServiceDone],
+    settings: ExtractSettings,
+    window: TimeWindow,
+    in_flight: set[str],
+) -> ExtractedPage | _ServiceDone:
+    """The next item from the workers; a long silence is logged, and fails the window after
+    `settings.stall_timeout_s`."""
+    waited = 0.0
+    while True:
+        step = min(settings.stall_log_s, settings.stall_timeout_s - waited)
+        try:
+            return buffer.get(timeout=step)
+        except queue.Empty:
+            waited += step
+        busy = ", ".join(sorted(in_flight)[:5]) + (" ..." if len(in_flight) > 5 else "")
+        if waited >= settings.stall_timeout_s:
+            raise ExtractionStalledError(
+                f"window {window}: no page from any worker for {waited:.0f} s "
+                f"(services in flight: {busy or 'none'}); gave up"
+            )
+        log.warning(
+            "window %s: no page for %.0f s; waiting on services %s (gives up after %.0f s)",
+            window, waited, busy or "none", settings.stall_timeout_s,
+        )  # fmt: skip
 
 
 def _validate_page(

@@ -7,8 +7,11 @@ ground truth as sets.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -19,9 +22,11 @@ from sqlalchemy import create_engine, text
 
 from pipelines import settings
 from pipelines.assets.events import service_events, services
-from pipelines.assets.partitions import daily_partitions
+from pipelines.assets.partitions import daily_partitions, day_windows
 from pipelines.definitions import build_resources
 from pipelines.simulator.process import SimulatorInfo, running_simulator
+from pipelines.source.errors import ExtractionStalledError
+from pipelines.source.extract import ExtractSettings, extract_window
 from pipelines.warehouse.database import sqlalchemy_url
 from tests.integration.conftest import simulator_days, simulator_env
 
@@ -209,3 +214,24 @@ def test_a_wrong_offset_mode_fails_loudly_and_loads_nothing(
     stored, _, batches = _stored(database_url)
     assert stored == set()
     assert batches and all(status == "failed" for status, _ in batches)
+
+
+def test_workers_that_deliver_nothing_fail_the_window_after_the_stall_deadline(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every answer takes 3 s: with a 1 s stall deadline the consumer says what it waits on,
+    then gives up instead of waiting forever."""
+    slow = ["--fault-rate", "1", "--fault-kinds", "slow", "--slow-s", "3"]
+    with _pipeline_on(slow, database_url, monkeypatch) as info:
+        client = build_resources()["modelarts"].process_config_and_initialize().build_client()
+        day = simulator_days(info)[0]
+        _, window = next(day_windows(datetime.fromisoformat(f"{day}T00:00:00+00:00"),
+                                     datetime.fromisoformat(f"{day}T00:00:00+00:00")
+                                     + timedelta(days=1)))  # fmt: skip
+        stalled = dataclasses.replace(
+            ExtractSettings(workers=2), stall_timeout_s=1.0, stall_log_s=0.5
+        )
+        caplog.set_level(logging.WARNING, logger="pipelines.source.extract")
+        with pytest.raises(ExtractionStalledError, match="no page from any worker for 1 s"):
+            list(extract_window(client, ["svc-0000", "svc-0001"], window, stalled))
+    assert any("waiting on services svc-0000, svc-0001" in r.message for r in caplog.records)
