@@ -1,7 +1,7 @@
 """Play one deployment attempt: its events and its truth, from a plan and a seeded random source.
 
-Phases follow VOCABULARY.md: image building per model, one "preparing environment", then per model
-environment success and resource scheduling, then per model image pulling and model startup.
+Phases follow docs/VOCABULARY.md: image building per model, one "preparing environment", then per
+model environment success and resource scheduling, then per model image pulling and model startup.
 A phase's status and end come only from its own end event: a phase left open by another model's
 failure, by a "deploy service failed" or by supersession stays `in_progress` with end None.
 """

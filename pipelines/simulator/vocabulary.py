@@ -1,4 +1,4 @@
-"""Event texts of VOCABULARY.md and the failure reasons the simulator draws from, per phase.
+"""Event texts of docs/VOCABULARY.md and the failure reasons the simulator draws from, per phase.
 
 {m} is a model label "NAME VERSION". Every failure reason carries its cause category, so the
 ground truth never has to re-parse a text.

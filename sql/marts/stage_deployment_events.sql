@@ -1,4 +1,4 @@
--- The scoped events, parsed by the deployment vocabulary (VOCABULARY.md), ordered and assigned to attempts.
+-- The scoped events, parsed by the deployment vocabulary (docs/VOCABULARY.md), ordered and assigned to attempts.
 -- In one millisecond events follow the deployment sequence (start, build, environment, scheduling,
 -- pulling, startup, terminal), except that a terminal event sharing its millisecond with a start
 -- closes the previous attempt: an attempt cannot end in the millisecond it starts.

@@ -31,6 +31,8 @@ def test_production_instance_stores_runs_in_postgres(
         run = create_run_for_test(instance, job_name="nightly", status=DagsterRunStatus.SUCCESS)
         assert instance.get_run_by_id(run.run_id) is not None
         assert instance.get_concurrency_config().pool_config.default_pool_limit == 2
+        # the daemon evaluates the daily assets' freshness policies (no sensor to turn on)
+        assert "FRESHNESS_DAEMON" in instance.get_required_daemon_types()
 
 
 def test_kubernetes_instance_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:

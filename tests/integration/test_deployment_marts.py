@@ -51,7 +51,7 @@ def load_day(engine: Engine, history: History, window: TimeWindow) -> None:
 
 
 def vocabulary_failure_phase(attempt: AttemptTruth) -> str | None:
-    """VOCABULARY.md: a failure's phase is the phase in progress. The simulator's truth says
+    """docs/VOCABULARY.md: a failure's phase is the phase in progress. The simulator's truth says
     'deployment' for "deploy service failed"; the marts name the latest phase still open."""
     if attempt.failure_phase != "deployment":
         return attempt.failure_phase

@@ -1,4 +1,4 @@
-"""The event texts match VOCABULARY.md and the vendor sample."""
+"""The event texts match docs/VOCABULARY.md and the vendor sample."""
 
 from __future__ import annotations
 

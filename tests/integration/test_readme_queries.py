@@ -1,0 +1,185 @@
+"""Every SQL example of README.md runs on a warehouse loaded from the simulator through Dagster,
+marts built, and returns rows: a dashboard query copied from the README must work as printed."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance, materialize
+from sqlalchemy import Connection, text
+
+from pipelines import settings
+from pipelines.definitions import build_resources
+from pipelines.simulator.process import running_simulator
+from pipelines.warehouse.database import create_warehouse_engine
+from tests.integration.conftest import simulator_days, simulator_env
+from tests.integration.test_deployment_assets import ASSETS, MART_KEYS
+
+pytestmark = pytest.mark.integration
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+SQL_LANGUAGES = {"sql", "postgresql", "postgres", "pgsql", "psql"}
+# An opening or closing fence: up to 3 spaces, then 3+ backticks or tildes, then the info string.
+FENCE = re.compile(r"^ {0,3}(?P<fence>`{3,}|~{3,})\s*(?P<info>[^`]*?)\s*$")
+# The README's history: the simulator's 3 days before today (UTC), so the examples'
+# `current_date - N` windows hold rows; seed 7 gives failures, phases and unknown texts.
+SIM_ARGS = ["--services", "12", "--days", "3", "--seed", "7"]
+
+
+@dataclass(frozen=True)
+class Example:
+    line: int  # of the statement's first line in README.md
+    sql: str
+
+
+def fenced_sql_blocks(markdown: str) -> list[tuple[int, str]]:
+    """(first line number, body) of every fenced code block whose language is SQL."""
+    blocks: list[tuple[int, str]] = []
+    fence, language, body, start = "", "", [], 0
+    for number, line in enumerate(markdown.splitlines(), start=1):
+        match = FENCE.match(line)
+        if not fence:
+            if match:
+                fence, body, start = match["fence"], [], number + 1
+                language = (match["info"].split() or [""])[0].lower()
+            continue
+        closing = match is not None and not match["info"]
+        if closing and match["fence"][0] == fence[0] and len(match["fence"]) >= len(fence):
+            if language in SQL_LANGUAGES:
+                blocks.append((start, "\n".join(body)))
+            fence = ""
+        else:
+            body.append(line)
+    return blocks
+
+
+def split_statements(block: str) -> list[tuple[int, str]]:
+    """(line offset in the block, text) of each statement: split at `;` outside quotes and
+    comments; statements that are empty or only comments are dropped."""
+    bounds: list[tuple[int, int]] = []
+    start, index, quote = 0, 0, ""
+    while index < len(block):
+        char = block[index]
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif block.startswith("--", index):
+            newline = block.find("\n", index)
+            index = len(block) if newline < 0 else newline
+            continue
+        elif char == ";":
+            bounds.append((start, index))
+            start = index + 1
+        index += 1
+    bounds.append((start, len(block)))
+    statements = []
+    for begin, end in bounds:
+        lines = block[begin:end].split("\n")
+        code = [i for i, line in enumerate(lines) if line.strip() and not _is_comment(line)]
+        if code:
+            text_lines = lines[code[0] : code[-1] + 1]
+            statement = "\n".join(line for line in text_lines if not _is_comment(line))
+            statements.append((block.count("\n", 0, begin) + code[0], statement.strip()))
+    return statements
+
+
+def _is_comment(line: str) -> bool:
+    return line.strip().startswith("--")
+
+
+def readme_examples() -> list[Example]:
+    return [
+        Example(line=start + offset, sql=statement)
+        for start, block in fenced_sql_blocks(README.read_text(encoding="utf-8"))
+        for offset, statement in split_statements(block)
+    ]
+
+
+def bind_values(conn: Connection) -> dict[str, object]:
+    """Values for the examples' bind parameters (`:service_id`): ones that select rows."""
+    service_id = conn.execute(
+        text(
+            "select service_id from analytics.deployment_outcomes_daily"
+            " order by attempts desc, service_id limit 1"
+        )
+    ).scalar_one()
+    return {"service_id": service_id}
+
+
+@pytest.mark.parametrize(
+    ("markdown", "expected"),
+    [
+        ("```sql\nselect 1;\n```\n", [(2, "select 1")]),
+        ("```SQL title\nselect 1;\nselect 2\n```", [(2, "select 1"), (3, "select 2")]),
+        ("~~~~postgresql\nselect ';' as a; -- x; y\n~~~~\n", [(2, "select ';' as a")]),
+        ("````sql\n```\nselect 1\n````", [(2, "```\nselect 1")]),  # a shorter fence is text
+        ("```bash\npsql -c 'select 1;'\n```\n```\nselect 2;\n```", []),
+        ("  ```sql\n  select 1;\n  ```", [(2, "select 1")]),
+    ],
+)
+def test_the_extraction_finds_exactly_the_sql_statements(
+    markdown: str, expected: list[tuple[int, str]]
+) -> None:
+    found = [
+        (start + offset, statement)
+        for start, block in fenced_sql_blocks(markdown)
+        for offset, statement in split_statements(block)
+    ]
+    assert found == expected
+
+
+def test_the_readme_has_sql_examples() -> None:
+    examples = readme_examples()
+    assert examples, "no ```sql block found in README.md: the extraction is broken"
+    assert any(e.sql.lower().startswith("select") for e in examples)
+
+
+def test_every_readme_query_runs_on_a_loaded_warehouse(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    examples = readme_examples()
+    assert examples
+    with running_simulator(SIM_ARGS) as info:
+        monkeypatch.delenv(settings.MODELARTS_TOKEN, raising=False)
+        for key, value in simulator_env(info, database_url).items():
+            monkeypatch.setenv(key, value)
+        instance, resources = DagsterInstance.ephemeral(), build_resources()
+        assert materialize(ASSETS, selection=["services"], instance=instance, resources=resources)
+        for day in simulator_days(info):
+            for selection in (["service_events"], MART_KEYS):
+                assert materialize(
+                    ASSETS,
+                    selection=selection,
+                    partition_key=day,
+                    instance=instance,
+                    resources=resources,
+                ).success
+
+    engine = create_warehouse_engine(database_url)
+    failures = []
+    try:
+        with engine.connect() as conn:
+            values = bind_values(conn)
+            conn.rollback()
+            for example in examples:
+                # each example alone, rolled back: the insert example changes nothing for the rest
+                with conn.begin() as transaction:
+                    try:
+                        result = conn.execute(text(example.sql), values)
+                        rows = result.fetchall() if result.returns_rows else None
+                    except Exception as exc:
+                        failures.append(f"README.md:{example.line}: {exc}\n{example.sql}")
+                        transaction.rollback()
+                        continue
+                    if rows is not None and not rows:
+                        failures.append(f"README.md:{example.line}: no rows\n{example.sql}")
+                    if rows is None and result.rowcount < 1:
+                        failures.append(f"README.md:{example.line}: changed no row\n{example.sql}")
+                    transaction.rollback()
+    finally:
+        engine.dispose()
+    assert not failures, "\n\n".join(failures)
