@@ -16,7 +16,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -253,10 +252,17 @@ def _environment(args: argparse.Namespace, api: bool = True) -> Iterator[tuple[d
 
 
 def _check_reachable(var: str, url: str) -> None:
-    """A TCP connection to the host of `url` (no request, no credentials), else CliError."""
+    """A TCP connection to the host of `url` (no request, no credentials), else CliError.
+
+    Skipped when the host is reached through a proxy (HTTPS_PROXY, ...): requests goes that way.
+    """
+    import urllib.request
+
     parts = urlsplit(url)
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
+    if urllib.request.getproxies().get(parts.scheme) and not urllib.request.proxy_bypass(host):
+        return
     try:
         socket.create_connection((host, port), timeout=5).close()
     except OSError as exc:
@@ -268,10 +274,10 @@ def _check_database(url: str) -> None:
     """Connect once (5 s at most), else CliError naming host:port/database, not the password."""
     import psycopg
 
-    from pipelines.warehouse.database import describe_url
+    from pipelines.warehouse.database import describe_url, libpq_url
 
     try:
-        psycopg.connect(url, connect_timeout=5).close()
+        psycopg.connect(libpq_url(url), connect_timeout=5).close()
     except psycopg.Error as exc:
         # libpq: 'connection to server at "h", port p failed: Connection refused\n\tIs the ...'
         text = str(exc).strip()
@@ -538,7 +544,7 @@ def _backfill(args: argparse.Namespace) -> int:
 def _migrate(args: argparse.Namespace) -> int:
     import psycopg
 
-    from pipelines.warehouse.database import create_warehouse_engine
+    from pipelines.warehouse.database import create_warehouse_engine, libpq_url
     from pipelines.warehouse.migrations import apply_migrations
     from pipelines.warehouse.sql_files import sql_root
 
@@ -549,7 +555,8 @@ def _migrate(args: argparse.Namespace) -> int:
         if args.grants:
             for script in sorted((sql_root() / "grants").glob("*.sql")):
                 # psycopg directly: with no parameters, `%` in the scripts is not a placeholder
-                with psycopg.connect(os.environ[settings.DATABASE_URL], autocommit=True) as conn:
+                url = libpq_url(os.environ[settings.DATABASE_URL])
+                with psycopg.connect(url, autocommit=True) as conn:
                     conn.execute(script.read_text(encoding="utf-8"))
                 print(f"applied {script.name}")
         engine.dispose()
@@ -580,6 +587,7 @@ def _verify(args: argparse.Namespace) -> int:
 def _db(args: argparse.Namespace) -> int:
     """Print the warehouse's connection string; serve the embedded one over TCP for BI tools."""
     from pipelines.warehouse.database import describe_url
+    from pipelines.warehouse.relay import relay_to_unix_socket, unix_socket_path
 
     embedded = not settings.configured().database
     with _environment(args, api=False):
@@ -588,7 +596,7 @@ def _db(args: argparse.Namespace) -> int:
             print(f"warehouse: {describe_url(url)} (DATABASE_URL; connect with its credentials)")
             return 0
         print(f"psql / local clients: psql '{url}'")
-        socket_path = _unix_socket(url)
+        socket_path = unix_socket_path(url)
         tcp_url = f"postgresql://postgres@127.0.0.1:{args.port}/{describe_url(url).split('/')[-1]}"
         if args.print_only:
             print(f"BI tools: run `modelarts-etl db --port {args.port}` to serve {tcp_url}")
@@ -599,47 +607,9 @@ def _db(args: argparse.Namespace) -> int:
             raise CliError(f"port {args.port} on 127.0.0.1: {exc.strerror}; use --port N") from None
         print(f"BI tools (127.0.0.1 only, user postgres, no password): {tcp_url}")
         print("serving until Ctrl+C; the embedded Postgres stops when the last user stops")
-        with listener:
-            _forward(listener, socket_path)
+        with listener, contextlib.suppress(KeyboardInterrupt):
+            relay_to_unix_socket(listener, socket_path)
     return 0
-
-
-def _unix_socket(url: str) -> str:
-    """The socket file of a `postgresql://...?host=/dir` URL (the embedded server's)."""
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    folder = parsed.query.get("host")
-    folder = folder[0] if isinstance(folder, tuple) else folder
-    return f"{folder}/.s.PGSQL.{parsed.port or 5432}"
-
-
-def _forward(listener: socket.socket, socket_path: str) -> None:
-    """Relay each TCP client to the embedded server's unix socket until interrupted."""
-
-    def pipe(source: socket.socket, target: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                target.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (source, target):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-                sock.close()
-
-    while True:
-        client, _ = listener.accept()
-        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            server.connect(socket_path)
-        except OSError:
-            client.close()
-            server.close()
-            continue
-        for source, target in ((client, server), (server, client)):
-            threading.Thread(target=pipe, args=(source, target), daemon=True).start()
 
 
 def _dev(args: argparse.Namespace) -> int:

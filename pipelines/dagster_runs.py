@@ -20,6 +20,7 @@ Here:
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import time
 from collections.abc import Callable
@@ -46,8 +47,11 @@ UNFINISHED = [
     DagsterRunStatus.STARTED,
     DagsterRunStatus.CANCELING,
 ]
-# How often a waiting step says what it waits for.
+# How often a waiting step says what it waits for, and looks whether the slots changed hands.
 WAIT_LOG_EVERY_S = 30.0
+HOLDERS_CHECK_S = 5.0
+# A refused claim sleeps this long: the multiprocess executor has no sleep of its own.
+REFUSED_SLEEP_S = 0.25
 
 
 class PoolWaitTimeout(RuntimeError):
@@ -58,18 +62,31 @@ def process_tags() -> dict[str, str]:
     """Tags that name this process, for the runs it executes in-process."""
     me = psutil.Process()
     return {
-        HOST_TAG: socket.gethostname(),
+        HOST_TAG: _host(),
         PID_TAG: str(me.pid),
         PROCESS_STARTED_TAG: f"{me.create_time():.2f}",
     }
 
 
+def _host() -> str:
+    """This host, and its pid namespace where there is one: containers may share a hostname."""
+    try:
+        return f"{socket.gethostname()}/pidns:{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        return socket.gethostname()
+
+
 def _process_alive(tags: dict[str, str]) -> bool:
-    """Whether the process named by `process_tags` still runs (a reused pid does not count)."""
+    """Whether the process named by `process_tags` still runs. A pid reused by a process that
+    started at another time does not count; one we may not inspect does (it exists)."""
     try:
         process = psutil.Process(int(tags[PID_TAG]))
-        return f"{process.create_time():.2f}" == tags.get(PROCESS_STARTED_TAG)
-    except (psutil.NoSuchProcess, psutil.AccessDenied, KeyError, ValueError):
+        # 2 s of slack: psutil derives the start time from the boot time, which moves when the
+        # wall clock is stepped (NTP, a resumed VM)
+        return abs(process.create_time() - float(tags[PROCESS_STARTED_TAG])) < 2.0
+    except psutil.AccessDenied:
+        return True
+    except (psutil.NoSuchProcess, KeyError, ValueError):
         return False
 
 
@@ -85,13 +102,15 @@ def reclaim_dead_runs(instance: DagsterInstance) -> Reclaimed:
     """Mark the unfinished runs of dead CLI processes on this host failed; free every pool slot
     held by a run that has ended.
 
-    Only runs tagged by `process_tags` on this host are judged here: a run launched by the daemon
-    or the UI has a run worker that Dagster's run monitoring watches (deploy/dagster.yaml).
+    Only runs executed in-process by a CLI on this host (tagged by `process_tags`, no remote
+    origin) are judged here: a run launched by the daemon or the UI has a run worker, which
+    Dagster's run monitoring watches where the run launcher supports it (deploy/README.md).
     """
-    host = socket.gethostname()
+    host = _host()
     failed = []
     for run in instance.get_runs(RunsFilter(statuses=UNFINISHED, tags={HOST_TAG: host})):
-        if _process_alive(dict(run.tags)):
+        # a re-execution from the UI may copy our tags onto a run the daemon launched
+        if run.remote_job_origin is not None or _process_alive(dict(run.tags)):
             continue
         instance.report_run_failed(
             run,
@@ -137,33 +156,36 @@ def install_pool_wait_guard() -> None:
         step_key: str,
         step_priority: int = 0,
     ) -> bool:
-        waits: dict[str, list[float]] = self.__dict__.setdefault("_pipelines_waits", {})
+        waits: dict[str, _Wait] = self.__dict__.setdefault("_pipelines_waits", {})
         if claim(self, concurrency_key, step_key, step_priority):
             waits.pop(step_key, None)
             return True
         now = time.monotonic()
-        # the first refusal is logged at once, then every WAIT_LOG_EVERY_S
-        started, logged = waits.setdefault(step_key, [now, now - WAIT_LOG_EVERY_S])
-        waited = now - started
-        limit = settings.wait_timeout_s()
-        if waited > limit or now - logged >= WAIT_LOG_EVERY_S:
-            waits[step_key][1] = now
-            holders = _slot_holders(self._instance, concurrency_key)
+        wait = waits.setdefault(step_key, _Wait(started=now, since=now))
+        if now - wait.holders_checked >= HOLDERS_CHECK_S:
+            wait.holders_checked = now
+            holders = _holder_ids(self._instance, concurrency_key)
+            if holders != wait.holders:
+                # Slots changed hands: the queue moves, so this is waiting one's turn, not a
+                # wedge. The deadline counts from the last change.
+                wait.holders, wait.since = holders, now
+        waited, limit = now - wait.since, settings.wait_timeout_s()
+        if waited > limit or now - wait.logged >= WAIT_LOG_EVERY_S:
+            wait.logged = now
+            holders_text = _slot_holders(self._instance, concurrency_key)
             if waited > limit:
                 raise PoolWaitTimeout(
                     f"step {step_key} waited {waited:.0f} s for a slot of pool "
-                    f"{concurrency_key!r}, held by {holders}; gave up after "
-                    f"{settings.WAIT_TIMEOUT_S}={limit:.0f} s"
+                    f"{concurrency_key!r} while the same runs held it: {holders_text}; gave up "
+                    f"after {settings.WAIT_TIMEOUT_S}={limit:.0f} s"
                 )
             log.warning(
                 "step %s has waited %.0f s for a slot of pool %r, held by %s "
-                "(gives up after %.0f s)",
-                step_key,
-                waited,
-                concurrency_key,
-                holders,
-                limit,
-            )
+                "(gives up after %.0f s without a change of holders)",
+                step_key, now - wait.started, concurrency_key, holders_text, limit,
+            )  # fmt: skip
+        # Dagster's multiprocess executor asks again at once, with no sleep of its own.
+        time.sleep(REFUSED_SLEEP_S)
         return False
 
     def interval_to_next_pending_claim_check(self: InstanceConcurrencyContext) -> float:
@@ -178,6 +200,22 @@ def install_pool_wait_guard() -> None:
         interval_to_next_pending_claim_check
     )
     _installed.append(claim)
+
+
+@dataclass
+class _Wait:
+    """One step's wait for a pool slot."""
+
+    started: float
+    since: float = 0.0  # when the holders last changed
+    logged: float = float("-inf")  # the first refusal is logged at once
+    holders_checked: float = float("-inf")
+    holders: frozenset[str] | None = None
+
+
+def _holder_ids(instance: DagsterInstance, concurrency_key: str) -> frozenset[str]:
+    info = instance.event_log_storage.get_concurrency_info(concurrency_key)
+    return frozenset(info.active_run_ids)
 
 
 def _slot_holders(instance: DagsterInstance, concurrency_key: str) -> str:

@@ -98,7 +98,7 @@ INTEGER_RANGES: dict[str, tuple[int, int | None]] = {
     MODELARTS_SPLIT_THRESHOLD: (0, None),
     MODELARTS_LOOKBACK_HOURS: (0, 24 * 31),
     NIGHTLY_LOOKBACK_DAYS: (0, 366),
-    WAIT_TIMEOUT_S: (1, None),
+    WAIT_TIMEOUT_S: (1, 2_000_000),  # Postgres' lock_timeout stops at 2^31 - 1 ms
 }
 OFFSET_MODES = ("page", "record")
 
@@ -121,6 +121,7 @@ def check_integer(var: str, value: object) -> int:
 
 
 def check_offset_mode(value: str) -> str:
+    """`value` if it is an offset mode MODELARTS_OFFSET_MODE may name, else ConfigError."""
     if value not in OFFSET_MODES:
         raise ConfigError(f"{MODELARTS_OFFSET_MODE} must be 'page' or 'record', not {value!r}")
     return value
@@ -169,7 +170,8 @@ def validate() -> None:
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise ConfigError(f"{var} must be an http(s):// URL")
     for var in (DATABASE_URL, ANALYTICS_DATABASE_URL):
-        if env.get(var) and urlsplit(env[var]).scheme not in ("postgres", "postgresql"):
+        scheme = urlsplit(env.get(var, "")).scheme.split("+")[0]
+        if env.get(var) and scheme not in ("postgres", "postgresql"):
             raise ConfigError(f"{var} must be a postgresql:// URL")
     if env.get(NIGHTLY_TIMEZONE):
         try:

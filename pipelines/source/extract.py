@@ -94,6 +94,8 @@ def extract_window(
     in_flight: set[str] = set()
 
     def fetch_service(service_id: str) -> None:
+        if stop.is_set():  # the window failed before this service's turn
+            return
         error: BaseException | None = None
         in_flight.add(service_id)
         try:
@@ -123,22 +125,26 @@ def extract_window(
         put(_ServiceDone(service_id, error))
 
     pending = len(service_ids)
-    with ThreadPoolExecutor(
-        max_workers=max(1, settings.workers), thread_name_prefix="extract"
-    ) as pool:
-        for service_id in service_ids:
-            pool.submit(fetch_service, service_id)
-        try:
-            while pending:
-                item = _next(buffer, settings, window, in_flight)
-                if isinstance(item, _ServiceDone):
-                    pending -= 1
-                    if item.error is not None:
-                        raise item.error
-                    continue
-                yield item
-        finally:
-            stop.set()
+    pool = ThreadPoolExecutor(max_workers=max(1, settings.workers), thread_name_prefix="extract")
+    for service_id in service_ids:
+        pool.submit(fetch_service, service_id)
+    finished = False
+    try:
+        while pending:
+            item = _next(buffer, settings, window, in_flight)
+            if isinstance(item, _ServiceDone):
+                pending -= 1
+                if item.error is not None:
+                    raise item.error
+                continue
+            yield item
+        finished = True
+    finally:
+        stop.set()
+        # After a failure, services not started yet are dropped, and a worker stuck in a call
+        # (the case of the stall deadline) is not waited for: it ends on its own or with the
+        # process, while the failure reaches the run now.
+        pool.shutdown(wait=finished, cancel_futures=True)
 
 
 def _next(

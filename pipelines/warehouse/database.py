@@ -20,6 +20,12 @@ def sqlalchemy_url(database_url: str) -> str:
     return url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
 
 
+def libpq_url(database_url: str) -> str:
+    """The same URL as libpq (psycopg.connect) reads it: `postgresql+psycopg://` -> `postgresql://`."""
+    url = make_url(database_url.replace("postgres://", "postgresql://", 1))
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 def resolve_database_url(database_url: str | None, data_dir: Path) -> str:
     """The configured URL; the embedded server's only when PIPELINES_EMBEDDED=1 chooses it.
 
@@ -38,12 +44,15 @@ def resolve_database_url(database_url: str | None, data_dir: Path) -> str:
 
 def describe_url(database_url: str) -> str:
     """host:port/database of a URL, for messages: never the user's password."""
-    url = make_url(database_url.replace("postgres://", "postgresql://", 1))
-    host = url.host or url.query.get("host") or "localhost"
-    if isinstance(host, tuple):
-        host = host[0]
-    where = f"{host}:{url.port}" if url.port else str(host)
-    return f"{where}/{url.database or ''}"
+    try:
+        url = make_url(database_url.replace("postgres://", "postgresql://", 1))
+        host = url.host or url.query.get("host") or "localhost"
+        if isinstance(host, tuple):
+            host = host[0]
+        where = f"{host}:{url.port}" if url.port else str(host)
+        return f"{where}/{url.database or ''}"
+    except ValueError:  # e.g. a libpq multi-host URL
+        return "the configured database"
 
 
 def create_warehouse_engine(database_url: str, pool_size: int = 5) -> Engine:

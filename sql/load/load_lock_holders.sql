@@ -5,6 +5,8 @@ left join load_batches as batches
     on batches.loader_pid = locks.pid and batches.status = 'running'
 where
     locks.locktype = 'advisory'
+    -- advisory locks are per database: other databases of the server have their own loads
+    and locks.database = (select oid from pg_database where datname = current_database())
     and locks.granted
     and locks.classid = %(lock_class)s::integer::oid
     and locks.objid::bigint between %(first_day)s and %(last_day)s

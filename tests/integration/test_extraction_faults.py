@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -234,4 +235,9 @@ def test_workers_that_deliver_nothing_fail_the_window_after_the_stall_deadline(
         caplog.set_level(logging.WARNING, logger="pipelines.source.extract")
         with pytest.raises(ExtractionStalledError, match="no page from any worker for 1 s"):
             list(extract_window(client, ["svc-0000", "svc-0001"], window, stalled))
+        # the failure was not held up until the workers' 3 s calls ended
+        workers = [t for t in threading.enumerate() if t.name.startswith("extract")]
+        assert any(t.is_alive() for t in workers)
+        for worker in workers:  # let them end while the simulator still answers
+            worker.join(timeout=30)
     assert any("waiting on services svc-0000, svc-0001" in r.message for r in caplog.records)

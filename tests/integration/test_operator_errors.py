@@ -34,7 +34,7 @@ CASES = [
     ({"MODELARTS_OFFSET_MODE": "pages"}, ["rerun", "2026-11-19"], 2,
      "MODELARTS_OFFSET_MODE must be 'page' or 'record', not 'pages'"),
     ({"PIPELINES_WAIT_TIMEOUT_S": "soon"}, ["backfill", "--start", "2026-11-18", "--end",
-     "2026-11-19"], 2, "PIPELINES_WAIT_TIMEOUT_S must be an integer >= 1, not 'soon'"),
+     "2026-11-19"], 2, "PIPELINES_WAIT_TIMEOUT_S must be an integer 1..2000000, not 'soon'"),
     ({}, ["rerun", "2030-01-01"], 2, "2030-01-01 has not ended yet (UTC)"),
     ({}, ["run", "--start", "2030-01-01"], 2, "2030-01-01 has not ended yet (UTC)"),
     ({}, ["verify", TODAY.isoformat()], 2, f"{TODAY} has not ended yet (UTC)"),
