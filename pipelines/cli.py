@@ -244,7 +244,7 @@ def _environment(args: argparse.Namespace, api: bool = True) -> Iterator[tuple[d
             print(f"warehouse: embedded Postgres, data in {(data_dir / 'pgdata').resolve()}")
         _check_database(os.environ[settings.DATABASE_URL])
         if args.command != "migrate":
-            _engine()  # applies pending migrations, with a warning naming them
+            _migrate_announced()
         _ensure_dagster_home()
         if args.command in ("run", "backfill", "rerun"):
             _reclaim_dead_runs()
@@ -287,6 +287,23 @@ def _check_database(url: str) -> None:
             f"{reason}",
             code=1,
         ) from None
+
+
+def _migrate_announced() -> None:
+    """Apply pending migrations before anything runs, and say which: the schema never changes
+    unannounced (`migrate` is the explicit step; a Dagster run would apply them too, with a
+    warning)."""
+    from pipelines.warehouse.database import create_warehouse_engine, describe_url
+    from pipelines.warehouse.migrations import apply_migrations
+
+    url = os.environ[settings.DATABASE_URL]
+    engine = create_warehouse_engine(url, pool_size=1)
+    try:
+        applied = apply_migrations(engine)
+    finally:
+        engine.dispose()
+    if applied:
+        print(f"warehouse: applied migrations {', '.join(applied)} to {describe_url(url)}")
 
 
 def _reclaim_dead_runs() -> None:
