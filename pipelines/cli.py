@@ -291,17 +291,12 @@ def _check_database(url: str) -> None:
 
 def _migrate_announced() -> None:
     """Apply pending migrations before anything runs, and say which: the schema never changes
-    unannounced (`migrate` is the explicit step; a Dagster run would apply them too, with a
-    warning)."""
-    from pipelines.warehouse.database import create_warehouse_engine, describe_url
-    from pipelines.warehouse.migrations import apply_migrations
+    unannounced (`migrate` is the explicit step)."""
+    from pipelines.resources import migrated_engine
+    from pipelines.warehouse.database import describe_url
 
     url = os.environ[settings.DATABASE_URL]
-    engine = create_warehouse_engine(url, pool_size=1)
-    try:
-        applied = apply_migrations(engine)
-    finally:
-        engine.dispose()
+    _, applied = migrated_engine(url)  # the engine the command then uses (`_engine`)
     if applied:
         print(f"warehouse: applied migrations {', '.join(applied)} to {describe_url(url)}")
 

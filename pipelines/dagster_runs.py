@@ -207,7 +207,7 @@ class _Wait:
     """One step's wait for a pool slot."""
 
     started: float
-    since: float = 0.0  # when the holders last changed
+    since: float  # when the holders last changed
     logged: float = float("-inf")  # the first refusal is logged at once
     holders_checked: float = float("-inf")
     holders: frozenset[str] | None = None

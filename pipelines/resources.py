@@ -198,16 +198,22 @@ def warehouse_engine(database_url: str | None, data_dir: Path) -> Engine:
     logged as a warning naming the database: `modelarts-etl migrate` is the explicit step.
     """
     url = resolve_database_url(database_url, data_dir)
+    engine, applied = migrated_engine(url)
+    if applied:
+        log.warning(
+            "warehouse %s: applied pending migrations %s", describe_url(url), ", ".join(applied)
+        )
+    return engine
+
+
+def migrated_engine(url: str) -> tuple[Engine, list[str]]:
+    """This process's engine of `url`, and the migrations applied in making it (none once it
+    exists)."""
     with _engines_lock:
         engine = _engines.get(url)
-        if engine is None:
-            engine = create_warehouse_engine(url)
-            applied = apply_migrations(engine)
-            if applied:
-                log.warning(
-                    "warehouse %s: applied pending migrations %s",
-                    describe_url(url),
-                    ", ".join(applied),
-                )
-            _engines[url] = engine
-        return engine
+        if engine is not None:
+            return engine, []
+        engine = create_warehouse_engine(url)
+        applied = apply_migrations(engine)
+        _engines[url] = engine
+        return engine, applied

@@ -75,20 +75,9 @@ WAREHOUSE_FIELDS = {
 ALERT_FIELDS = {"webhook_url": ALERT_WEBHOOK_URL}
 # Bound whether set or not: a run without them fails naming the missing variable.
 REQUIRED = frozenset({MODELARTS_ENDPOINT, MODELARTS_PROJECT_ID})
-INTEGERS = frozenset(
-    {
-        MODELARTS_WORKERS,
-        MODELARTS_PAGE_LIMIT,
-        MODELARTS_MAX_REQUESTS_PER_S,
-        MODELARTS_RETRY_BUDGET,
-        MODELARTS_MAX_RETRIES,
-        MODELARTS_SPLIT_THRESHOLD,
-        MODELARTS_LOOKBACK_HOURS,
-    }
-)
 
 
-# Variable -> (lowest, highest) accepted value; None: no bound.
+# Every integer variable -> (lowest, highest) accepted value; None: no bound.
 INTEGER_RANGES: dict[str, tuple[int, int | None]] = {
     MODELARTS_WORKERS: (1, 64),
     MODELARTS_PAGE_LIMIT: (10, 1000),  # below 10 a record-offset API could go unnoticed
@@ -100,6 +89,7 @@ INTEGER_RANGES: dict[str, tuple[int, int | None]] = {
     NIGHTLY_LOOKBACK_DAYS: (0, 366),
     WAIT_TIMEOUT_S: (1, 2_000_000),  # Postgres' lock_timeout stops at 2^31 - 1 ms
 }
+INTEGERS = frozenset(INTEGER_RANGES)
 OFFSET_MODES = ("page", "record")
 
 

@@ -247,7 +247,7 @@ def kill_group_repeatedly_then_run(
     dagster_home: Path,
     rng: random.Random,
     kills: int = 3,
-    bound_s: float = float(os.environ.get("GROUP_BOUND_S", "300")),
+    bound_s: float = 300.0,
 ) -> None:
     """One round of issue #12: SIGKILL the whole process group of `modelarts-etl run` `kills`
     times (first at a random early point, then aimed at loads in flight), each kill leaving its
