@@ -292,8 +292,7 @@ def _check_database(url: str) -> None:
 def _migrate_announced() -> None:
     """Apply pending migrations before anything runs, and say which: the schema never changes
     unannounced (`migrate` is the explicit step)."""
-    from pipelines.resources import migrated_engine
-    from pipelines.warehouse.database import describe_url
+    from pipelines.warehouse.database import describe_url, migrated_engine
 
     url = os.environ[settings.DATABASE_URL]
     _, applied = migrated_engine(url)  # the engine the command then uses (`_engine`)
@@ -458,7 +457,7 @@ def _default_range(sim_range: tuple[date, date] | None) -> tuple[date, date]:
 
 
 def _engine() -> Engine:
-    from pipelines.resources import warehouse_engine
+    from pipelines.warehouse.database import warehouse_engine
 
     return warehouse_engine(os.environ[settings.DATABASE_URL], Path(settings.DEFAULT_DATA_DIR))
 
