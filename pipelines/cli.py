@@ -362,13 +362,7 @@ def _day_row(key: str, meta: dict[str, Any], attempts: object = "-") -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from dagster import AssetSelection, DagsterInstance, materialize
-
-    from pipelines.assets.deployments import deployment_marts
-    from pipelines.assets.events import service_events, services
-    from pipelines.dagster_runs import process_tags
-    from pipelines.definitions import build_resources
-
+    """`run`: the nightly job over --start..--end (default: the simulator's days, or the last 7)."""
     with _environment(args) as sim_range:
         default_start, default_end = _default_range(sim_range)
         # the simulator's history may begin before the first partition
@@ -377,51 +371,7 @@ def _run(args: argparse.Namespace) -> int:
         end = args.end or default_end
         if end < start:
             raise CliError(f"--end {end} is before --start {start}")
-        assets = [services, service_events, deployment_marts]
-        # each day: its events, then everything downstream of them (the deployment marts)
-        per_day = AssetSelection.assets("service_events").downstream()
-        resources = build_resources()
-        instance = DagsterInstance.get()
-        quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-        tags = {**process_tags(), "pipelines/trigger": "run"}
-        listing = materialize(
-            assets,
-            selection=["services"],
-            instance=instance,
-            resources=resources,
-            run_config=quiet,
-            tags=tags,
-            raise_on_error=False,
-        )
-        if not listing.success:
-            raise CliError(
-                f"listing the services failed: {_failure(listing)} (run {listing.run_id})", code=1
-            )
-        print(_HEADER)
-        failed = 0
-        day = start
-        while day <= end:
-            key = day.isoformat()
-            result = materialize(
-                assets,
-                selection=per_day,
-                partition_key=key,
-                instance=instance,
-                resources=resources,
-                run_config=quiet,
-                tags=tags,
-                raise_on_error=False,
-            )
-            if result.success:
-                meta = _metadata(result, "service_events", "service_events")
-                marts = _metadata(result, "deployment_marts", "deployment_attempts")
-                print(_day_row(key, meta, marts.get("attempts_rebuilt", "-")), flush=True)
-            else:
-                failed += 1
-                print(f"{key:<12}FAILED: {_failure(result)} (run {result.run_id})", flush=True)
-            day += timedelta(days=1)
-        print(f"runs recorded in DAGSTER_HOME={os.environ['DAGSTER_HOME']}")
-        return 1 if failed else 0
+        return _run_days(args.command, start, end)
 
 
 def _failure(result: ExecuteInProcessResult) -> str:
@@ -519,37 +469,45 @@ def _day_progress() -> Iterator[None]:
 
 
 def _backfill(args: argparse.Namespace) -> int:
-    """One run of the nightly job over a range: events, then everything downstream."""
+    """`backfill` over --start..--end, `rerun` of one day."""
+    first, last = (args.day, args.day) if args.command == "rerun" else (args.start, args.end)
+    with _environment(args):
+        return _run_days(args.command, first, last)
+
+
+def _run_days(command: str, first: date, last: date) -> int:
+    """One in-process run of the nightly job over the days first..last: service_events (the
+    services listed once, each service's events of the range fetched once, one load per day),
+    then the deployment marts of the range. Prints each day's row as its load commits."""
     from dagster import DagsterInstance
 
     from pipelines.dagster_runs import process_tags
     from pipelines.definitions import build_definitions
 
-    first, last = (args.day, args.day) if args.command == "rerun" else (args.start, args.end)
-    with _environment(args):
-        job = build_definitions().resolve_job_def("nightly")
-        print(_HEADER)
-        with _day_progress():
-            result = job.execute_in_process(
-                instance=DagsterInstance.get(),
-                tags={
-                    **process_tags(),
-                    "dagster/asset_partition_range_start": first.isoformat(),
-                    "dagster/asset_partition_range_end": last.isoformat(),
-                    "pipelines/trigger": args.command,
-                },
-                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-                raise_on_error=False,
-            )
-        if result.success:
-            marts = _metadata(result, "deployment_marts", "deployment_attempts")
-            print(
-                f"{args.command} {first}..{last}: run {result.run_id} succeeded; deployment "
-                f"marts rebuilt ({marts.get('attempts_rebuilt', '-')} attempts)"
-            )
-            return 0
-        print(f"{args.command} {first}..{last}: run {result.run_id} FAILED: {_failure(result)}")
-        return 1
+    job = build_definitions().resolve_job_def("nightly")
+    print(_HEADER)
+    with _day_progress():
+        result = job.execute_in_process(
+            instance=DagsterInstance.get(),
+            tags={
+                **process_tags(),
+                "dagster/asset_partition_range_start": first.isoformat(),
+                "dagster/asset_partition_range_end": last.isoformat(),
+                "pipelines/trigger": command,
+            },
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            raise_on_error=False,
+        )
+    if result.success:
+        marts = _metadata(result, "deployment_marts", "deployment_attempts")
+        print(
+            f"{command} {first}..{last}: run {result.run_id} succeeded; deployment "
+            f"marts rebuilt ({marts.get('attempts_rebuilt', '-')} attempts)"
+        )
+        print(f"runs recorded in DAGSTER_HOME={os.environ['DAGSTER_HOME']}")
+        return 0
+    print(f"{command} {first}..{last}: run {result.run_id} FAILED: {_failure(result)}")
+    return 1
 
 
 def _migrate(args: argparse.Namespace) -> int:
