@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 from pipelines import settings
 
 if TYPE_CHECKING:
-    from dagster import ExecuteInProcessResult
+    from dagster import DagsterInstance, ExecuteInProcessResult
     from sqlalchemy import Engine
 
     from pipelines.simulator.process import SimulatorInfo
@@ -300,14 +300,25 @@ def _migrate_announced() -> None:
         print(f"warehouse: applied migrations {', '.join(applied)} to {describe_url(url)}")
 
 
-def _reclaim_dead_runs() -> None:
-    """Free what runs of killed processes left in the Dagster instance (see dagster_runs.py)."""
+def _dagster_instance() -> DagsterInstance:
+    """The instance of DAGSTER_HOME, made once per process and home (each costs ~0.1 s)."""
     from dagster import DagsterInstance
 
+    home = os.environ["DAGSTER_HOME"]
+    if home not in _instances:
+        _instances[home] = DagsterInstance.get()
+    return _instances[home]
+
+
+_instances: dict[str, DagsterInstance] = {}
+
+
+def _reclaim_dead_runs() -> None:
+    """Free what runs of killed processes left in the Dagster instance (see dagster_runs.py)."""
     from pipelines.dagster_runs import install_pool_wait_guard, reclaim_dead_runs
 
     install_pool_wait_guard()
-    reclaimed = reclaim_dead_runs(DagsterInstance.get())
+    reclaimed = reclaim_dead_runs(_dagster_instance())
     if reclaimed.failed_runs:
         print(
             f"dagster: {len(reclaimed.failed_runs)} run(s) of dead processes marked failed: "
@@ -479,8 +490,6 @@ def _run_days(command: str, first: date, last: date) -> int:
     """One in-process run of the nightly job over the days first..last: service_events (the
     services listed once, each service's events of the range fetched once, one load per day),
     then the deployment marts of the range. Prints each day's row as its load commits."""
-    from dagster import DagsterInstance
-
     from pipelines.dagster_runs import process_tags
     from pipelines.definitions import build_definitions
 
@@ -488,7 +497,7 @@ def _run_days(command: str, first: date, last: date) -> int:
     print(_HEADER)
     with _day_progress():
         result = job.execute_in_process(
-            instance=DagsterInstance.get(),
+            instance=_dagster_instance(),
             tags={
                 **process_tags(),
                 "dagster/asset_partition_range_start": first.isoformat(),
