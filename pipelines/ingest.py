@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 LOAD_GC_THRESHOLD = 50_000
 # Encoded events a range load keeps in memory, over all its days, before spilling them to
 # unnamed temporary files (see `load_events_range`).
-SPILL_MEMORY_BYTES = 32 * 1024 * 1024
+SPILL_MEMORY_BYTES = 8 * 1024 * 1024
 # Counters of a range's one extraction that belong to no single day: they are recorded on the
 # audit row of the range's last day (the other days record 0), so sums over days stay true.
 RANGE_COUNTERS = (
