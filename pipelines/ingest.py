@@ -26,6 +26,7 @@ from pipelines.warehouse.loader import (
     LoadResult,
     WindowLoad,
     encode_copy_rows,
+    record_failed_load,
 )
 
 log = logging.getLogger(__name__)
@@ -187,8 +188,9 @@ def load_events_range(
     files (gone with the process, even a killed one), so memory does not grow with the range.
     Every service's window covers every segment, so the segments load once the extraction has
     ended: one `WindowLoad` per segment, in order, with its day locks, audit row and exactness
-    as `load_events_window`. A failed extraction loads nothing; a failed load keeps the
-    segments committed before it. One segment streams through `load_events_window` instead.
+    as `load_events_window`. A failed extraction loads nothing (each segment gets a failed
+    audit row); a failed load keeps the segments committed before it. One segment streams
+    through `load_events_window` instead.
     """
     if len(segments) == 1:
         key, window = segments[0]
@@ -238,6 +240,12 @@ def load_events_range(
                         pages[_segment_of(page.rejected[0], starts)] += 1
                     else:  # only events outside the range, counted on the last segment
                         pages[-1] += 1
+            except Exception as exc:
+                extracted.close()  # stop the workers first
+                # nothing loaded: each day says so in its audit row (`modelarts-etl status`)
+                for key, window in segments:
+                    record_failed_load(engine, window, exc, run_id=run_id, partition_key=key)
+                raise
             finally:
                 extracted.close()  # see load_events_window
         extract_seconds = time.perf_counter() - started

@@ -411,6 +411,24 @@ class WindowLoad:
             log.exception("could not mark load batch %s failed", self.batch_id)
 
 
+def record_failed_load(
+    engine: Engine,
+    window: TimeWindow,
+    error: BaseException,
+    *,
+    run_id: str | None = None,
+    partition_key: str | None = None,
+) -> int:
+    """The audit row of a window whose load never began because its extraction failed (a range
+    extracts all its days before loading any): status failed, with the error. Returns its id."""
+    load = WindowLoad(engine, window, run_id=run_id, partition_key=partition_key)
+    with _raw_connection(engine) as conn:
+        loader_pid = conn.info.backend_pid
+    load.batch_id = load._open_audit_row(loader_pid)
+    load._close_audit_row_failed(f"extraction failed: {type(error).__name__}: {error}")
+    return load.batch_id
+
+
 def _describe_holders(holders: Sequence[tuple[Any, ...]]) -> str:
     """'backend 123 (batch 7 of run R, day 2026-11-01)' per holder of a day lock."""
     return ", ".join(

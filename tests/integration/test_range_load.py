@@ -23,6 +23,7 @@ from pipelines.ingest import Segment, load_events_range
 from pipelines.simulator.process import SimulatorInfo, running_simulator
 from pipelines.source.auth import Secret, StaticToken
 from pipelines.source.client import HttpSettings, ModelArtsClient, build_session
+from pipelines.source.errors import PagingError
 from pipelines.source.extract import ExtractSettings
 from pipelines.source.models import TimeWindow
 from tests.integration.conftest import expected_events, stored_events
@@ -151,3 +152,23 @@ def test_segments_must_be_consecutive(engine: Engine, range_simulator: Simulator
         load_events_range(
             _client(range_simulator), engine, ["s"], [days[0], days[2]], ExtractSettings()
         )
+
+
+def test_a_failed_extraction_loads_nothing_and_marks_every_day_failed(
+    range_simulator: SimulatorInfo, engine: Engine, database_url: str
+) -> None:
+    info = range_simulator
+    service_ids = [s.service_id for s in _client(info).list_services()]
+    days = _days(info)
+    # one page per window allowed, and every service holds more than one page over the range
+    settings = ExtractSettings(page_limit=PAGE_LIMIT, split_threshold=None, max_pages_per_window=1)
+    with pytest.raises(PagingError, match="more than 1 pages"):
+        load_events_range(_client(info), engine, service_ids, days, settings, run_id="r3")
+    assert stored_events(database_url) == set()
+    with psycopg.connect(database_url) as conn:
+        batches = conn.execute(
+            "select partition_key, status, error from load_batches order by window_start_ms"
+        ).fetchall()
+    assert [b[0] for b in batches] == [key for key, _ in days]
+    assert {b[1] for b in batches} == {"failed"}
+    assert all("extraction failed: PagingError" in b[2] for b in batches)
