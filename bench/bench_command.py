@@ -20,6 +20,8 @@ interleave: ours, dlt, ours, dlt, ...
 
 Run: .venv/bin/python bench/bench_command.py                   # all three sizes
      .venv/bin/python bench/bench_command.py --sizes 20x1 200x3 --reps 5
+     .venv/bin/python bench/bench_command.py --ours-python V/bin/python --ours-checkout DIR
+                                  # another checkout as ours: before/after comparisons
 """
 
 from __future__ import annotations
@@ -67,6 +69,14 @@ SIZES = {
 
 
 @dataclass(frozen=True)
+class Ours:
+    """The interpreter and the folder our command runs with."""
+
+    python: str
+    checkout: Path
+
+
+@dataclass(frozen=True)
 class Measured:
     seconds: float
     peak_rss_mb: float
@@ -74,11 +84,13 @@ class Measured:
     rows: int
 
 
-def timed_process(command: list[str], env: dict[str, str]) -> tuple[float, float, str, str]:
+def timed_process(
+    command: list[str], env: dict[str, str], cwd: Path = REPO
+) -> tuple[float, float, str, str]:
     """Wall seconds and peak RSS (MB) of one child process, and its output."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
-        child = subprocess.Popen(command, stdout=out, stderr=err, env=env, cwd=REPO)
+        child = subprocess.Popen(command, stdout=out, stderr=err, env=env, cwd=cwd)
         _, status, usage = os.wait4(child.pid, 0)
         seconds = time.perf_counter() - started
         child.returncode = os.waitstatus_to_exitcode(status)
@@ -119,7 +131,7 @@ def minimum_event_requests(database_url: str, services: int) -> int:
 
 
 def run_ours(
-    size: Size, info: Any, admin_url: str, home: Path, first: str, last: str
+    size: Size, info: Any, admin_url: str, home: Path, first: str, last: str, ours: Ours
 ) -> tuple[Measured, int]:
     from pipelines.cli import simulator_environment
 
@@ -135,7 +147,7 @@ def run_ours(
             "MODELARTS_MAX_REQUESTS_PER_S": "0",
         }
         command = [
-            sys.executable,
+            ours.python,
             "-m",
             "pipelines.cli",
             size.command,
@@ -145,7 +157,7 @@ def run_ours(
             last,
         ]
         before = served(info.url)
-        seconds, rss, stdout, _ = timed_process(command, env)
+        seconds, rss, stdout, _ = timed_process(command, env, ours.checkout)
         used = difference(served(info.url), before)
         day_rows = [line for line in stdout.splitlines() if line[:2] == "20"]
         if len(day_rows) != size.days:
@@ -185,7 +197,9 @@ def fmt(values: list[float], unit: str = "") -> str:
     return f"{statistics.median(values):.2f}{unit} ({min(values):.2f}-{max(values):.2f})"
 
 
-def bench_size(size: Size, reps: int, admin_url: str, dlt_python: Path) -> dict[str, Any]:
+def bench_size(
+    size: Size, reps: int, admin_url: str, dlt_python: Path, runner: Ours
+) -> dict[str, Any]:
     from pipelines.simulator.process import running_simulator
 
     sim_args = ["--services", str(size.services), "--days", str(size.days)]
@@ -203,7 +217,7 @@ def bench_size(size: Size, reps: int, admin_url: str, dlt_python: Path) -> dict[
         )
         warm_dagster_home(Path(home))
         for rep in range(1, reps + 1):
-            measured, minimum = run_ours(size, info, admin_url, Path(home), first, last)
+            measured, minimum = run_ours(size, info, admin_url, Path(home), first, last, runner)
             ours.append(measured)
             print(f"  {rep} ours: {measured}", flush=True)
             measured = run_dlt(dlt_python, info, admin_url, first, last)
@@ -249,13 +263,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", nargs="+", choices=sorted(SIZES), default=list(SIZES))
     parser.add_argument("--reps", type=int, help="repetitions of every size (default: per size)")
+    parser.add_argument(
+        "--ours-python",
+        default=sys.executable,
+        help="the interpreter that runs ours (default: this one)",
+    )
+    parser.add_argument(
+        "--ours-checkout",
+        type=Path,
+        default=REPO,
+        help="the folder ours runs in, whose `pipelines` it imports: another checkout for a "
+        "before/after comparison (e.g. `git archive main | tar -x -C /tmp/main`)",
+    )
     args = parser.parse_args()
     dlt_python = ensure_dlt_venv()
+    runner = Ours(args.ours_python, args.ours_checkout)
     results = []
     with postgres_server() as admin_url:
         for label in args.sizes:
             size = SIZES[label]
-            results.append(bench_size(size, args.reps or size.reps, admin_url, dlt_python))
+            results.append(bench_size(size, args.reps or size.reps, admin_url, dlt_python, runner))
     print_table(results)
 
 
