@@ -57,12 +57,18 @@ matches as (
 
 unmatched as (
     -- a second try for the few texts no rule matched: U+FFFD (a NUL or lone surrogate repaired
-    -- on load) removed, runs of whitespace collapsed to one space, the ends trimmed
+    -- on load) removed, runs of whitespace (unicode spaces too) collapsed to one space, trimmed
     select
         texts.event_info_md5,
         texts.event_type,
-        btrim(regexp_replace(replace(texts.event_info, chr(65533), ''), '\s+', ' ', 'g'))
-            as event_info
+        btrim(
+            regexp_replace(
+                replace(texts.event_info, chr(65533), ''),
+                '[\s\u00a0\u1680\u2000-\u200b\u2028\u2029\u202f\u205f\u3000\ufeff]+',
+                ' ',
+                'g'
+            )
+        ) as event_info
     from texts
     where not exists (
         select
