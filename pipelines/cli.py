@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit
 
 from pipelines import settings
-from pipelines.reclassify import reclassify_command
+from pipelines.reclassify import print_rule_version, reclassify_command
 
 if TYPE_CHECKING:
     from dagster import ExecuteInProcessResult
@@ -572,6 +572,7 @@ def _migrate(args: argparse.Namespace) -> int:
         engine = create_warehouse_engine(os.environ[settings.DATABASE_URL])
         applied = apply_migrations(engine)
         print(f"migrations applied: {', '.join(applied) or 'none pending'}")
+        print_rule_version(os.environ[settings.DATABASE_URL])
         if args.grants:
             for script in sorted((sql_root() / "grants").glob("*.sql")):
                 # psycopg directly: with no parameters, `%` in the scripts is not a placeholder

@@ -87,3 +87,19 @@ def reclassify_command(args: argparse.Namespace) -> int:
         f"{', '.join(f'v{v}' for v in versions) or '-'} in {time.perf_counter() - started:.1f} s"
     )
     return 0
+
+
+def print_rule_version(database_url: str) -> None:
+    """`migrate`'s line on the event text rules the marts apply now."""
+    import psycopg
+
+    from pipelines.warehouse.database import libpq_url
+    from pipelines.warehouse.rules import latest_rule_version
+
+    with psycopg.connect(libpq_url(database_url)) as conn:
+        rules = latest_rule_version(conn)
+    if rules is not None:
+        print(
+            f"event text rules: version {rules.version} ({rules.rules} rules, sha256 "
+            f"{rules.checksum[:12]}); `modelarts-etl reclassify` applies them to past days"
+        )

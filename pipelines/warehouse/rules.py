@@ -249,3 +249,11 @@ def sync_event_text_rules(conn: psycopg.Connection[Any], path: Path | None = Non
         checksum[:12],
     )
     return RuleVersion(version, checksum, len(rules), loaded_now=True)
+
+
+def latest_rule_version(conn: psycopg.Connection[Any]) -> RuleVersion | None:
+    """The version the marts apply now (None before the first load)."""
+    latest = conn.execute(read_sql("rules/select_latest_rule_version.sql")).fetchone()
+    if latest is None:
+        return None
+    return RuleVersion(int(latest[0]), str(latest[1]), int(latest[2]), loaded_now=False)
