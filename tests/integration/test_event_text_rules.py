@@ -314,3 +314,17 @@ def test_a_bad_rule_is_refused_with_its_line(line: str, problem: str) -> None:
     with pytest.raises(ValueError, match=re.escape(problem)) as raised:
         parse_rules(f"# comment\n{header}\n{line}\n", "rules.tsv")
     assert "rules.tsv:3" in str(raised.value)
+
+
+def test_the_readme_example_of_adding_a_text_works(engine: Engine, tmp_path: Path) -> None:
+    """README, "Adding a text": its line is a valid rule, and once loaded its text is waiting."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    [line] = [x for x in readme.splitlines() if x.startswith("con.upgrading\t")]
+    changed = tmp_path / "event_text_rules.tsv"
+    changed.write_text(rules_path().read_text(encoding="utf-8") + line + "\n", encoding="utf-8")
+    with engine.begin() as conn:
+        raw = conn.connection.driver_connection
+        assert isinstance(raw, psycopg.Connection)
+        assert sync_event_text_rules(raw, changed).version == 2
+    [row] = classify(engine, [line.split("\t")[-1]])
+    assert (row["rule_key"], row["kind"]) == ("con.upgrading", "waiting")
