@@ -68,3 +68,17 @@ def test_a_rules_change_is_migrated_reclassified_and_shown(
 
     assert main(["reclassify", "--start", last, "--end", first]) == 2
     assert "is before --start" in capsys.readouterr().err
+
+
+def test_a_broken_rules_file_stops_migrate_with_its_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = tmp_path / "event_text_rules.tsv"
+    text = rules.rules_path().read_text(encoding="utf-8")
+    broken.write_text(text + "bad.rule\tconsole\t10\t\tx\tbegins\t\t\tx\n", encoding="utf-8")
+    monkeypatch.setattr(rules, "rules_path", lambda: broken)
+    assert main(["migrate"]) == 1
+    error = capsys.readouterr().err
+    line = len(text.splitlines()) + 1
+    assert f"event_text_rules.tsv:{line}: role 'begins' is not one of" in error
+    assert error.count("\n") == 1
