@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit
 
 from pipelines import settings
+from pipelines.reclassify import print_rule_version, reclassify_command
 
 if TYPE_CHECKING:
     from dagster import ExecuteInProcessResult
@@ -141,6 +142,11 @@ def _parser() -> argparse.ArgumentParser:
     migrate.add_argument(
         "--grants", action="store_true", help="also run sql/grants/*.sql (roles, privileges)"
     )
+    reclassify = sub.add_parser(
+        "reclassify", help="rebuild the marts of a range of days with the current text rules"
+    )
+    reclassify.add_argument("--start", type=_day, required=True)
+    reclassify.add_argument("--end", type=_day, required=True)
     verify = sub.add_parser("verify", help="compare a day's stored events with the API's counts")
     verify.add_argument("day", type=_day)
     db = sub.add_parser(
@@ -150,7 +156,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     db.add_argument("--port", type=int, default=5433, help="TCP port for BI tools (embedded)")
     db.add_argument("--print-only", action="store_true", help="print the URLs and exit")
-    for p in (run, dev, status, backfill, rerun, verify, migrate, db):
+    for p in (run, dev, status, backfill, rerun, verify, migrate, db, reclassify):
         p.add_argument("--debug", action="store_true", help="show tracebacks")
         group = p.add_argument_group("simulator (used when MODELARTS_ENDPOINT is unset)")
         group.add_argument("--sim-services", type=int, default=20)
@@ -471,7 +477,7 @@ def _status(args: argparse.Namespace) -> int:
         rows = partition_status(_engine(), args.start or first, args.end or last)
     print(
         f"{'day':<12}{'last load':<11}{'finished (UTC)':<21}{'fetched':>9}{'inserted':>10}"
-        f"{'quarantined':>13}{'services':>10}{'events':>9}"
+        f"{'quarantined':>13}{'services':>10}{'events':>9}{'rules':>7}{'coverage':>10}"
     )
     for r in rows:
         finished = (
@@ -483,6 +489,8 @@ def _status(args: argparse.Namespace) -> int:
             f"{r.day.isoformat():<12}{r.last_load_status or 'never':<11}{finished:<21}"
             f"{_n(r.last_fetched):>9}{_n(r.last_inserted):>10}{_n(r.last_quarantined):>13}"
             f"{r.services:>10}{r.events:>9}"
+            f"{'-' if r.rule_version is None else f'v{r.rule_version}':>7}"
+            f"{'-' if r.event_coverage is None else f'{r.event_coverage:.2%}':>10}"
         )
     if any(r.last_load_status == "stale" for r in rows):
         print("stale: a load left `running` by a process that died; the next load of the day")
@@ -564,6 +572,7 @@ def _migrate(args: argparse.Namespace) -> int:
         engine = create_warehouse_engine(os.environ[settings.DATABASE_URL])
         applied = apply_migrations(engine)
         print(f"migrations applied: {', '.join(applied) or 'none pending'}")
+        print_rule_version(os.environ[settings.DATABASE_URL])
         if args.grants:
             for script in sorted((sql_root() / "grants").glob("*.sql")):
                 # psycopg directly: with no parameters, `%` in the scripts is not a placeholder
@@ -671,6 +680,7 @@ COMMANDS = {
     "verify": _verify,
     "migrate": _migrate,
     "db": _db,
+    "reclassify": reclassify_command,
 }
 
 

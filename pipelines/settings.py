@@ -40,11 +40,15 @@ ALERT_WEBHOOK_URL = "PIPELINES_ALERT_WEBHOOK_URL"
 PARTITIONS_START = "PIPELINES_PARTITIONS_START"
 WAIT_TIMEOUT_S = "PIPELINES_WAIT_TIMEOUT_S"
 EMBEDDED = "PIPELINES_EMBEDDED"
+MIN_RULE_COVERAGE = "PIPELINES_MIN_RULE_COVERAGE"
 
 DEFAULT_DATA_DIR = ".data"
 # With no PIPELINES_PARTITIONS_START, the daily partitions begin this many days before today.
 DEFAULT_PARTITION_DAYS = 30
 DEFAULT_WAIT_TIMEOUT_S = 3600
+# Below this share of a day's events (or attempts) explained by the event text rules, the
+# coverage check warns.
+DEFAULT_MIN_RULE_COVERAGE = 0.99
 
 # Resource field -> environment variable, per resource.
 MODELARTS_FIELDS = {
@@ -127,6 +131,20 @@ def wait_timeout_s() -> int:
     return _integer(WAIT_TIMEOUT_S, DEFAULT_WAIT_TIMEOUT_S)
 
 
+def min_rule_coverage() -> float:
+    """PIPELINES_MIN_RULE_COVERAGE: the share 0..1 under which the rule coverage check warns."""
+    raw = os.environ.get(MIN_RULE_COVERAGE)
+    if not raw:
+        return DEFAULT_MIN_RULE_COVERAGE
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{MIN_RULE_COVERAGE} must be a share 0..1, not {raw!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise ConfigError(f"{MIN_RULE_COVERAGE} must be a share 0..1, not {value}")
+    return value
+
+
 def partitions_start(today: date | None = None) -> date:
     """The first day of the daily partitions: PIPELINES_PARTITIONS_START, else 30 days ago.
 
@@ -154,6 +172,8 @@ def validate() -> None:
             check_integer(var, env[var])
     if env.get(MODELARTS_OFFSET_MODE):
         check_offset_mode(env[MODELARTS_OFFSET_MODE])
+    if env.get(MIN_RULE_COVERAGE):
+        min_rule_coverage()
     for var in (MODELARTS_ENDPOINT, IAM_ENDPOINT, ALERT_WEBHOOK_URL):
         if env.get(var):
             parts = urlsplit(env[var])

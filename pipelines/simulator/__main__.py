@@ -13,6 +13,7 @@ from types import FrameType
 import orjson
 
 from pipelines.simulator.config import FAULT_KINDS, OFFSET_MODES, SimulatorConfig
+from pipelines.simulator.families import VOCABULARIES
 from pipelines.simulator.history import HistoryConfig, generate_history
 from pipelines.simulator.process import ready_line
 from pipelines.simulator.server import make_server
@@ -43,6 +44,18 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="pad each service-day to about this many events (benchmarks)",
+    )
+    g.add_argument(
+        "--vocabulary",
+        choices=VOCABULARIES,
+        default=hist.vocabulary,
+        help="the event texts: the 2019 reference family, the console's, or a per-service mix",
+    )
+    g.add_argument(
+        "--unknown-texts-per-service-day",
+        type=int,
+        default=0,
+        help="add texts no rule knows (the coverage check warns)",
     )
     s = p.add_argument_group("server")
     s.add_argument("--host", default="127.0.0.1")
@@ -87,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             incidents_per_service_day=args.incidents_per_service_day,
             events_per_service_day=args.events_per_service_day,
+            vocabulary=args.vocabulary,
+            unknown_texts_per_service_day=args.unknown_texts_per_service_day,
         )
     )
     config = SimulatorConfig(

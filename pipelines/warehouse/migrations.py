@@ -6,10 +6,12 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from sqlalchemy import Engine
 
+from pipelines.warehouse.rules import sync_event_text_rules
 from pipelines.warehouse.sql_files import sql_root
 
 log = logging.getLogger(__name__)
@@ -94,7 +96,23 @@ def apply_migrations(engine: Engine, folder: Path | None = None) -> list[str]:
                     ) from None
                 log.info("applied migration %s", migration.path.name)
                 applied_now.append(migration.version)
+            _load_event_text_rules(raw)
         finally:
             raw.execute("select pg_advisory_unlock(%s)", (_MIGRATION_LOCK_KEY,))
             raw.autocommit = False
     return applied_now
+
+
+def _load_event_text_rules(raw: psycopg.Connection[Any]) -> None:
+    """Load sql/rules/event_text_rules.tsv as a new rule version when it changed (under the
+    migration lock). A role that may not write the rule tables (the loader) leaves it to others."""
+    # the loader role may not even see schema analytics: ask the catalog, not the table
+    writable = raw.execute(
+        "select has_table_privilege(rel.oid, 'INSERT') from pg_class as rel"
+        " inner join pg_namespace as ns on rel.relnamespace = ns.oid"
+        " where ns.nspname = 'analytics' and rel.relname = 'event_text_rule_versions'"
+    ).fetchone()
+    if writable is None or not writable[0]:
+        return
+    with raw.transaction():
+        sync_event_text_rules(raw)

@@ -41,7 +41,8 @@ def test_status_verify_and_rerun(
     assert main(["status", "--start", first, "--end", last]) == 0
     after = capsys.readouterr().out
     loaded = _rows(after, first)[0].split()
-    assert loaded[1] == "succeeded" and int(loaded[-1]) > 0  # events stored for the day
+    assert loaded[1] == "succeeded" and int(loaded[-3]) > 0  # events stored for the day
+    assert loaded[-2] == "v1"  # the event text rules that built the day's marts
     assert "never" in _rows(after, last)[0]
 
     assert main(["verify", first]) == 0  # every service's stored count equals the API's
