@@ -348,6 +348,10 @@ def _ensure_dagster_home() -> None:
     os.environ["DAGSTER_HOME"] = str(home.resolve())
 
 
+# Dagster's console log stays silent in CLI runs: a failed step is reported once, on one line, by
+# _failure; the traceback stays in the run's event log (the UI shows it).
+_QUIET_RUN = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+
 _HEADER = (
     f"{'day':<12}{'services':>9}{'fetched':>10}{'inserted':>10}"
     f"{'already':>10}{'quarantined':>13}{'seconds':>9}{'attempts':>10}"
@@ -383,7 +387,7 @@ def _run(args: argparse.Namespace) -> int:
         per_day = AssetSelection.assets("service_events").downstream()
         resources = build_resources()
         instance = DagsterInstance.get()
-        quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+        quiet = _QUIET_RUN
         tags = {**process_tags(), "pipelines/trigger": "run"}
         listing = materialize(
             assets,
@@ -427,6 +431,11 @@ def _run(args: argparse.Namespace) -> int:
 
 def _failure(result: ExecuteInProcessResult) -> str:
     """Why a run failed, on one line: its first step failure, else the run's own error."""
+    for event in result.all_events:
+        data = event.step_failure_data if event.is_step_failure else None
+        if data is not None and data.user_failure_data and data.user_failure_data.description:
+            # a permanent failure (pipelines/failures.py): its description says what to do
+            return _one_line(CliError(data.user_failure_data.description))
     errors: list[Any] = [
         event.step_failure_data.error
         for event in result.all_events
@@ -438,7 +447,9 @@ def _failure(result: ExecuteInProcessResult) -> str:
     ]
     for error in filter(None, errors):
         # Dagster wraps a step's exception ("Error occurred while executing ..."): its cause
-        while error.cause is not None and "Error occurred" in (error.message or ""):
+        while error.cause is not None and (
+            "Error occurred" in (error.message or "") or "Exceeded max_retries" in error.message
+        ):
             error = error.cause
         return _one_line(RuntimeError(error.message.strip())).removeprefix("RuntimeError: ")
     return "see the Dagster UI"
@@ -539,7 +550,7 @@ def _backfill(args: argparse.Namespace) -> int:
                     "dagster/asset_partition_range_end": last.isoformat(),
                     "pipelines/trigger": args.command,
                 },
-                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+                run_config=_QUIET_RUN,
                 raise_on_error=False,
             )
         if result.success:
