@@ -243,7 +243,9 @@ def _environment(args: argparse.Namespace, api: bool = True) -> Iterator[tuple[d
             os.environ[settings.EMBEDDED] = "1"
             print(f"warehouse: embedded Postgres, data in {(data_dir / 'pgdata').resolve()}")
         _check_database(os.environ[settings.DATABASE_URL])
-        if args.command != "migrate":
+        if args.command in READ_ONLY_COMMANDS:
+            _check_schema_current(args.command)
+        elif args.command != "migrate":
             _migrate_announced()
         _ensure_dagster_home()
         if args.command in ("run", "backfill", "rerun"):
@@ -287,6 +289,36 @@ def _check_database(url: str) -> None:
             f"{reason}",
             code=1,
         ) from None
+
+
+# Commands that only read the warehouse: they never change its schema, not even to migrate it.
+READ_ONLY_COMMANDS = ("status", "verify", "db")
+
+
+def _check_schema_current(command: str) -> None:
+    """A read-only command on a warehouse with pending migrations: `db` says so and goes on (it
+    only connects), `status` and `verify` stop with one line (exit 1) naming what applies them."""
+    from pipelines.warehouse.database import create_warehouse_engine, describe_url
+    from pipelines.warehouse.migrations import pending_migrations
+
+    url = os.environ[settings.DATABASE_URL]
+    engine = create_warehouse_engine(url, pool_size=1)
+    try:
+        pending = pending_migrations(engine)
+    finally:
+        engine.dispose()
+    if not pending:
+        return
+    versions = pending[0] if len(pending) == 1 else f"{pending[0]}..{pending[-1]}"
+    message = (
+        f"the warehouse at {describe_url(url)} has {len(pending)} pending migration(s) "
+        f"({versions}): `modelarts-etl migrate` applies them (as the schema owner), and so does "
+        "the next `run`, `backfill` or `rerun`"
+    )
+    if command == "db":
+        print(f"warehouse: {message}")
+        return
+    raise CliError(message, code=1)
 
 
 def _migrate_announced() -> None:
@@ -469,9 +501,10 @@ def _default_range(sim_range: tuple[date, date] | None) -> tuple[date, date]:
 
 
 def _engine() -> Engine:
-    from pipelines.resources import warehouse_engine
+    """The warehouse for a read-only command: no migration (`_check_schema_current` ran)."""
+    from pipelines.warehouse.database import create_warehouse_engine
 
-    return warehouse_engine(os.environ[settings.DATABASE_URL], Path(settings.DEFAULT_DATA_DIR))
+    return create_warehouse_engine(os.environ[settings.DATABASE_URL], pool_size=2)
 
 
 def _status(args: argparse.Namespace) -> int:

@@ -44,6 +44,20 @@ def discover_migrations(folder: Path | None = None) -> list[Migration]:
     return found
 
 
+def pending_migrations(engine: Engine, folder: Path | None = None) -> list[str]:
+    """The versions not applied yet, read without changing anything (for read-only commands):
+    every version when the database has no `schema_migrations` table."""
+    migrations = discover_migrations(folder)
+    with engine.connect() as conn:
+        present = conn.exec_driver_sql("select to_regclass('schema_migrations')").scalar()
+        done = (
+            set(conn.exec_driver_sql("select version from schema_migrations").scalars())
+            if present is not None
+            else set()
+        )
+    return [m.version for m in migrations if m.version not in done]
+
+
 def apply_migrations(engine: Engine, folder: Path | None = None) -> list[str]:
     """Apply pending migrations; returns the versions applied now.
 
