@@ -53,7 +53,8 @@ def test_status_verify_and_rerun(
     assert "0 differ" in verified
 
     assert main(["verify", last]) == 1  # nothing loaded yet for that day: a clear difference
-    assert "DIFFERS" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "DIFFERS" in out and f"`modelarts-etl rerun {last}` loads the day again" in out
 
     assert main(["rerun", last]) == 0
     out = capsys.readouterr().out
@@ -61,6 +62,16 @@ def test_status_verify_and_rerun(
     # progress: the day's row as its load commits (day, services, fetched, inserted, ...)
     row = _rows(out, last)[0].split()
     assert int(row[2]) > 0 and int(row[3]) == int(row[2])  # first load: all fetched inserted
+    # then the day's deployment attempts, as the mart holds them
+    outcomes = _rows(out, last)[1].split()
+    with psycopg.connect(operator_env["DATABASE_URL"]) as conn:
+        stored = conn.execute(
+            "select count(*), count(*) filter (where outcome = 'succeeded')"
+            " from analytics.deployment_attempts where attempt_date = %s",
+            (last,),
+        ).fetchone()
+    assert stored is not None and stored[0] > 0
+    assert (int(outcomes[1]), int(outcomes[2])) == stored
     assert main(["verify", last]) == 0
 
 
