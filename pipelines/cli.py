@@ -79,7 +79,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         code = exc.code if isinstance(exc, CliError) else 2 if _is_config(exc) else 1
         hint = "" if isinstance(exc, CliError | settings.ConfigError) else " (--debug: traceback)"
-        print(f"modelarts-etl {args.command}: error: {_one_line(exc)}{hint}", file=sys.stderr)
+        line = _warehouse_error_line(exc)
+        if line is not None:
+            line, hint = _one_line(CliError(line)), ""
+        print(
+            f"modelarts-etl {args.command}: error: {line or _one_line(exc)}{hint}", file=sys.stderr
+        )
         return code
 
 
@@ -90,6 +95,18 @@ def _is_config(exc: BaseException) -> bool:
             return True
         exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
     return False
+
+
+def _warehouse_error_line(exc: BaseException) -> str | None:
+    """A warehouse error (no privilege, schema behind, login refused) worded as a step's
+    permanent failure is (pipelines/failures.py): the cause and what to do."""
+    if "psycopg" not in sys.modules or isinstance(exc, CliError):
+        return None
+    from pipelines.failures import database_error, loader_connection, permanent_failure_message
+
+    if database_error(exc) is None:
+        return None
+    return permanent_failure_message(exc, loader_connection(os.environ.get(settings.DATABASE_URL)))
 
 
 def _one_line(exc: BaseException) -> str:
@@ -422,7 +439,7 @@ def _check_schema_current(command: str) -> None:
         "the next `run`, `backfill` or `rerun`"
     )
     if command == "db":
-        print(f"warehouse: {message}")
+        print(message[0].upper() + message[1:])
         return
     raise CliError(message, code=1)
 
@@ -759,8 +776,16 @@ def _migrate(args: argparse.Namespace) -> int:
             for script in sorted((sql_root() / "grants").glob("*.sql")):
                 # psycopg directly: with no parameters, `%` in the scripts is not a placeholder
                 url = libpq_url(os.environ[settings.DATABASE_URL])
-                with psycopg.connect(url, autocommit=True) as conn:
-                    conn.execute(script.read_text(encoding="utf-8"))
+                try:
+                    with psycopg.connect(url, autocommit=True) as conn:
+                        conn.execute(script.read_text(encoding="utf-8"))
+                except psycopg.errors.InsufficientPrivilege as exc:
+                    raise CliError(
+                        f"{script.name}: {exc.diag.message_primary} as role "
+                        f"{engine.url.username} ({settings.DATABASE_URL}): run `modelarts-etl "
+                        "migrate --grants` with DATABASE_URL of the warehouse's owner",
+                        code=1,
+                    ) from None
                 print(f"applied {script.name}")
         engine.dispose()
     return 0

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 import psycopg
 import requests
-from dagster import Failure
 from sqlalchemy.engine import make_url
 
 from pipelines import settings
@@ -125,10 +124,15 @@ def _transient_database_error(error: psycopg.Error) -> bool:
     return "FATAL:" not in text or bool(_TRANSIENT_FATAL.search(text))
 
 
+def database_error(exc: BaseException) -> psycopg.Error | None:
+    """The warehouse's error behind `exc`, if one is."""
+    return next((e for e in _chain(exc) if isinstance(e, psycopg.Error)), None)
+
+
 def permanent_failure_message(exc: BaseException, connection: Connection | None) -> str:
     """One line: what failed and what the operator can do about it."""
     chain = list(_chain(exc))
-    database = next((e for e in chain if isinstance(e, psycopg.Error)), None)
+    database = database_error(exc)
     if database is not None:
         return _database_message(database, connection)
     source = next((e for e in chain if isinstance(e, source_errors.SourceError)), None)
@@ -183,6 +187,8 @@ def _database_message(error: psycopg.Error, connection: Connection | None) -> st
 def failing_fast(connection: Connection | None = None) -> Iterator[None]:
     """Let transient failures through to the step's RetryPolicy; raise a permanent one as a
     `Failure` that Dagster does not retry, described in one line."""
+    from dagster import Failure
+
     try:
         yield
     except Failure:

@@ -141,8 +141,19 @@ def test_the_deploy_guide_runs_as_written(
     assert main(["rerun", day]) == 0, capsys.readouterr()
     assert "succeeded" in capsys.readouterr().out
 
-    # 5. the BI login reads the marts, and nothing raw
+    # 5. neither login may do the owner's work, and each is told so in one line
+    assert main(["migrate", "--grants"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "as role etl_loader (DATABASE_URL): run `modelarts-etl " in err
+    assert "with DATABASE_URL of the warehouse's owner" in err
+
+    # 6. the BI login reads the marts, and nothing raw
     bi = _on_test_database("postgresql://metabase@h/db", database_url, password)
+    monkeypatch.setenv("DATABASE_URL", bi)
+    assert main(["status"]) == 1  # the operator views read the raw layer
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "permission denied for table schema_migrations as role metabase (DATABASE_URL)" in err
     with psycopg.connect(bi, autocommit=True) as conn:
         row = conn.execute(
             "select count(*) from analytics.deployment_attempts where attempt_date = %s", (day,)
