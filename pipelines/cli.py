@@ -222,7 +222,7 @@ def _parser() -> argparse.ArgumentParser:
         "Load one UTC day again and rebuild everything downstream (what `verify` differences need)",
         "Events already stored count as already present; nothing is doubled. " + _RUN_ROWS,
     )
-    rerun.add_argument("day", type=_day, metavar=_DAY, help="the UTC day")
+    rerun.add_argument("day", type=_day, metavar="DAY", help="the UTC day, YYYY-MM-DD")
     migrate = command(
         "migrate",
         "Apply pending migrations of sql/migrations/, as the schema owner",
@@ -237,7 +237,7 @@ def _parser() -> argparse.ArgumentParser:
         "Compare one UTC day's stored events with the API's count, per service",
         "Read-only. Exit 1 when a service differs: `modelarts-etl rerun DAY` loads the day again.",
     )
-    verify.add_argument("day", type=_day, metavar=_DAY, help="the UTC day")
+    verify.add_argument("day", type=_day, metavar="DAY", help="the UTC day, YYYY-MM-DD")
     db = command(
         "db",
         "Print the warehouse's connection string; with the embedded Postgres, serve it on "

@@ -89,7 +89,7 @@ def test_a_bad_argument_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
         main(["rerun", "2026-11-31"])
     assert exited.value.code == 2
     err = capsys.readouterr().err
-    assert err == "modelarts-etl rerun: error: argument day: '2026-11-31' is not a day YYYY-MM-DD\n"
+    assert err == "modelarts-etl rerun: error: argument DAY: '2026-11-31' is not a day YYYY-MM-DD\n"
 
 
 def _free_port() -> int:

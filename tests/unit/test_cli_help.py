@@ -49,7 +49,8 @@ def test_days_give_their_format_and_run_its_default_range(
     backfill = _help(capsys, "backfill")
     assert "--start YYYY-MM-DD --end YYYY-MM-DD" in backfill
     assert "usage: modelarts-etl rerun [-h] [--debug]" in _help(capsys, "rerun")
-    assert "YYYY-MM-DD" in _help(capsys, "rerun") and "YYYY-MM-DD" in _help(capsys, "verify")
+    for command in ("rerun", "verify"):
+        assert "DAY the UTC day, YYYY-MM-DD" in " ".join(_help(capsys, command).split())
     run = " ".join(_help(capsys, "run").split())
     assert (
         "Default range: the simulator's days when the simulator is started, else the 7 days" in run
