@@ -78,6 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         code = exc.code if isinstance(exc, CliError) else 2 if _is_config(exc) else 1
+        if type(exc).__name__ == "MigrationPendingError":  # its message says what to do
+            exc = CliError(str(exc), code=1)
         hint = "" if isinstance(exc, CliError | settings.ConfigError) else " (--debug: traceback)"
         line = _warehouse_error_line(exc)
         if line is not None:

@@ -18,6 +18,10 @@ log = logging.getLogger(__name__)
 _MIGRATION_LOCK_KEY = 7_345_190_112
 
 
+class MigrationPendingError(RuntimeError):
+    """A migration is pending and this role may not apply it: the schema owner must."""
+
+
 @dataclass(frozen=True)
 class Migration:
     version: str
@@ -101,7 +105,7 @@ def apply_migrations(engine: Engine, folder: Path | None = None) -> list[str]:
                             (migration.version, migration.name, migration.checksum),
                         )
                 except psycopg.errors.InsufficientPrivilege as exc:
-                    raise RuntimeError(
+                    raise MigrationPendingError(
                         f"migration {migration.path.name} is pending and this role may not "
                         f"apply it ({exc.diag.message_primary}); run `modelarts-etl migrate` "
                         "as the schema owner"

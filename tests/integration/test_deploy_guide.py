@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 
 from pipelines.cli import main
 from pipelines.simulator.process import SimulatorInfo
+from pipelines.warehouse.migrations import discover_migrations
 from tests.integration.conftest import simulator_days
 from tests.integration.test_readme_queries import fenced_sql_blocks, split_statements
 
@@ -146,6 +147,28 @@ def test_the_deploy_guide_runs_as_written(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "as role etl_loader (DATABASE_URL): run `modelarts-etl " in err
     assert "with DATABASE_URL of the warehouse's owner" in err
+
+    # an upgrade whose migration the owner has not applied yet (0007 made pending again):
+    # the loader's run stops before it starts, naming the owner's command
+    last = discover_migrations()[-1].version
+    with psycopg.connect(database_url, autocommit=True) as owner:
+        owner.execute("delete from schema_migrations where version = %s", (last,))
+    stale = subprocess.run(  # a new process: this one has checked the loader's schema already
+        [sys.executable, "-m", "pipelines.cli", "rerun", day],
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert stale.returncode == 1, stale.stdout + stale.stderr
+    out, err = stale.stdout, stale.stderr
+    assert err.count("\n") == 1 and "Traceback" not in err and "--debug" not in err
+    assert f"migration {last}_" in err and "run `modelarts-etl migrate` as the schema owner" in err
+    assert "succeeded" not in out and "FAILED" not in out  # no run
+    monkeypatch.setenv("DATABASE_URL", database_url)  # the owner
+    assert main(["migrate"]) == 0
+    assert f"migrations applied: {last}" in capsys.readouterr().out
+    monkeypatch.setenv("DATABASE_URL", loader)
 
     # 6. the BI login reads the marts, and nothing raw
     bi = _on_test_database("postgresql://metabase@h/db", database_url, password)
