@@ -437,8 +437,8 @@ def _check_schema_current(command: str) -> None:
     versions = pending[0] if len(pending) == 1 else f"{pending[0]}..{pending[-1]}"
     message = (
         f"the warehouse at {describe_url(url)} has {len(pending)} pending migration(s) "
-        f"({versions}): `modelarts-etl migrate` applies them (as the schema owner), and so does "
-        "the next `run`, `backfill` or `rerun`"
+        f"({versions}): `modelarts-etl migrate` applies them, as the schema owner (so does a "
+        "`run`, `backfill` or `rerun` by the owner)"
     )
     if command == "db":
         print(message[0].upper() + message[1:])
