@@ -5,6 +5,7 @@ directory."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -19,6 +20,7 @@ import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psutil
 import pytest
 
 pytestmark = pytest.mark.integration
@@ -52,6 +54,7 @@ class _Dev:
             start_new_session=True,
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )  # fmt: skip
+        self.seen: set[psutil.Process] = set()
         self.lines: queue.Queue[str] = queue.Queue()
         self.output: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
@@ -64,6 +67,7 @@ class _Dev:
     def wait_for(self, text: str, timeout_s: float = 300.0) -> None:
         deadline = datetime.now(UTC) + timedelta(seconds=timeout_s)
         while datetime.now(UTC) < deadline:
+            self._descendants()
             try:
                 line = self.lines.get(timeout=1)
             except queue.Empty:
@@ -74,23 +78,46 @@ class _Dev:
                 return
         raise AssertionError(f"no {text!r} in: {''.join(self.output)}")
 
+    def _descendants(self) -> list[psutil.Process]:
+        """The CLI's processes: `dagster dev` runs in a session of its own, with its children."""
+        with contextlib.suppress(psutil.NoSuchProcess):
+            self.seen.update(psutil.Process(self.process.pid).children(recursive=True))
+        return list(self.seen)
+
     def ctrl_c(self) -> int:
-        os.killpg(self.process.pid, signal.SIGINT)
+        self._descendants()
+        os.killpg(self.process.pid, signal.SIGINT)  # what a terminal does
         code = self.process.wait(timeout=120)
         while not self.lines.empty():
             self.output.append(self.lines.get())
         return code
 
-    def left_in_session(self) -> list[str]:
-        found = subprocess.run(
-            ["pgrep", "-s", str(self.process.pid)], capture_output=True, text=True
-        )
-        return found.stdout.split()
+    def left(self) -> list[int]:
+        """Processes the CLI started that still run after it exited (zombies get 10 s to be
+        reaped)."""
+        running = self._descendants()
+        for _ in range(10):
+            running = [p for p in running if p.is_running() and not _zombie(p)]
+            if not running:
+                break
+            time.sleep(1)
+        return [p.pid for p in running]
 
     def stop(self) -> None:
-        if self.process.poll() is None or self.left_in_session():
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=30)
+        if self.process.poll() is None:
+            self._descendants()
+            self.process.kill()
+        for child in self.seen:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+        self.process.wait(timeout=30)
+
+
+def _zombie(process: psutil.Process) -> bool:
+    try:
+        return process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
 
 
 def _graphql(port: int, query: str) -> dict[str, object]:
@@ -129,7 +156,7 @@ def test_the_ui_serves_the_demo_and_stops_on_ctrl_c(tmp_path: Path, database_url
         assert dev.ctrl_c() == 0
         output = "".join(dev.output)
         assert "Traceback" not in output and "SupersessionWarning" not in output, output
-        assert dev.left_in_session() == []
+        assert dev.left() == []
         # the instance is in the data directory; nothing lands in the working directory
         assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
         assert not (tmp_path / "data" / "dagster_home" / ".nux").exists()
@@ -145,6 +172,6 @@ def test_ctrl_c_while_the_ui_starts_is_quiet(tmp_path: Path, database_url: str) 
         output = "".join(dev.output)
         assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
         assert "Aborted!" not in output
-        assert dev.left_in_session() == []
+        assert dev.left() == []
     finally:
         dev.stop()
