@@ -10,6 +10,7 @@ after minutes of silent waits. `failing_fast` turns a permanent failure into a
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +22,8 @@ from sqlalchemy.engine import make_url
 
 from pipelines import settings
 from pipelines.source import errors as source_errors
+
+log = logging.getLogger(__name__)
 
 # SQLSTATE classes and codes that a retry can clear (PostgreSQL, Appendix A).
 TRANSIENT_SQLSTATE_CLASSES = frozenset(
@@ -195,6 +198,11 @@ def failing_fast(connection: Connection | None = None) -> Iterator[None]:
         raise
     except Exception as exc:
         if is_transient(exc):
+            # not silent: the retry waits (RetryPolicy backoff) would otherwise say nothing
+            log.warning(
+                "transient failure, the step's RetryPolicy runs it again: %s",
+                permanent_failure_message(exc, connection),
+            )
             raise
         raise Failure(
             description=permanent_failure_message(exc, connection), allow_retries=False

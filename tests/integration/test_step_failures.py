@@ -174,7 +174,7 @@ def _attempts(error: Exception) -> tuple[dict[DagsterEventType, int], str | None
 
 
 def test_a_permanent_error_fails_the_step_once_and_a_transient_one_is_retried(
-    database_url: str, intruder: str
+    database_url: str, intruder: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     denied = _as_role(database_url, intruder, "select * from raw_rows")
     counts, description = _attempts(denied)
@@ -188,7 +188,11 @@ def test_a_permanent_error_fails_the_step_once_and_a_transient_one_is_retried(
     )
     assert "\n" not in description
 
+    caplog.set_level("WARNING", logger="pipelines.failures")
     counts, description = _attempts(_lock_timeout(database_url))
+    said = [r.getMessage() for r in caplog.records if r.name == "pipelines.failures"]
+    assert len(said) == 3  # each attempt says why it will be retried: no silent waits
+    assert all("transient failure" in m and "lock timeout" in m for m in said), said
     assert counts == {
         DagsterEventType.STEP_START: 1,
         DagsterEventType.STEP_RESTARTED: 2,
