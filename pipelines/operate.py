@@ -32,6 +32,19 @@ class DayStatus:
 
 
 @dataclass(frozen=True)
+class DayOutcomes:
+    """The deployment attempts that started on a UTC day, by outcome (all services)."""
+
+    day: date
+    attempts: int
+    succeeded: int
+    failed: int
+    superseded: int
+    in_progress: int
+    success_rate: float | None  # succeeded / (succeeded + failed), 3 decimals
+
+
+@dataclass(frozen=True)
 class ServiceCheck:
     service_id: str
     api_total: int | None  # None: the service is gone from the API
@@ -66,6 +79,16 @@ def partition_status(engine: Engine, first_day: date, last_day: date) -> list[Da
         day = DayStatus(*row)
         statuses.append(replace(day, rule_version=rule_version, event_coverage=event_coverage))
     return statuses
+
+
+def deployment_outcomes(engine: Engine, first_day: date, last_day: date) -> list[DayOutcomes]:
+    """One row per UTC day, from analytics.deployment_outcomes_daily (zeros for a day without)."""
+    rows = _query(
+        engine,
+        "ops/deployment_outcomes_by_day.sql",
+        {"first_day": first_day.isoformat(), "last_day": last_day.isoformat()},
+    )
+    return [DayOutcomes(*row) for row in rows]
 
 
 def verify_window(

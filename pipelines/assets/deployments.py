@@ -25,6 +25,7 @@ from pipelines.assets.checks import (
 )
 from pipelines.assets.events import service_events
 from pipelines.assets.partitions import daily_partitions, day_windows
+from pipelines.failures import failing_fast, transformer_connection
 from pipelines.resources import WarehouseResource
 from pipelines.warehouse.coverage import coverage_of_days, top_unmatched_texts
 from pipelines.warehouse.marts import (
@@ -73,6 +74,15 @@ def deployment_marts(
     context: AssetExecutionContext, warehouse: WarehouseResource
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
     """Rebuild the marts for the partition's day(s), oldest first, one transaction per day."""
+    connection = transformer_connection(warehouse.database_url, warehouse.analytics_database_url)
+    with failing_fast(connection):
+        # drained inside: a generator's failure surfaces where it is iterated
+        yield from list(_rebuild_partition_days(context, warehouse))
+
+
+def _rebuild_partition_days(
+    context: AssetExecutionContext, warehouse: WarehouseResource
+) -> Iterator[MaterializeResult | AssetCheckResult]:
     engine = warehouse.get_analytics_engine()
     time_window = context.partition_time_window
     refreshes: list[MartRefresh] = []

@@ -11,6 +11,7 @@ from dagster import (
 )
 
 from pipelines.assets.partitions import daily_partitions, day_windows
+from pipelines.failures import failing_fast, loader_connection
 from pipelines.ingest import load_events_window
 from pipelines.resources import ModelArtsResource, WarehouseResource
 from pipelines.source.models import TimeWindow
@@ -24,9 +25,10 @@ API_POOL = "modelarts_api"
 @asset(kinds={"postgres"}, group_name="raw", pool=API_POOL)
 def services(modelarts: ModelArtsResource, warehouse: WarehouseResource) -> MaterializeResult:
     """The project's inference services, as the listing call shows them now."""
-    client = modelarts.build_client()
-    listed = list(client.list_services())
-    upsert_services(warehouse.get_engine(), listed)
+    with failing_fast(loader_connection(warehouse.database_url)):
+        client = modelarts.build_client()
+        listed = list(client.list_services())
+        upsert_services(warehouse.get_engine(), listed)
     return MaterializeResult(
         metadata={
             "services": len(listed),
@@ -59,6 +61,13 @@ def service_events(
     context: AssetExecutionContext, modelarts: ModelArtsResource, warehouse: WarehouseResource
 ) -> MaterializeResult:
     """Load the partition's UTC day(s) of every listed service, one window per day."""
+    with failing_fast(loader_connection(warehouse.database_url)):
+        return _load_partition_days(context, modelarts, warehouse)
+
+
+def _load_partition_days(
+    context: AssetExecutionContext, modelarts: ModelArtsResource, warehouse: WarehouseResource
+) -> MaterializeResult:
     engine = warehouse.get_engine()
     listing = modelarts.build_client()
     listed = list(listing.list_services())

@@ -20,6 +20,10 @@ log = logging.getLogger(__name__)
 _MIGRATION_LOCK_KEY = 7_345_190_112
 
 
+class MigrationPendingError(RuntimeError):
+    """A migration is pending and this role may not apply it: the schema owner must."""
+
+
 @dataclass(frozen=True)
 class Migration:
     version: str
@@ -44,6 +48,20 @@ def discover_migrations(folder: Path | None = None) -> list[Migration]:
     if len(set(versions)) != len(versions):
         raise ValueError(f"two migrations share a version in {folder}")
     return found
+
+
+def pending_migrations(engine: Engine, folder: Path | None = None) -> list[str]:
+    """The versions not applied yet, read without changing anything (for read-only commands):
+    every version when the database has no `schema_migrations` table."""
+    migrations = discover_migrations(folder)
+    with engine.connect() as conn:
+        present = conn.exec_driver_sql("select to_regclass('schema_migrations')").scalar()
+        done = (
+            set(conn.exec_driver_sql("select version from schema_migrations").scalars())
+            if present is not None
+            else set()
+        )
+    return [m.version for m in migrations if m.version not in done]
 
 
 def apply_migrations(engine: Engine, folder: Path | None = None) -> list[str]:
@@ -89,7 +107,7 @@ def apply_migrations(engine: Engine, folder: Path | None = None) -> list[str]:
                             (migration.version, migration.name, migration.checksum),
                         )
                 except psycopg.errors.InsufficientPrivilege as exc:
-                    raise RuntimeError(
+                    raise MigrationPendingError(
                         f"migration {migration.path.name} is pending and this role may not "
                         f"apply it ({exc.diag.message_primary}); run `modelarts-etl migrate` "
                         "as the schema owner"

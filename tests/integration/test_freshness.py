@@ -62,7 +62,7 @@ def test_every_daily_asset_carries_the_policy_and_nothing_else_does() -> None:
 
 @pytest.fixture
 def local_instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[DagsterInstance]:
-    """An instance on the repository's own dagster.yaml (its relative folders under tmp_path)."""
+    """An instance on the repository's own dagster.yaml (its storage under DAGSTER_HOME)."""
     shutil.copy(REPO / "dagster.yaml", tmp_path / "dagster.yaml")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))

@@ -89,7 +89,7 @@ def test_a_bad_argument_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
         main(["rerun", "2026-11-31"])
     assert exited.value.code == 2
     err = capsys.readouterr().err
-    assert err == "modelarts-etl rerun: error: argument day: '2026-11-31' is not a day YYYY-MM-DD\n"
+    assert err == "modelarts-etl rerun: error: argument DAY: '2026-11-31' is not a day YYYY-MM-DD\n"
 
 
 def _free_port() -> int:
@@ -106,6 +106,9 @@ def test_db_serves_the_embedded_warehouse_to_bi_tools_over_tcp(tmp_path: Path) -
     }
     env["PIPELINES_DATA_DIR"] = str(tmp_path / "data")
     port = _free_port()
+    # `db` only reads: the schema comes from `migrate` (or a run)
+    migrate = [sys.executable, "-m", "pipelines.cli", "migrate"]
+    subprocess.run(migrate, env=env, cwd=tmp_path, check=True, capture_output=True, timeout=300)
     server = subprocess.Popen(
         [sys.executable, "-m", "pipelines.cli", "db", "--port", str(port)],
         env=env,

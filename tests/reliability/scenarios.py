@@ -229,8 +229,8 @@ def kill_connections_and_recover(
 
 
 def _slots_held(dagster_home: Path) -> int:
-    """Pool slots claimed in a local Dagster instance (the repository's dagster.yaml layout)."""
-    index = dagster_home / ".data" / "dagster" / "storage" / "history" / "runs" / "index.db"
+    """Pool slots claimed in a local Dagster instance (SQLite under DAGSTER_HOME)."""
+    index = dagster_home / "history" / "runs" / "index.db"
     if not index.is_file():
         return 0
     with sqlite3.connect(index) as conn:

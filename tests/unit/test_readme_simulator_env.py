@@ -35,5 +35,5 @@ def test_the_exported_credentials_are_the_simulators_defaults() -> None:
         settings.IAM_DOMAIN: defaults.domain,
         settings.IAM_REGION: defaults.region,
         settings.EMBEDDED: "1",
-        "DAGSTER_HOME": "$PWD",
+        "DAGSTER_HOME": "$PWD/.data/dagster_home",
     }
