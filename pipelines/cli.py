@@ -60,6 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Everything an operator can get wrong is checked before anything starts.
         settings.validate()
         _check_days(args)
+        _check_credentials(args)
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print(f"modelarts-etl {args.command}: interrupted", file=sys.stderr)
@@ -91,7 +92,7 @@ def _one_line(exc: BaseException) -> str:
     if not isinstance(inner, CliError | settings.ConfigError):
         text = f"{type(inner).__name__}: {text}"
     # Defence in depth (no message is built from a secret): secrets long enough to be real.
-    secrets = [os.environ.get(settings.IAM_PASSWORD), os.environ.get(settings.MODELARTS_TOKEN)]
+    secrets = [os.environ.get(var) for var in settings.SECRETS]
     for var in (settings.DATABASE_URL, settings.ANALYTICS_DATABASE_URL):
         secrets.append(urlsplit(os.environ.get(var, "")).password)
     for secret in secrets:
@@ -186,6 +187,41 @@ def _check_days(args: argparse.Namespace) -> None:
             )
 
 
+def _check_credentials(args: argparse.Namespace) -> None:
+    """A configured API's project and credentials, before anything starts (ConfigError: exit 2):
+    the metadata service, when it is the source, must answer, and the API must accept them."""
+    if args.command in ("run", "backfill", "rerun", "verify", "dev") and settings.configured().api:
+        from pipelines.source.client import HttpSettings
+        from pipelines.source.connect import (
+            ConnectionSettings,
+            check_access,
+            check_credentials,
+            resolve_connection,
+        )
+
+        connection = resolve_connection(ConnectionSettings.from_environment())
+        check_credentials(connection.credentials)
+        _check_reachable(settings.MODELARTS_ENDPOINT, connection.endpoint)
+        ca_bundle = os.environ.get(settings.MODELARTS_CA_BUNDLE) or None
+        check_access(connection, HttpSettings(max_retries=2, ca_bundle=ca_bundle))
+
+
+def _api_line() -> str:
+    """`status`: where runs go and with which credentials (never a secret)."""
+    if not settings.configured().api:
+        return "api: the simulator, with its AK/SK (MODELARTS_ENDPOINT is unset)"
+    from pipelines.source.connect import ConnectionSettings, resolve_connection
+
+    try:
+        connection = resolve_connection(ConnectionSettings.from_environment())
+    except settings.ConfigError as exc:
+        return f"api: not usable: {exc}"
+    return (
+        f"api: {connection.endpoint}, project {connection.project_id}, "
+        f"credentials: {connection.source}"
+    )
+
+
 @contextmanager
 def _environment(args: argparse.Namespace, api: bool = True) -> Iterator[tuple[date, date] | None]:
     """Point the environment at the simulator / embedded Postgres where nothing is configured,
@@ -220,7 +256,6 @@ def _environment(args: argparse.Namespace, api: bool = True) -> Iterator[tuple[d
                 )
             )
             os.environ.update(simulator_environment(info))
-            os.environ.pop(settings.MODELARTS_TOKEN, None)
             sim_range = (
                 date.fromisoformat(info.start_date),
                 date.fromisoformat(info.end_date) - timedelta(days=1),
@@ -316,17 +351,50 @@ def _reclaim_dead_runs() -> None:
         )
 
 
-def simulator_environment(info: SimulatorInfo) -> dict[str, str]:
-    """The variables that point the pipeline at a running simulator, with IAM password auth."""
-    return {
+def simulator_environment(info: SimulatorInfo, auth: str = "aksk") -> dict[str, str]:
+    """The variables that point the pipeline at a running simulator, with its AK/SK (`aksk`),
+    temporary keys from its metadata endpoints (`metadata`) or IAM password auth (`password`).
+
+    Variables of the other sources are set empty (unset, to the resources), so a shell's own
+    credentials cannot take precedence over the simulator's."""
+    env = {
         settings.MODELARTS_ENDPOINT: info.url,
         settings.MODELARTS_PROJECT_ID: info.project_id,
-        settings.IAM_ENDPOINT: info.url,
-        settings.IAM_USERNAME: info.username,
-        settings.IAM_PASSWORD: info.password,
-        settings.IAM_DOMAIN: info.domain,
-        settings.IAM_REGION: info.region,
+        **{var: "" for var in SIMULATOR_BLANKED},
     }
+    if auth == "aksk":
+        env.update({settings.SDK_AK: info.access_key, settings.SDK_SK: info.secret_key})
+    elif auth == "metadata":
+        env[settings.METADATA_ENDPOINT] = info.url
+    elif auth == "password":
+        env.update(
+            {
+                settings.IAM_ENDPOINT: info.url,
+                settings.IAM_USERNAME: info.username,
+                settings.IAM_PASSWORD: info.password,
+                settings.IAM_DOMAIN: info.domain,
+                settings.IAM_REGION: info.region,
+            }
+        )
+    else:
+        raise ValueError(f"auth must be aksk, metadata or password, not {auth!r}")
+    return env
+
+
+# Every credential variable: a simulator's environment blanks those it does not set.
+SIMULATOR_BLANKED = (
+    settings.MODELARTS_TOKEN,
+    settings.SDK_AK,
+    settings.SDK_SK,
+    settings.SDK_SECURITY_TOKEN,
+    settings.SDK_PROJECT_ID,
+    settings.METADATA_ENDPOINT,
+    settings.IAM_ENDPOINT,
+    settings.IAM_USERNAME,
+    settings.IAM_PASSWORD,
+    settings.IAM_DOMAIN,
+    settings.IAM_REGION,
+)
 
 
 def _ensure_dagster_home() -> None:
@@ -469,6 +537,7 @@ def _status(args: argparse.Namespace) -> int:
     with _environment(args, api=False):
         first, last = _default_range(None)
         rows = partition_status(_engine(), args.start or first, args.end or last)
+    print(_api_line())
     print(
         f"{'day':<12}{'last load':<11}{'finished (UTC)':<21}{'fetched':>9}{'inserted':>10}"
         f"{'quarantined':>13}{'services':>10}{'events':>9}"

@@ -11,8 +11,9 @@ from dagster import (
 )
 
 from pipelines.assets.partitions import daily_partitions, day_windows
+from pipelines.assets.schedules import STEP_RETRY
 from pipelines.ingest import load_events_window
-from pipelines.resources import ModelArtsResource, WarehouseResource
+from pipelines.resources import ModelArtsResource, WarehouseResource, permanent_errors_not_retried
 from pipelines.source.models import TimeWindow
 from pipelines.source.stats import ExtractionStats
 from pipelines.warehouse.loader import upsert_services
@@ -54,7 +55,9 @@ def services(modelarts: ModelArtsResource, warehouse: WarehouseResource) -> Mate
     # run) a long range fans out across pods, bounded by the API pool and the run queue.
     backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=7),
     pool=API_POOL,
+    retry_policy=STEP_RETRY,  # a failed day is retried; permanent errors are not (below)
 )
+@permanent_errors_not_retried
 def service_events(
     context: AssetExecutionContext, modelarts: ModelArtsResource, warehouse: WarehouseResource
 ) -> MaterializeResult:

@@ -52,7 +52,22 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--password", default=defaults.password)
     s.add_argument("--domain", default=defaults.domain)
     s.add_argument("--region", default=defaults.region)
+    s.add_argument("--access-key", default=defaults.access_key)
+    s.add_argument("--secret-key", default=defaults.secret_key)
     s.add_argument("--token-ttl-s", type=float, default=defaults.token_ttl_s)
+    s.add_argument(
+        "--temporary-key-ttl-s",
+        type=float,
+        default=defaults.temporary_key_ttl_s,
+        help="life of the temporary AK/SK the metadata endpoints hand out",
+    )
+    s.add_argument(
+        "--credential-real-life-s",
+        type=float,
+        default=None,
+        help="tokens and temporary keys stop working after this many seconds, whatever "
+        "their expires_at says",
+    )
     s.add_argument("--static-token", default=None)
     s.add_argument("--offset-mode", choices=OFFSET_MODES, default=defaults.offset_mode)
     s.add_argument("--log-level", default="WARNING")
@@ -95,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
         password=args.password,
         domain=args.domain,
         region=args.region,
+        access_key=args.access_key,
+        secret_key=args.secret_key,
+        temporary_key_ttl_s=args.temporary_key_ttl_s,
+        credential_real_life_s=args.credential_real_life_s,
         token_ttl_s=args.token_ttl_s,
         static_token=args.static_token,
         offset_mode=args.offset_mode,

@@ -34,6 +34,8 @@ class SimulatorInfo:
     password: str
     domain: str
     region: str
+    access_key: str
+    secret_key: str
     start_date: str
     end_date: str
     services: int
@@ -46,6 +48,7 @@ def ready_line(url: str, state: SimulatorState) -> dict[str, Any]:
     return {
         "url": url,
         **{k: data[k] for k in ("project_id", "username", "password", "domain", "region")},
+        **{k: data[k] for k in ("access_key", "secret_key")},
         **{k: data[k] for k in ("start_date", "end_date", "services", "events")},
     }
 

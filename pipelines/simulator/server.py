@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 from pipelines.simulator import admin, api
 from pipelines.simulator.config import SimulatorConfig
 from pipelines.simulator.iam import issue_token
+from pipelines.simulator.keys import metadata_keys, metadata_token, signature_refused
 from pipelines.simulator.models import History
 from pipelines.simulator.responses import (
     Response,
@@ -54,6 +55,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._dispatch("POST")
 
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
     def log_message(self, format: str, *args: object) -> None:
         log.debug("%s " + format, self.address_string(), *args)
 
@@ -77,6 +81,14 @@ class _Handler(BaseHTTPRequestHandler):
             elif split.path == "/v3/auth/tokens":
                 kind = "iam"
                 response = self._iam(method, body)
+            elif split.path == "/meta-data/latest/api/token":
+                kind = "metadata"
+                response = metadata_token(state.keys, method, dict(self.headers.items()))
+            elif split.path == "/openstack/latest/securitykey":
+                kind = "metadata"
+                response = metadata_keys(state.keys, method, dict(self.headers.items()))
+                if response.status == 200:
+                    state.stats.count_temporary_keys()
             elif split.path.startswith("/v1/"):
                 self._modelarts(method, split.path, query)
                 return
@@ -133,7 +145,11 @@ class _Handler(BaseHTTPRequestHandler):
         self, kind: str, method: str, parts: list[str], query: dict[str, list[str]]
     ) -> Response:
         state = self.server.state
-        if not state.tokens.is_valid(self.headers.get("X-Auth-Token")):
+        if self.headers.get("Authorization") is not None:
+            refused = state.keys.verify(method, self.path, dict(self.headers.items()), b"")
+            if refused is not None:
+                return signature_refused(refused)
+        elif not state.tokens.is_valid(self.headers.get("X-Auth-Token")):
             return token_must_be_updated()
         if parts[2] != state.config.project_id:
             return modelarts_error(404, "ModelArts.0104", f"Project {parts[2]} not found")
