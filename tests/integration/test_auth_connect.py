@@ -53,9 +53,7 @@ def _cli_env(info: SimulatorInfo, database_url: str, home: Path, auth: str) -> d
 def _run(info: SimulatorInfo, env: dict[str, str], home: Path) -> subprocess.CompletedProcess[str]:
     days = simulator_days(info)
     command = [sys.executable, "-m", "pipelines.cli", "run", "--start", days[0], "--end", days[-1]]
-    return subprocess.run(
-        command, env=env, cwd=home, capture_output=True, text=True, timeout=600
-    )
+    return subprocess.run(command, env=env, cwd=home, capture_output=True, text=True, timeout=600)
 
 
 def _all_expected(info: SimulatorInfo) -> set[tuple[str, int, str, str]]:
