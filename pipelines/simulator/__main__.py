@@ -87,6 +87,11 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument(
         "--hostile-answers", action="store_true", help="add services that answer wrongly"
     )
+    f.add_argument(
+        "--iam-faults",
+        action="store_true",
+        help="IAM token requests get the same faults (a slow one delivers an aged token)",
+    )
     f.add_argument("--fault-seed", type=int, default=defaults.seed)
     return p
 
@@ -126,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         malformed_rate=args.malformed_rate,
         hostile=args.hostile,
         hostile_answers=args.hostile_answers,
+        iam_faults=args.iam_faults,
         seed=args.fault_seed,
     )
     server = make_server(history, config, args.host, args.port)

@@ -25,6 +25,7 @@ class SimulatorConfig:
     # Tokens and temporary keys stop working after this many seconds, whatever their expires_at
     # says (a server whose credentials die early); None: when expires_at says.
     credential_real_life_s: float | None = None
+    iam_faults: bool = False  # IAM token requests get faults too (slow: the token arrives old)
     static_token: str | None = None
     offset_mode: str = "page"
     fault_rate: float = 0.0

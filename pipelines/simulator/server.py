@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -78,6 +79,9 @@ class _Handler(BaseHTTPRequestHandler):
                     response = admin.get(state, split.path, query)
                 else:
                     response = admin.post(state, split.path, body)
+            elif split.path == "/v3/auth/tokens" and state.config.iam_faults:
+                self._faulted("iam", lambda: self._iam(method, body), slow_after=True)
+                return
             elif split.path == "/v3/auth/tokens":
                 kind = "iam"
                 response = self._iam(method, body)
@@ -108,7 +112,6 @@ class _Handler(BaseHTTPRequestHandler):
         return response
 
     def _modelarts(self, method: str, path: str, query: dict[str, list[str]]) -> None:
-        state = self.server.state
         parts = path.split("/")
         if len(parts) == 6 and parts[3] == "services" and parts[5] == "events":
             kind = "events"
@@ -117,6 +120,13 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send("unknown", modelarts_error(404, "ModelArts.0002", f"no API {path}"))
             return
+        self._faulted(kind, lambda: self._answer(kind, method, parts, query))
+
+    def _faulted(self, kind: str, answer: Callable[[], Response], slow_after: bool = False) -> None:
+        """`answer()` sent, unless a fault is drawn. A slow answer waits before it is made
+        (ModelArts: a token checked late), or with `slow_after` after (IAM: a token that arrives
+        already old)."""
+        state = self.server.state
         fault = state.dice.draw_fault()
         if fault is not None:
             state.stats.count_fault(fault)
@@ -124,11 +134,13 @@ class _Handler(BaseHTTPRequestHandler):
             state.stats.count_request(kind, DROPPED)
             self.close_connection = True
             return
-        if fault == "slow":
+        if fault == "slow" and not slow_after:
             time.sleep(state.config.slow_s)
         response = self._faulty_response(fault)
         if response is None:
-            response = self._answer(kind, method, parts, query)
+            response = answer()
+        if fault == "slow" and slow_after:
+            time.sleep(state.config.slow_s)
         self._send(kind, response, truncate=fault == "truncate")
 
     def _faulty_response(self, fault: str | None) -> Response | None:
