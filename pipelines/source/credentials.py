@@ -259,7 +259,12 @@ class MetadataKeys:
             raise AuthenticationError(
                 f"the ECS metadata service at {self.endpoint} answered without a credential"
             ) from None
-        log.info("temporary AK/SK %s from %s, expiring %s", mask(key.ak), self.endpoint, expires_at)
+        log.info(
+            "temporary AK/SK %s from %s, expiring %s",
+            mask(key.ak),
+            self.endpoint,
+            credential["expires_at"],
+        )
         return key, expires_at
 
     def _session_token(self) -> str | None:
