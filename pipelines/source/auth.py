@@ -76,7 +76,7 @@ class StaticToken:
         return self._token, {"X-Auth-Token": self._token.reveal()}
 
     def refused(self, credential: object) -> None:
-        log.warning("the configured static token was refused; it cannot be refreshed")
+        """Nothing to renew: a second refusal fails the request, naming this source."""
 
     def __repr__(self) -> str:
         return "StaticToken(***)"
@@ -172,8 +172,8 @@ class IAMPasswordAuth:
         token = response.headers.get("X-Subject-Token")
         if response.status_code != 201 or not token:
             raise AuthenticationError(
-                f"IAM refused the token request for user {c.username!r}: "
-                f"HTTP {response.status_code}"
+                f"IAM at {c.iam_endpoint} refused the password of user {c.username!r} "
+                f"(HUAWEICLOUD_USERNAME/HUAWEICLOUD_PASSWORD): HTTP {response.status_code}"
             )
         expires_at = _token_expiry(response)
         log.info("obtained an IAM token for user %s", c.username)
