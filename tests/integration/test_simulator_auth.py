@@ -121,3 +121,35 @@ def test_temporary_keys_that_die_early_are_refused() -> None:
         time.sleep(0.3)
         says = _refused(_get(info, keys["access"], keys["secret"], token=keys["securitytoken"]))
     assert "expired" in says
+
+
+class _RecordingSession(requests.Session):
+    """Notes the Authorization header of every send (the real session underneath)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.authorizations: list[str] = []
+
+    def send(self, request: requests.PreparedRequest, **kwargs: object) -> requests.Response:  # type: ignore[override]
+        self.authorizations.append(str(request.headers.get("Authorization")))
+        return super().send(request, **kwargs)  # type: ignore[arg-type]
+
+
+def test_every_send_is_signed_afresh_retries_included() -> None:
+    from pipelines.source.auth import AccessKeyAuth, StaticKeys
+    from pipelines.source.client import HttpSettings, ModelArtsClient
+    from pipelines.source.credentials import AccessKey, Secret
+
+    history = generate_history(HistoryConfig(services=3, days=1, seed=4))
+    config = SimulatorConfig(fault_rate=0.6, fault_kinds=("throttle",), retry_after_s=1, seed=3)
+    with simulator_in_thread(history, config) as info:
+        session = _RecordingSession()
+        keys = StaticKeys(AccessKey(info.access_key, Secret(info.secret_key)))
+        http = HttpSettings(max_retries=10, backoff_factor_s=0.01)
+        auth = AccessKeyAuth(keys, info.project_id, "test keys")
+        client = ModelArtsClient(info.url, info.project_id, auth, session, http)
+        listed = list(client.list_services(limit=1))
+    assert len(listed) == 3
+    assert client.stats.retries > 0  # throttled, waited Retry-After, sent again
+    # each send carries its own signature: a retry is never a replayed (staling) one
+    assert len(session.authorizations) == len(set(session.authorizations)) > 3
