@@ -188,38 +188,11 @@ def _check_days(args: argparse.Namespace) -> None:
 
 
 def _check_credentials(args: argparse.Namespace) -> None:
-    """A configured API's project and credentials, before anything starts (ConfigError: exit 2):
-    the metadata service, when it is the source, must answer, and the API must accept them."""
+    """A configured API's project and credentials, before anything starts (see connect.py)."""
     if args.command in ("run", "backfill", "rerun", "verify", "dev") and settings.configured().api:
-        from pipelines.source.client import HttpSettings
-        from pipelines.source.connect import (
-            ConnectionSettings,
-            check_access,
-            check_credentials,
-            resolve_connection,
-        )
+        from pipelines.source.connect import check_environment
 
-        connection = resolve_connection(ConnectionSettings.from_environment())
-        check_credentials(connection.credentials)
-        _check_reachable(settings.MODELARTS_ENDPOINT, connection.endpoint)
-        ca_bundle = os.environ.get(settings.MODELARTS_CA_BUNDLE) or None
-        check_access(connection, HttpSettings(max_retries=2, ca_bundle=ca_bundle))
-
-
-def _api_line() -> str:
-    """`status`: where runs go and with which credentials (never a secret)."""
-    if not settings.configured().api:
-        return "api: the simulator, with its AK/SK (MODELARTS_ENDPOINT is unset)"
-    from pipelines.source.connect import ConnectionSettings, resolve_connection
-
-    try:
-        connection = resolve_connection(ConnectionSettings.from_environment())
-    except settings.ConfigError as exc:
-        return f"api: not usable: {exc}"
-    return (
-        f"api: {connection.endpoint}, project {connection.project_id}, "
-        f"credentials: {connection.source}"
-    )
+        check_environment(lambda url: _check_reachable(settings.MODELARTS_ENDPOINT, url))
 
 
 @contextmanager
@@ -352,49 +325,10 @@ def _reclaim_dead_runs() -> None:
 
 
 def simulator_environment(info: SimulatorInfo, auth: str = "aksk") -> dict[str, str]:
-    """The variables that point the pipeline at a running simulator, with its AK/SK (`aksk`),
-    temporary keys from its metadata endpoints (`metadata`) or IAM password auth (`password`).
+    """The variables that point the pipeline at a running simulator (its AK/SK by default)."""
+    from pipelines.simulator.process import pipeline_environment
 
-    Variables of the other sources are set empty (unset, to the resources), so a shell's own
-    credentials cannot take precedence over the simulator's."""
-    env = {
-        settings.MODELARTS_ENDPOINT: info.url,
-        settings.MODELARTS_PROJECT_ID: info.project_id,
-        **{var: "" for var in SIMULATOR_BLANKED},
-    }
-    if auth == "aksk":
-        env.update({settings.SDK_AK: info.access_key, settings.SDK_SK: info.secret_key})
-    elif auth == "metadata":
-        env[settings.METADATA_ENDPOINT] = info.url
-    elif auth == "password":
-        env.update(
-            {
-                settings.IAM_ENDPOINT: info.url,
-                settings.IAM_USERNAME: info.username,
-                settings.IAM_PASSWORD: info.password,
-                settings.IAM_DOMAIN: info.domain,
-                settings.IAM_REGION: info.region,
-            }
-        )
-    else:
-        raise ValueError(f"auth must be aksk, metadata or password, not {auth!r}")
-    return env
-
-
-# Every credential variable: a simulator's environment blanks those it does not set.
-SIMULATOR_BLANKED = (
-    settings.MODELARTS_TOKEN,
-    settings.SDK_AK,
-    settings.SDK_SK,
-    settings.SDK_SECURITY_TOKEN,
-    settings.SDK_PROJECT_ID,
-    settings.METADATA_ENDPOINT,
-    settings.IAM_ENDPOINT,
-    settings.IAM_USERNAME,
-    settings.IAM_PASSWORD,
-    settings.IAM_DOMAIN,
-    settings.IAM_REGION,
-)
+    return pipeline_environment(info, auth)
 
 
 def _ensure_dagster_home() -> None:
@@ -537,7 +471,9 @@ def _status(args: argparse.Namespace) -> int:
     with _environment(args, api=False):
         first, last = _default_range(None)
         rows = partition_status(_engine(), args.start or first, args.end or last)
-    print(_api_line())
+    from pipelines.source.connect import describe_environment
+
+    print(describe_environment())
     print(
         f"{'day':<12}{'last load':<11}{'finished (UTC)':<21}{'fetched':>9}{'inserted':>10}"
         f"{'quarantined':>13}{'services':>10}{'events':>9}"

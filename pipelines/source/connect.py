@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 
 import requests
@@ -277,3 +277,29 @@ def check_access(connection: Connection, http: HttpSettings) -> None:
         log.info("credentials not checked: %s", exc)
     finally:
         session.close()
+
+
+def check_environment(check_reachable: Callable[[str], None]) -> Connection:
+    """The CLI's check before anything starts, of the API the environment configures: its
+    project and credentials resolve, the metadata service (if it is the source) answers, the
+    endpoint is reachable (`check_reachable`), and the API accepts the credentials."""
+    connection = resolve_connection(ConnectionSettings.from_environment())
+    check_credentials(connection.credentials)
+    check_reachable(connection.endpoint)
+    ca_bundle = os.environ.get(settings.MODELARTS_CA_BUNDLE) or None
+    check_access(connection, HttpSettings(max_retries=2, ca_bundle=ca_bundle))
+    return connection
+
+
+def describe_environment() -> str:
+    """`status`: where runs go and with which credentials (never a secret)."""
+    if not settings.configured().api:
+        return "api: the simulator, with its AK/SK (MODELARTS_ENDPOINT is unset)"
+    try:
+        connection = resolve_connection(ConnectionSettings.from_environment())
+    except ConfigError as exc:
+        return f"api: not usable: {exc}"
+    return (
+        f"api: {connection.endpoint}, project {connection.project_id}, "
+        f"credentials: {connection.source}"
+    )
