@@ -180,12 +180,6 @@ class IAMPasswordAuth:
         return token, expires_at
 
 
-class KeySource(Protocol):
-    def current(self) -> AccessKey: ...
-
-    def refused(self, key: AccessKey) -> None: ...
-
-
 class StaticKeys:
     """Keys that do not change during a run (the environment, the credentials file)."""
 

@@ -225,14 +225,15 @@ def _password(s: ConnectionSettings) -> CredentialSource:
     return CredentialSource(PASSWORD, source, iam=iam)
 
 
-def check_credentials(source: CredentialSource, session: requests.Session | None = None) -> None:
+def check_credentials(source: CredentialSource) -> None:
     """What can be checked before a run starts without loading anything: that the metadata
     service answers with keys, when it is the source. ConfigError naming its URL if not."""
     if source.metadata_endpoint is None:
         return
     url = source.metadata_endpoint
     try:
-        MetadataKeys(url, session or requests.Session(), timeout=(2.0, 5.0)).fetch_once()
+        with requests.Session() as session:
+            MetadataKeys(url, session, timeout=(2.0, 5.0)).fetch_once()
     except (requests.RequestException, SourceError) as exc:
         reason = str(exc) if isinstance(exc, SourceError) else _reason(exc)
         if source.metadata_explicit:
