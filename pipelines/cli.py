@@ -67,6 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings.validate()
         _demo_partitions(args)
         _check_days(args)
+        _check_credentials(args)
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print(f"modelarts-etl {args.command}: interrupted", file=sys.stderr)
@@ -121,7 +122,7 @@ def _one_line(exc: BaseException) -> str:
     if not isinstance(inner, CliError | settings.ConfigError):
         text = f"{type(inner).__name__}: {text}"
     # Defence in depth (no message is built from a secret): secrets long enough to be real.
-    secrets = [os.environ.get(settings.IAM_PASSWORD), os.environ.get(settings.MODELARTS_TOKEN)]
+    secrets = [os.environ.get(var) for var in settings.SECRETS]
     for var in (settings.DATABASE_URL, settings.ANALYTICS_DATABASE_URL):
         secrets.append(urlsplit(os.environ.get(var, "")).password)
     for secret in secrets:
@@ -338,6 +339,14 @@ def _check_days(args: argparse.Namespace) -> None:
             )
 
 
+def _check_credentials(args: argparse.Namespace) -> None:
+    """A configured API's project and credentials, before anything starts (see connect.py)."""
+    if args.command in ("run", "backfill", "rerun", "verify", "dev") and settings.configured().api:
+        from pipelines.source.connect import check_environment
+
+        check_environment(lambda url: _check_reachable(settings.MODELARTS_ENDPOINT, url))
+
+
 @contextmanager
 def _environment(args: argparse.Namespace, api: bool = True) -> Iterator[tuple[date, date] | None]:
     """Point the environment at the simulator / embedded Postgres where nothing is configured,
@@ -372,7 +381,6 @@ def _environment(args: argparse.Namespace, api: bool = True) -> Iterator[tuple[d
                 )
             )
             os.environ.update(simulator_environment(info))
-            os.environ.pop(settings.MODELARTS_TOKEN, None)
             sim_range = (
                 date.fromisoformat(info.start_date),
                 date.fromisoformat(info.end_date) - timedelta(days=1),
@@ -500,17 +508,11 @@ def _reclaim_dead_runs() -> None:
         )
 
 
-def simulator_environment(info: SimulatorInfo) -> dict[str, str]:
-    """The variables that point the pipeline at a running simulator, with IAM password auth."""
-    return {
-        settings.MODELARTS_ENDPOINT: info.url,
-        settings.MODELARTS_PROJECT_ID: info.project_id,
-        settings.IAM_ENDPOINT: info.url,
-        settings.IAM_USERNAME: info.username,
-        settings.IAM_PASSWORD: info.password,
-        settings.IAM_DOMAIN: info.domain,
-        settings.IAM_REGION: info.region,
-    }
+def simulator_environment(info: SimulatorInfo, auth: str = "aksk") -> dict[str, str]:
+    """The variables that point the pipeline at a running simulator (its AK/SK by default)."""
+    from pipelines.simulator.process import pipeline_environment
+
+    return pipeline_environment(info, auth)
 
 
 _MINIMAL_INSTANCE = "telemetry:\n  enabled: false\nnux:\n  enabled: false\n"
@@ -709,6 +711,9 @@ def _status(args: argparse.Namespace) -> int:
     with _environment(args, api=False):
         first, last = _default_range(None)
         rows = partition_status(_engine(), args.start or first, args.end or last)
+    from pipelines.source.connect import describe_environment
+
+    print(describe_environment())
     print(
         f"{'day':<12}{'last load':<11}{'finished (UTC)':<21}{'fetched':>9}{'inserted':>10}"
         f"{'quarantined':>13}{'services':>10}{'events':>9}{'rules':>7}{'coverage':>10}"

@@ -49,11 +49,14 @@ _TRANSIENT_FATAL = re.compile(
 _TRANSIENT_BY_NAME = frozenset({"LoadLockTimeout", "PoolWaitTimeout"})
 _TRANSIENT_SOURCE = (
     source_errors.TransientHTTPError,
+    source_errors.RetriesExhaustedError,
     source_errors.RetryBudgetExhaustedError,
     source_errors.NotJSONBodyError,
     source_errors.ExtractionStalledError,
 )
 _TRANSIENT_HTTP = (
+    ConnectionError,
+    TimeoutError,
     requests.ConnectionError,
     requests.Timeout,
     requests.exceptions.ChunkedEncodingError,

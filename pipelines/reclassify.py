@@ -96,8 +96,11 @@ def print_rule_version(database_url: str) -> None:
     from pipelines.warehouse.database import libpq_url
     from pipelines.warehouse.rules import latest_rule_version
 
-    with psycopg.connect(libpq_url(database_url)) as conn:
-        rules = latest_rule_version(conn)
+    try:
+        with psycopg.connect(libpq_url(database_url)) as conn:
+            rules = latest_rule_version(conn)
+    except psycopg.errors.InsufficientPrivilege:
+        return  # a loader login may not read analytics; the owner's `migrate` says it
     if rules is not None:
         print(
             f"event text rules: version {rules.version} ({rules.rules} rules, sha256 "

@@ -32,6 +32,13 @@ IAM_USERNAME = "HUAWEICLOUD_USERNAME"
 IAM_PASSWORD = "HUAWEICLOUD_PASSWORD"
 IAM_DOMAIN = "HUAWEICLOUD_DOMAIN"
 IAM_REGION = "HUAWEICLOUD_REGION"
+# AK/SK credentials, with the Huawei Cloud SDK's names (see pipelines/source/connect.py)
+SDK_AK = "HUAWEICLOUD_SDK_AK"
+SDK_SK = "HUAWEICLOUD_SDK_SK"
+SDK_SECURITY_TOKEN = "HUAWEICLOUD_SDK_SECURITY_TOKEN"
+SDK_PROJECT_ID = "HUAWEICLOUD_SDK_PROJECT_ID"
+SDK_CREDENTIALS_FILE = "HUAWEICLOUD_SDK_CREDENTIALS_FILE"
+METADATA_ENDPOINT = "HUAWEICLOUD_METADATA_ENDPOINT"
 
 NIGHTLY_CRON = "PIPELINES_NIGHTLY_CRON"
 NIGHTLY_TIMEZONE = "PIPELINES_NIGHTLY_TIMEZONE"
@@ -69,7 +76,15 @@ MODELARTS_FIELDS = {
     "password": IAM_PASSWORD,
     "domain": IAM_DOMAIN,
     "region": IAM_REGION,
+    "access_key": SDK_AK,
+    "secret_key": SDK_SK,
+    "security_token": SDK_SECURITY_TOKEN,
+    "sdk_project_id": SDK_PROJECT_ID,
+    "credentials_file": SDK_CREDENTIALS_FILE,
+    "metadata_endpoint": METADATA_ENDPOINT,
 }
+# Values never shown: not in logs, errors, metadata or reprs.
+SECRETS = (IAM_PASSWORD, MODELARTS_TOKEN, SDK_SK, SDK_SECURITY_TOKEN)
 ANALYTICS_DATABASE_URL = "ANALYTICS_DATABASE_URL"
 WAREHOUSE_FIELDS = {
     "database_url": DATABASE_URL,
@@ -77,8 +92,10 @@ WAREHOUSE_FIELDS = {
     "data_dir": DATA_DIR,
 }
 ALERT_FIELDS = {"webhook_url": ALERT_WEBHOOK_URL}
-# Bound whether set or not: a run without them fails naming the missing variable.
-REQUIRED = frozenset({MODELARTS_ENDPOINT, MODELARTS_PROJECT_ID})
+# Bound whether set or not: a run without them fails naming the missing variable. (The API's
+# endpoint and project id may come from HUAWEICLOUD_REGION and the SDK's settings instead: the
+# ModelArts resource checks them when a run starts.)
+REQUIRED: frozenset[str] = frozenset()
 
 
 # Every integer variable -> (lowest, highest) accepted value; None: no bound.
@@ -174,7 +191,7 @@ def validate() -> None:
         check_offset_mode(env[MODELARTS_OFFSET_MODE])
     if env.get(MIN_RULE_COVERAGE):
         min_rule_coverage()
-    for var in (MODELARTS_ENDPOINT, IAM_ENDPOINT, ALERT_WEBHOOK_URL):
+    for var in (MODELARTS_ENDPOINT, IAM_ENDPOINT, METADATA_ENDPOINT, ALERT_WEBHOOK_URL):
         if env.get(var):
             parts = urlsplit(env[var])
             if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -227,9 +244,16 @@ def nightly_schedule() -> NightlySchedule:
     )
 
 
+def region_endpoint(service: str, region: str) -> str:
+    """The public endpoint of a Huawei Cloud service in a region, e.g. modelarts, iam."""
+    return f"https://{service}.{region}.myhuaweicloud.com"
+
+
 def configured() -> Configured:
+    """The API counts as configured by its endpoint or by a region alone (its endpoints are
+    then derived, see region_endpoint)."""
     return Configured(
-        api=bool(os.environ.get(MODELARTS_ENDPOINT)),
+        api=bool(os.environ.get(MODELARTS_ENDPOINT) or os.environ.get(IAM_REGION)),
         database=bool(os.environ.get(DATABASE_URL)),
     )
 

@@ -11,6 +11,7 @@ from dagster import (
 )
 
 from pipelines.assets.partitions import daily_partitions, day_windows
+from pipelines.assets.schedules import STEP_RETRY
 from pipelines.failures import failing_fast, loader_connection
 from pipelines.ingest import load_events_window
 from pipelines.resources import ModelArtsResource, WarehouseResource
@@ -56,6 +57,7 @@ def services(modelarts: ModelArtsResource, warehouse: WarehouseResource) -> Mate
     # run) a long range fans out across pods, bounded by the API pool and the run queue.
     backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=7),
     pool=API_POOL,
+    retry_policy=STEP_RETRY,  # a failed day is retried; permanent errors are not (failing_fast)
 )
 def service_events(
     context: AssetExecutionContext, modelarts: ModelArtsResource, warehouse: WarehouseResource

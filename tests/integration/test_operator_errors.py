@@ -26,7 +26,8 @@ CASES = [
     # (environment, argv, exit code, the line says)
     ({"DATABASE_URL": f"postgresql://etl:{PASSWORD}@127.0.0.1:9/wh"}, ["status"], 1,
      "cannot reach the warehouse at 127.0.0.1:9/wh (DATABASE_URL)"),
-    ({"MODELARTS_ENDPOINT": "http://127.0.0.1:9", "MODELARTS_PROJECT_ID": "p"},
+    ({"MODELARTS_ENDPOINT": "http://127.0.0.1:9", "MODELARTS_PROJECT_ID": "p",
+      "HUAWEICLOUD_SDK_AK": "AK", "HUAWEICLOUD_SDK_SK": "SK"},
      ["verify", "2026-11-19"], 1, "cannot reach 127.0.0.1:9 (MODELARTS_ENDPOINT)"),
     ({"MODELARTS_PAGE_LIMIT": "5"}, ["verify", "2026-11-19"], 2,
      "MODELARTS_PAGE_LIMIT must be 10..1000, not 5"),

@@ -119,7 +119,7 @@ def test_one_partition_materializes_from_the_dagster_cli(
     assert stored_events(pipeline_env["DATABASE_URL"]) == expected_events(
         simulator, start_ms, end_ms
     )
-    assert pipeline_env["HUAWEICLOUD_PASSWORD"] not in done.stdout + done.stderr
+    assert pipeline_env["HUAWEICLOUD_SDK_SK"] not in done.stdout + done.stderr
 
 
 def test_the_main_command_runs_on_embedded_defaults_and_reruns_to_zero(tmp_path: Path) -> None:
