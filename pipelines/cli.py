@@ -150,6 +150,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     db.add_argument("--port", type=int, default=5433, help="TCP port for BI tools (embedded)")
     db.add_argument("--print-only", action="store_true", help="print the URLs and exit")
+    report = sub.add_parser(
+        "report", help="write the deployment-health report: one self-contained HTML file"
+    )
+    report.add_argument("--start", type=_day, help="first UTC day (default: 14 days to --end)")
+    report.add_argument("--end", type=_day, help="last UTC day, inclusive (default: yesterday)")
+    report.add_argument("--out", type=Path, help="default: ./deployment-report-START-to-END.html")
+    report.add_argument("--debug", action="store_true", help="show tracebacks")
     for p in (run, dev, status, backfill, rerun, verify, migrate, db):
         p.add_argument("--debug", action="store_true", help="show tracebacks")
         group = p.add_argument_group("simulator (used when MODELARTS_ENDPOINT is unset)")
@@ -624,6 +631,17 @@ def _db(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from pipelines.report.command import report_command, report_range
+
+    first, last = report_range(args.start, args.end)
+    if last < first:
+        raise CliError(f"--end {last} is before --start {first}")
+    with _environment(args, api=False):
+        print("\n".join(report_command(_engine(), first, last, args.out)))
+    return 0
+
+
 def _dev(args: argparse.Namespace) -> int:
     with _environment(args):
         print(f"Dagster UI on http://127.0.0.1:{args.port} (Ctrl+C to stop)")
@@ -671,6 +689,7 @@ COMMANDS = {
     "verify": _verify,
     "migrate": _migrate,
     "db": _db,
+    "report": _report,
 }
 
 
