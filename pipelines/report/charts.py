@@ -120,12 +120,22 @@ def _svg(fig: Figure, name: str) -> Chart:
         fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
     text = buffer.getvalue()
     text = text[text.index("<svg") :]  # drop the XML prolog and doctype: it is inlined in HTML
+    text = re.sub(r"<metadata>.*?</metadata>\s*", "", text, count=1, flags=re.DOTALL)
     text = re.sub(r'\bid="([^"]+)"', rf'id="{name}-\1"', text)
     text = re.sub(r"url\(#([^)]+)\)", rf"url(#{name}-\1)", text)
     text = re.sub(r'href="#([^"]+)"', rf'href="#{name}-\1"', text)
     # sized by the page's CSS (width 100%), its aspect kept by the viewBox
     text = re.sub(r'^<svg([^>]*?) width="[^"]+" height="[^"]+"', r"<svg\1", text, count=1)
     return Chart(name, text.replace("<svg", f'<svg role="img" aria-label="{name}"', 1))
+
+
+def _tag(bars: Any, series: str, reverse: bool = False) -> None:
+    """Name each bar `bar-SERIES-I` (I: the row of the table beside the chart), so a reader of
+    the page (the tests) can tie a bar's drawn size to its figure."""
+    patches = list(bars)
+    count = len(patches)
+    for i, patch in enumerate(patches):
+        patch.set_gid(f"bar-{series}-{count - 1 - i if reverse else i}")
 
 
 def _day_labels(days: Sequence[date]) -> list[str]:
@@ -203,7 +213,10 @@ def outcomes_chart(days: Sequence[OutcomesDay], loaded: Sequence[bool]) -> Chart
             ("in_progress", IN_PROGRESS),
         ):
             values = [getattr(d, field) for d in days]
-            count_ax.bar(x, values, bottom=bottom, color=color, label=label(field), width=0.7)
+            bars = count_ax.bar(
+                x, values, bottom=bottom, color=color, label=label(field), width=0.7
+            )
+            _tag(bars, field)
             bottom = [b + v for b, v in zip(bottom, values, strict=True)]
         top = max(bottom, default=0)
         for i, (day, is_loaded) in enumerate(zip(days, loaded, strict=True)):
@@ -238,6 +251,7 @@ def failures_chart(name: str, counts: Sequence[FailureCount], title: str) -> Cha
         labels = [label(c.key) for c in counts][::-1]
         values = [c.failures for c in counts][::-1]
         bars = ax.barh(labels, values, color=FAILED, height=0.65)
+        _tag(bars, "failures", reverse=True)
         ax.bar_label(bars, padding=3, fontsize=9)
         if not counts:
             ax.text(
@@ -361,9 +375,12 @@ def failing_services_chart(services: Sequence[FailingService]) -> Chart:
         labels = [s.service_name or s.service_id[:13] for s in services][::-1]
         failed = [s.failed for s in services][::-1]
         succeeded = [s.succeeded for s in services][::-1]
-        ax.barh(labels, failed, color=FAILED, height=0.65, label="failed")
+        # positions, not the names as categories: two services may share a name
+        y = list(range(len(labels)))
+        ax.set_yticks(y, labels)
+        _tag(ax.barh(y, failed, color=FAILED, height=0.65, label="failed"), "failed", True)
         bars = ax.barh(
-            labels,
+            y,
             succeeded,
             left=failed,
             color=SUCCEEDED,
@@ -371,6 +388,7 @@ def failing_services_chart(services: Sequence[FailingService]) -> Chart:
             label="succeeded",
             alpha=0.55,
         )
+        _tag(bars, "succeeded", reverse=True)
         ax.bar_label(
             bars,
             labels=[
@@ -409,6 +427,7 @@ def coverage_chart(days: Sequence[CoverageDay], loaded: Sequence[bool], threshol
         _mark_no_data(ax, loaded)
         shares = [d.unclassified_share or 0.0 for d in days]
         bars = ax.bar(x, shares, color=LATE, width=0.7, label="unclassified share")
+        _tag(bars, "share")
         ax.bar_label(
             bars,
             labels=[
@@ -443,8 +462,9 @@ def loads_chart(days: Sequence[LoadDay]) -> Chart:
         _mark_no_data(ax, [d.loaded for d in days])
         first = [d.first_load_events for d in days]
         late = [d.late_events for d in days]
-        ax.bar(x, first, color=RATE, width=0.7, label="first complete load")
+        _tag(ax.bar(x, first, color=RATE, width=0.7, label="first complete load"), "first")
         bars = ax.bar(x, late, bottom=first, color=LATE, width=0.7, label="caught late")
+        _tag(bars, "late")
         ax.bar_label(bars, labels=[f"+{n}" if n else "" for n in late], padding=2, fontsize=8.5)
         ax.set_ylim(0, max([f + n for f, n in zip(first, late, strict=True)] or [1]) * 1.2 or 1)
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
