@@ -2,7 +2,6 @@
 report of the 14 days up to the last of them is written under PIPELINES_DATA_DIR/reports/, and
 its materialization carries the file's path and a preview (the Dagster UI shows both)."""
 
-
 from datetime import timedelta
 from pathlib import Path
 
