@@ -244,9 +244,12 @@ def outcomes_chart(days: Sequence[OutcomesDay], loaded: Sequence[bool]) -> Chart
         return _svg(fig, "outcomes")
 
 
-def failures_chart(name: str, counts: Sequence[FailureCount], title: str) -> Chart:
+def failures_chart(
+    name: str, counts: Sequence[FailureCount], title: str, rows: int | None = None
+) -> Chart:
     """Horizontal bars of failed attempts per key (cause or phase), most frequent on top."""
-    height = 1.0 + 0.32 * max(len(counts), 1)
+    # `rows`: the height of a chart drawn beside another, so the two line up
+    height = 1.0 + 0.32 * max(rows or len(counts), 1)
     with _figure(name, height, width_in=HALF_WIDTH_IN) as (fig, ax):
         labels = [label(c.key) for c in counts][::-1]
         values = [c.failures for c in counts][::-1]

@@ -200,8 +200,11 @@ def _failures(data: ReportData) -> Section:
             for c in counts
         ]
 
-    causes = charts.failures_chart("causes", data.causes, "Failed attempts by cause")
-    phases = charts.failures_chart("phases", data.phases, "Failed attempts by phase in progress")
+    bars = max(len(data.causes), len(data.phases))
+    causes = charts.failures_chart("causes", data.causes, "Failed attempts by cause", bars)
+    phases = charts.failures_chart(
+        "phases", data.phases, "Failed attempts by phase in progress", bars
+    )
     body = (
         '<p class="lead">Failed attempts of the range, by the normalised cause the rules gave '
         "their failure text (<code>unclassified</code>: no rule matched) and by the phase that "
