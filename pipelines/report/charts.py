@@ -51,6 +51,10 @@ PHASES = (
 )
 
 WIDTH_IN = 10.0
+# Above this many days, the per-day value labels would overlap: the tables beside hold them.
+LABELLED_DAYS = 21
+# Longer names are cut in the charts (the tables beside show them whole).
+LABEL_CHARS = 30
 HALF_WIDTH_IN = 5.2
 
 # DejaVu Sans ships with matplotlib; service names and model labels may be Chinese, so CJK fonts
@@ -143,8 +147,8 @@ def _day_labels(days: Sequence[date]) -> list[str]:
 
 
 def _day_axis(ax: Axes, days: Sequence[date]) -> None:
-    """Days as categories; at most ~16 labels, so they stay readable on a long range."""
-    step = max(1, -(-len(days) // 16))
+    """Days as categories; at most ~14 labels, so they stay readable on a long range."""
+    step = max(1, -(-len(days) // 14))
     positions = list(range(0, len(days), step))
     ax.set_xticks(positions, [_day_labels(days)[i] for i in positions])
     ax.set_xlim(-0.6, len(days) - 0.4)
@@ -152,22 +156,30 @@ def _day_axis(ax: Axes, days: Sequence[date]) -> None:
 
 
 def _mark_no_data(ax: Axes, loaded: Sequence[bool], label: bool = True) -> None:
-    """Shade the days no load covered: they have no data, which is not the same as none."""
+    """Shade the days no load covered, one band per run of them: they have no data, which is
+    not the same as a day without attempts."""
+    runs: list[list[int]] = []
     for i, is_loaded in enumerate(loaded):
-        if not is_loaded:
-            ax.axvspan(i - 0.5, i + 0.5, color=NO_DATA, zorder=0, linewidth=0)
-            if label:
-                ax.text(
-                    i,
-                    0.5,
-                    "no data",
-                    transform=ax.get_xaxis_transform(),
-                    rotation=90,
-                    ha="center",
-                    va="center",
-                    color="#888888",
-                    fontsize=9,
-                )
+        if is_loaded:
+            continue
+        if runs and runs[-1][-1] == i - 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    for run in runs:
+        ax.axvspan(run[0] - 0.5, run[-1] + 0.5, color=NO_DATA, zorder=0, linewidth=0)
+        if label:
+            ax.text(
+                (run[0] + run[-1]) / 2,
+                0.5,
+                "no data",
+                transform=ax.get_xaxis_transform(),
+                rotation=0 if len(run) >= 3 else 90,
+                ha="center",
+                va="center",
+                color="#888888",
+                fontsize=9,
+            )
 
 
 def outcomes_chart(days: Sequence[OutcomesDay], loaded: Sequence[bool]) -> Chart:
@@ -189,7 +201,7 @@ def outcomes_chart(days: Sequence[OutcomesDay], loaded: Sequence[bool]) -> Chart
         for segment in filter(None, segments):
             rate_ax.plot(*zip(*segment, strict=True), color=RATE, linewidth=2, marker="o")
         for i, rate in zip(x, rates, strict=True):
-            if rate is not None:
+            if rate is not None and len(days) <= LABELLED_DAYS:
                 rate_ax.annotate(
                     f"{rate:.0%}",
                     (i, rate),
@@ -220,7 +232,7 @@ def outcomes_chart(days: Sequence[OutcomesDay], loaded: Sequence[bool]) -> Chart
             bottom = [b + v for b, v in zip(bottom, values, strict=True)]
         top = max(bottom, default=0)
         for i, (day, is_loaded) in enumerate(zip(days, loaded, strict=True)):
-            if day.attempts:
+            if day.attempts and len(days) <= LABELLED_DAYS:
                 count_ax.text(
                     i,
                     day.attempts,
@@ -230,7 +242,7 @@ def outcomes_chart(days: Sequence[OutcomesDay], loaded: Sequence[bool]) -> Chart
                     fontsize=9,
                     color=NEUTRAL,
                 )
-            elif is_loaded:
+            elif is_loaded and not day.attempts and len(days) <= LABELLED_DAYS:
                 count_ax.text(
                     i, 0, "no\nattempts", ha="center", va="bottom", fontsize=8, color="#888888"
                 )
@@ -251,7 +263,7 @@ def failures_chart(
     # `rows`: the height of a chart drawn beside another, so the two line up
     height = 1.0 + 0.32 * max(rows or len(counts), 1)
     with _figure(name, height, width_in=HALF_WIDTH_IN) as (fig, ax):
-        labels = [label(c.key) for c in counts][::-1]
+        labels = [_short(label(c.key)) for c in counts][::-1]
         values = [c.failures for c in counts][::-1]
         bars = ax.barh(labels, values, color=FAILED, height=0.65)
         _tag(bars, "failures", reverse=True)
@@ -280,6 +292,10 @@ def failures_chart(
 def label(key: str) -> str:
     """A cause or phase identifier as people read it."""
     return key.replace("_", " ")
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= LABEL_CHARS else text[: LABEL_CHARS - 1] + "…"
 
 
 def duration_unit(values_ms: Sequence[float]) -> tuple[str, float]:
@@ -375,7 +391,7 @@ def failing_services_chart(services: Sequence[FailingService]) -> Chart:
     """The services with the most failed attempts, their failed and succeeded attempts."""
     height = 1.0 + 0.3 * max(len(services), 1)
     with _figure("services", height) as (fig, ax):
-        labels = [s.service_name or s.service_id[:13] for s in services][::-1]
+        labels = [_short(s.service_name or s.service_id) for s in services][::-1]
         failed = [s.failed for s in services][::-1]
         succeeded = [s.succeeded for s in services][::-1]
         # positions, not the names as categories: two services may share a name
@@ -434,7 +450,10 @@ def coverage_chart(days: Sequence[CoverageDay], loaded: Sequence[bool], threshol
         ax.bar_label(
             bars,
             labels=[
-                "" if d.unclassified_share is None else f"{d.unclassified_share:.2%}" for d in days
+                ""
+                if d.unclassified_share is None or len(days) > LABELLED_DAYS
+                else f"{d.unclassified_share:.2%}"
+                for d in days
             ],
             padding=2,
             fontsize=8.5,
@@ -468,7 +487,8 @@ def loads_chart(days: Sequence[LoadDay]) -> Chart:
         _tag(ax.bar(x, first, color=RATE, width=0.7, label="first complete load"), "first")
         bars = ax.bar(x, late, bottom=first, color=LATE, width=0.7, label="caught late")
         _tag(bars, "late")
-        ax.bar_label(bars, labels=[f"+{n}" if n else "" for n in late], padding=2, fontsize=8.5)
+        shown = len(days) <= LABELLED_DAYS
+        ax.bar_label(bars, labels=[f"+{n}" if n and shown else "" for n in late], padding=2)
         ax.set_ylim(0, max([f + n for f, n in zip(first, late, strict=True)] or [1]) * 1.2 or 1)
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))

@@ -49,6 +49,7 @@ table.figures th, table.figures td { padding: 3px 8px; border-bottom: 1px solid 
   text-align: right; vertical-align: top; }
 table.figures th { background: var(--bg); font-weight: 600; }
 table.figures th:first-child, table.figures td:first-child { text-align: left; }
+table.figures td:first-child { white-space: nowrap; }
 table.figures td.text { text-align: left; word-break: break-word; font-family: "DejaVu Sans Mono",
   Consolas, "Noto Sans Mono CJK SC", monospace; font-size: 12px; }
 table.figures tr.no-data td { color: var(--muted); background: #fafafa; font-style: italic; }
