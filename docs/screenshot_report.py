@@ -19,17 +19,9 @@ import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from pipelines.report.browser import CHROMIUM_FLAGS, find_chromium
+
 REPO = Path(__file__).resolve().parents[1]
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def _cli(args: list[str], workdir: Path, env: dict[str, str]) -> str:
@@ -49,9 +41,11 @@ def _cli(args: list[str], workdir: Path, env: dict[str, str]) -> str:
 def _screenshot(html: Path, png: Path, height: int) -> None:
     from playwright.sync_api import sync_playwright
 
-    chromium = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+    chromium = find_chromium()
+    if chromium is None:
+        sys.exit("no Chromium: apt-get install -y chromium (or set CHROMIUM)")
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium, args=FLAGS)
+        browser = pw.chromium.launch(executable_path=chromium, args=list(CHROMIUM_FLAGS))
         try:
             page = browser.new_page(viewport={"width": 1280, "height": height})
             page.goto(html.as_uri(), wait_until="load")

@@ -142,6 +142,20 @@ def _tag(bars: Any, series: str, reverse: bool = False) -> None:
         patch.set_gid(f"bar-{series}-{count - 1 - i if reverse else i}")
 
 
+def _empty_note(ax: Axes, text: str) -> None:
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", color="#888888")
+
+
+def _count_axis(ax: Axes, empty: bool) -> None:
+    """The x axis of horizontal bars counting failed attempts."""
+    if empty:
+        _empty_note(ax, "no failed attempts in this range")
+        ax.set_yticks([])
+    ax.grid(axis="y", visible=False)
+    ax.grid(axis="x", visible=True)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def _day_labels(days: Sequence[date]) -> list[str]:
     return [f"{d:%a}\n{d:%b} {d.day}" for d in days]
 
@@ -268,20 +282,7 @@ def failures_chart(
         bars = ax.barh(labels, values, color=FAILED, height=0.65)
         _tag(bars, "failures", reverse=True)
         ax.bar_label(bars, padding=3, fontsize=9)
-        if not counts:
-            ax.text(
-                0.5,
-                0.5,
-                "no failed attempts in this range",
-                transform=ax.transAxes,
-                ha="center",
-                va="center",
-                color="#888888",
-            )
-            ax.set_yticks([])
-        ax.grid(axis="y", visible=False)
-        ax.grid(axis="x", visible=True)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        _count_axis(ax, empty=not counts)
         ax.set_xlim(0, max(values, default=1) * 1.15)
         ax.set_xlabel("failed attempts")
         ax.set_title(title, loc="left")
@@ -340,15 +341,7 @@ def durations_chart(
         for ax in axes[len(phases) :]:
             ax.axis("off")
         if not phases:
-            axes[0].text(
-                0.5,
-                0.5,
-                "no succeeded phases in this range",
-                transform=axes[0].transAxes,
-                ha="center",
-                va="center",
-                color="#888888",
-            )
+            _empty_note(axes[0], "no succeeded phases in this range")
         elif len(phases) < len(axes):
             handles, _ = axes[0].get_legend_handles_labels()
             axes[-1].legend(
@@ -416,20 +409,7 @@ def failing_services_chart(services: Sequence[FailingService]) -> Chart:
             padding=3,
             fontsize=9,
         )
-        if not services:
-            ax.text(
-                0.5,
-                0.5,
-                "no failed attempts in this range",
-                transform=ax.transAxes,
-                ha="center",
-                va="center",
-                color="#888888",
-            )
-            ax.set_yticks([])
-        ax.grid(axis="y", visible=False)
-        ax.grid(axis="x", visible=True)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        _count_axis(ax, empty=not services)
         total = [f + s for f, s in zip(failed, succeeded, strict=True)]
         ax.set_xlim(0, max(total, default=1) * 1.3)
         ax.set_xlabel("attempts (failed, then succeeded)")

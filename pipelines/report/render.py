@@ -210,23 +210,23 @@ def _failures(data: ReportData) -> Section:
         '<p class="lead">Failed attempts of the range, by the normalised cause the rules gave '
         "their failure text (<code>unclassified</code>: no rule matched) and by the phase that "
         "was in progress when they failed.</p>"
-        '<div class="pair"><div>'
-        + _figure(causes, "Source: analytics.deployment_failure_causes_daily.")
-        + _table(
-            "causes",
-            ["cause", "failed attempts", "services"],
-            rows(data.causes, "cause"),
-            empty="no failed attempts",
+        '<div class="pair">'
+        + "".join(
+            "<div>"
+            + _figure(chart, f"Source: {source}.")
+            + _table(
+                chart.name,
+                [key, "failed attempts", "services"],
+                rows(counts, key),
+                empty="no failed attempts",
+            )
+            + "</div>"
+            for chart, source, key, counts in (
+                (causes, "analytics.deployment_failure_causes_daily", "cause", data.causes),
+                (phases, "analytics.deployment_attempts (outcome failed)", "phase", data.phases),
+            )
         )
-        + "</div><div>"
-        + _figure(phases, "Source: analytics.deployment_attempts (outcome failed).")
-        + _table(
-            "phases",
-            ["phase", "failed attempts", "services"],
-            rows(data.phases, "phase"),
-            empty="no failed attempts",
-        )
-        + "</div></div>"
+        + "</div>"
     )
     return Section("failures", "Why and where deployments fail", body)
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 import subprocess
 import sys
 import uuid
@@ -28,6 +27,7 @@ from pipelines import settings
 from pipelines.assets.checks import UNCLASSIFIED_SHARE_THRESHOLD
 from pipelines.assets.report import deployment_report
 from pipelines.definitions import build_definitions, build_resources
+from pipelines.report.browser import CHROMIUM_FLAGS, find_chromium
 from pipelines.report.build import write_report
 from pipelines.simulator.process import SimulatorInfo, running_simulator
 from pipelines.warehouse.database import create_warehouse_engine
@@ -39,16 +39,6 @@ from tests.integration.test_deployment_assets import ASSETS, MART_KEYS
 pytestmark = pytest.mark.integration
 
 CHARTS = {"outcomes", "causes", "phases", "durations", "services", "coverage", "loads"}
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 LATE_EVENTS = 3
 
 
@@ -294,14 +284,14 @@ def _ms(day: date) -> int:
 
 
 def chromium_path() -> str:
-    """Debian's Chromium (.ci/run installs it where missing), or $CHROMIUM."""
-    for candidate in (os.environ.get("CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium")):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    pytest.skip(
-        "no Chromium at /usr/bin/chromium (nor $CHROMIUM, nor `chromium` on PATH): "
-        "`apt-get install -y chromium` (.ci/run does it) to run the report's browser test"
-    )
+    """Debian's Chromium (.ci/run installs it where missing), or $CHROMIUM; else skip, saying so."""
+    found = find_chromium()
+    if found is None:
+        pytest.skip(
+            "no Chromium at /usr/bin/chromium (nor $CHROMIUM, nor `chromium` on PATH): "
+            "`apt-get install -y chromium` (.ci/run does it) to run the report's browser test"
+        )
+    return found
 
 
 TABLES_JS = """() => Object.fromEntries([...document.querySelectorAll('table[data-table]')].map(
@@ -337,7 +327,7 @@ def open_in_chromium(html: Path, screenshot: Path) -> Page:
     errors: list[str] = []
     seen: list[str] = []
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
+        browser = pw.chromium.launch(executable_path=chromium_path(), args=list(CHROMIUM_FLAGS))
         try:
             # offline: a report that needed the network would fail to draw and log errors
             context = browser.new_context(offline=True, viewport={"width": 1280, "height": 900})
