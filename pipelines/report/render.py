@@ -50,6 +50,7 @@ table.figures th, table.figures td { padding: 3px 8px; border-bottom: 1px solid 
 table.figures th { background: var(--bg); font-weight: 600; }
 table.figures th:first-child, table.figures td:first-child { text-align: left; }
 table.figures td:first-child { white-space: nowrap; }
+table.figures th.text { text-align: left; }
 table.figures td.text { text-align: left; word-break: break-word; font-family: "DejaVu Sans Mono",
   Consolas, "Noto Sans Mono CJK SC", monospace; font-size: 12px; }
 table.figures tr.no-data td { color: var(--muted); background: #fafafa; font-style: italic; }
@@ -113,7 +114,16 @@ def _table(
     empty: str = "none",
     head_html: str | None = None,
 ) -> str:
-    head = head_html or "<tr>" + "".join(f"<th>{escape(h)}</th>" for h in headers) + "</tr>"
+    columns = [col for col, _, _ in rows[0]] if rows else []
+    text_headers = {i for i, col in enumerate(columns) if col in text_columns}
+    head = head_html or (
+        "<tr>"
+        + "".join(
+            ('<th class="text">' if i in text_headers else "<th>") + f"{escape(h)}</th>"
+            for i, h in enumerate(headers)
+        )
+        + "</tr>"
+    )
     body = []
     for index, row in enumerate(rows):
         css = row_class(index) if row_class else ""
