@@ -40,9 +40,8 @@ class WrittenReport:
             "attempts": attempts,
             "succeeded": succeeded,
             "failed": failed,
-            "success_rate": (
-                round(succeeded / (succeeded + failed), 4) if succeeded + failed else None
-            ),
+            # unrounded: every place that shows it rounds once, as the page does
+            "success_rate": succeeded / (succeeded + failed) if succeeded + failed else None,
             "in_progress": len(self.data.open_attempts),
             "days_without_data": sum(not d.loaded for d in self.data.loads),
             "late_events": sum(d.late_events for d in self.data.loads),

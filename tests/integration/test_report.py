@@ -314,6 +314,7 @@ CHARTS_JS = """() => [...document.querySelectorAll('figure.chart')].map(f => ({
 @dataclass(frozen=True)
 class Page:
     tables: dict[str, list[dict[str, str]]]
+    tiles: dict[str, str]
     charts: list[dict[str, Any]]
     errors: list[str]
     requests: list[str]
@@ -338,6 +339,10 @@ def open_in_chromium(html: Path, screenshot: Path) -> Page:
             page.on("request", lambda r: seen.append(r.url))
             page.goto(html.as_uri(), wait_until="load")
             tables = page.evaluate(TABLES_JS)
+            tiles = page.evaluate(
+                """() => Object.fromEntries([...document.querySelectorAll('[data-tile]')]
+                  .map(t => [t.dataset.tile, t.querySelector('.value').textContent]))"""
+            )
             charts = page.evaluate(CHARTS_JS)
             page.screenshot(path=str(screenshot), full_page=True)
             page.emulate_media(media="print")
@@ -352,7 +357,7 @@ def open_in_chromium(html: Path, screenshot: Path) -> Page:
             pdf = page.pdf(format="A4")
         finally:
             browser.close()
-    return Page(tables, charts, errors, seen, print_layout, len(pdf))
+    return Page(tables, tiles, charts, errors, seen, print_layout, len(pdf))
 
 
 def _close(shown: str, expected: float | None) -> bool:
@@ -427,6 +432,11 @@ def test_the_report_opens_in_chromium_and_shows_the_marts_figures(
     assert [r["note"] for r in expected["outcomes"]][:1] == ["no data loaded"]
     assert [r["note"] for r in expected["outcomes"]][-1:] == ["no attempts"]
     assert_table_equals(page.tables["outcomes"], expected["outcomes"])
+    succeeded = sum(r["succeeded"] for r in expected["outcomes"])
+    rate = f"{succeeded / (succeeded + sum(r['failed'] for r in expected['outcomes'])):.1%}"
+    assert page.tiles["success_rate"] == rate
+    assert f"success rate {rate}," in done.stdout
+    assert page.tiles["attempts"] == f"{sum(r['attempts'] for r in expected['outcomes']):,}"
     assert_table_equals(page.tables["causes"], expected["causes"])
     assert_table_equals(page.tables["phases"], expected["phases"])
     assert_table_equals(page.tables["services"], expected["services"])
