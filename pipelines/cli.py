@@ -638,7 +638,12 @@ def _report(args: argparse.Namespace) -> int:
     if last < first:
         raise CliError(f"--end {last} is before --start {first}")
     with _environment(args, api=False):
-        print("\n".join(report_command(_engine(), first, last, args.out)))
+        from pipelines.resources import warehouse_engine
+
+        # the marts' role when there is one: a least-privilege loader may not read analytics
+        url = os.environ.get(settings.ANALYTICS_DATABASE_URL) or os.environ[settings.DATABASE_URL]
+        engine = warehouse_engine(url, Path(settings.DEFAULT_DATA_DIR))
+        print("\n".join(report_command(engine, first, last, args.out)))
     return 0
 
 

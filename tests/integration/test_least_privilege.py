@@ -3,7 +3,10 @@ transformer rebuilds the marts only, the BI reader reads analytics only."""
 
 from __future__ import annotations
 
+import os
 import secrets
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -80,6 +83,16 @@ def test_the_pipeline_runs_as_loader_and_transformer(
     assert result.success
     # the report, drawn as the transformer, reads the load audit too
     assert (tmp_path / "reports" / f"deployment-report-{day}.html").is_file()
+    # and so does `modelarts-etl report` with the loader's DATABASE_URL beside it
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MODELARTS_", "HUAWEICLOUD_"))}
+    out = tmp_path / "cli-report.html"
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "report", "--start", day, "--end", day,
+         "--out", str(out)],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert out.is_file()
     with psycopg.connect(role_urls["analytics_reader"]) as conn:
         attempts = conn.execute("select count(*) from analytics.deployment_attempts").fetchone()
     assert attempts is not None and attempts[0] > 0
