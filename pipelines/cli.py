@@ -276,6 +276,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     db.add_argument("--port", type=int, default=5433, help="TCP port for BI tools (embedded)")
     db.add_argument("--print-only", action="store_true", help="print the URLs and exit")
+    report = command(
+        "report",
+        "Write the deployment-health report: one self-contained HTML file of charts and tables",
+        "Read-only: it reads the analytics marts (as ANALYTICS_DATABASE_URL when set) and needs "
+        "no network to be viewed.",
+    )
+    report.add_argument(
+        "--start", type=_day, metavar=_DAY, help="first UTC day (default: 14 days to --end)"
+    )
+    report.add_argument(
+        "--end", type=_day, metavar=_DAY, help="last UTC day, inclusive (default: yesterday)"
+    )
+    report.add_argument(
+        "--out", type=Path, metavar="FILE", help="default: ./deployment-report-START-to-END.html"
+    )
     for name, p in sub.choices.items():
         p.add_argument("--debug", action="store_true", help="show tracebacks")
         if name not in SIMULATOR_COMMANDS:
@@ -452,7 +467,7 @@ def _check_database(url: str) -> None:
 
 
 # Commands that only read the warehouse: they never change its schema, not even to migrate it.
-READ_ONLY_COMMANDS = ("status", "verify", "db")
+READ_ONLY_COMMANDS = ("status", "verify", "db", "report")
 
 
 def _check_schema_current(command: str) -> None:
@@ -908,6 +923,22 @@ def _check_port_free(port: int) -> None:
         ) from None
 
 
+def _report(args: argparse.Namespace) -> int:
+    from pipelines.report.command import report_command, report_range
+
+    first, last = report_range(args.start, args.end)
+    if last < first:
+        raise CliError(f"--end {last} is before --start {first}")
+    with _environment(args, api=False):
+        from pipelines.resources import warehouse_engine
+
+        # the marts' role when there is one: a least-privilege loader may not read analytics
+        url = os.environ.get(settings.ANALYTICS_DATABASE_URL) or os.environ[settings.DATABASE_URL]
+        engine = warehouse_engine(url, Path(settings.DEFAULT_DATA_DIR))
+        print("\n".join(report_command(engine, first, last, args.out)))
+    return 0
+
+
 def _dev(args: argparse.Namespace) -> int:
     _check_port_free(args.port)
     with _environment(args):
@@ -1008,6 +1039,7 @@ COMMANDS = {
     "migrate": _migrate,
     "db": _db,
     "reclassify": reclassify_command,
+    "report": _report,
 }
 
 

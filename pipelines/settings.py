@@ -162,6 +162,11 @@ def min_rule_coverage() -> float:
     return value
 
 
+def max_unclassified_share() -> float:
+    """The share of a day's events left unexplained by the rules above which checks warn."""
+    return round(1.0 - min_rule_coverage(), 6)
+
+
 def partitions_start(today: date | None = None) -> date:
     """The first day of the daily partitions: PIPELINES_PARTITIONS_START, else 30 days ago.
 

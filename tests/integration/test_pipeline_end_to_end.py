@@ -59,6 +59,7 @@ def test_definitions_load(pipeline_env: dict[str, str]) -> None:
         "deployment_phase_durations_daily",
         "deployment_failure_causes_daily",
         "unclassified_event_texts_daily",
+        "deployment_report",
     }
     assert defs.get_repository_def() is not None
 
