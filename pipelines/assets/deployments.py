@@ -17,10 +17,17 @@ from dagster import (
     multi_asset,
 )
 
-from pipelines.assets.checks import MART_CHECK_SPECS, run_mart_checks
+from pipelines.assets.checks import (
+    MART_CHECK_SPECS,
+    coverage_table,
+    run_mart_checks,
+    unmatched_table,
+)
 from pipelines.assets.events import service_events
 from pipelines.assets.partitions import daily_partitions, day_windows
+from pipelines.failures import failing_fast, transformer_connection
 from pipelines.resources import WarehouseResource
+from pipelines.warehouse.coverage import coverage_of_days, top_unmatched_texts
 from pipelines.warehouse.marts import (
     MartRefresh,
     TrendDay,
@@ -35,7 +42,9 @@ MART_DESCRIPTIONS = {
     "deployment_outcomes_daily": "Attempts per UTC day and service by outcome; success rate.",
     "deployment_phase_durations_daily": "Phase duration percentiles per UTC day and service.",
     "deployment_failure_causes_daily": "Failed attempts per UTC day, service and cause.",
-    "unclassified_event_texts_daily": "Event texts outside the vocabulary, counted per day.",
+    "unclassified_event_texts_daily": (
+        "Event texts no rule knows, counted per day; rule coverage per day in the metadata."
+    ),
 }
 
 MART_SPECS = [
@@ -66,6 +75,15 @@ def deployment_marts(
     context: AssetExecutionContext, warehouse: WarehouseResource
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
     """Rebuild the marts for the partition's day(s), oldest first, one transaction per day."""
+    connection = transformer_connection(warehouse.database_url, warehouse.analytics_database_url)
+    with failing_fast(connection):
+        # drained inside: a generator's failure surfaces where it is iterated
+        yield from list(_rebuild_partition_days(context, warehouse))
+
+
+def _rebuild_partition_days(
+    context: AssetExecutionContext, warehouse: WarehouseResource
+) -> Iterator[MaterializeResult | AssetCheckResult]:
     engine = warehouse.get_analytics_engine()
     time_window = context.partition_time_window
     refreshes: list[MartRefresh] = []
@@ -105,6 +123,13 @@ def deployment_marts(
         },
         "unclassified_event_texts_daily": {
             "unclassified_events": sum(r.unclassified_events for r in refreshes),
+            "rule_version": refreshes[-1].as_metadata()["rule_version"],
+            "rule_coverage": MetadataValue.md(
+                coverage_table(coverage_of_days(engine, [r.day for r in refreshes]))
+            ),
+            "top_unmatched_texts": MetadataValue.md(
+                unmatched_table(top_unmatched_texts(engine, [r.day for r in refreshes]))
+            ),
         },
     }
     for spec in MART_SPECS:

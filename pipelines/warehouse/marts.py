@@ -25,6 +25,7 @@ _MARTS_LOCK_KEY = 7_345_190_113
 
 # The order matters: each step reads the temporary tables of the steps before it.
 _STEPS = (
+    "marts/stage_event_text_rules.sql",
     "marts/stage_mart_scope.sql",
     "marts/stage_deployment_events.sql",
     "marts/stage_deployment_phases.sql",
@@ -42,10 +43,13 @@ _STEPS = (
     "marts/insert_deployment_failure_causes_daily.sql",
     "marts/delete_unclassified_event_texts_daily.sql",
     "marts/insert_unclassified_event_texts_daily.sql",
+    "marts/upsert_event_text_coverage_of_day.sql",
+    "marts/upsert_event_text_coverage_of_attempts.sql",
 )
 
 
 _STAGED_TABLES = {
+    "marts/stage_event_text_rules.sql": "mart_rules",
     "marts/stage_mart_scope.sql": "mart_scope",
     "marts/stage_deployment_events.sql": "deployment_event_stage",
     "marts/stage_deployment_phases.sql": "deployment_phase_stage",
@@ -66,6 +70,8 @@ class MartRefresh:
     affected_days: tuple[date, ...]
     unclassified_events: int
     seconds: float
+    rule_version: int | None = None
+    event_coverage: float | None = None
 
     def as_metadata(self) -> dict[str, int | float | str]:
         return {
@@ -76,6 +82,7 @@ class MartRefresh:
             "days_rebuilt": ", ".join(d.isoformat() for d in self.affected_days),
             "unclassified_events": self.unclassified_events,
             "seconds": round(self.seconds, 3),
+            "rule_version": -1 if self.rule_version is None else self.rule_version,
         }
 
 
@@ -142,6 +149,11 @@ def rebuild_marts_for_day(engine: Engine, window: TimeWindow) -> MartRefresh:
         days = cur.execute(
             "select distinct attempt_date from mart_affected_days order by attempt_date"
         ).fetchall()
+        coverage = cur.execute(
+            "select rule_version, event_coverage from analytics.event_text_coverage_daily"
+            " where event_date = %(day)s",
+            params,
+        ).fetchone()
     assert counts is not None
     refresh = MartRefresh(
         day=params["day"],
@@ -152,6 +164,8 @@ def rebuild_marts_for_day(engine: Engine, window: TimeWindow) -> MartRefresh:
         affected_days=tuple(row[0] for row in days),
         unclassified_events=int(counts[4]),
         seconds=time.perf_counter() - started,
+        rule_version=None if coverage is None else coverage[0],
+        event_coverage=None if coverage is None else coverage[1],
     )
     log.info(
         "marts of %s: %d services, %d events read, %d attempts and %d phases rebuilt in %.3f s",

@@ -1,7 +1,7 @@
--- Count the day's event texts outside the deployment vocabulary, per service and text.
+-- Count the day's event texts no rule knows, per service and text, with the text's shape (alike texts collapsed).
 insert into analytics.unclassified_event_texts_daily (
     event_date, service_id, event_info_md5, event_type, event_info, events, first_occurred_at,
-    last_occurred_at
+    last_occurred_at, text_shape
 )
 with unknown_events as (
     select stage.*
@@ -12,7 +12,7 @@ with unknown_events as (
         and stage.occur_time < %(day_end_ms)s
 ),
 
-final as (
+grouped as (
     select
         %(day)s::date as event_date,
         unknown_events.service_id,
@@ -25,6 +25,48 @@ final as (
     from unknown_events
     group by
         unknown_events.service_id, unknown_events.event_info_md5, unknown_events.event_type
+),
+
+shaped as (
+    -- the first 200 characters only (bounded work on a 1 MB text); quoted parts, uuids, hex ids
+    -- of 8+ digits and numbers collapsed; spacing normalised
+    select
+        grouped.*,
+        left(grouped.event_info, 200) as head
+    from grouped
+),
+
+final as (
+    select
+        shaped.event_date,
+        shaped.service_id,
+        shaped.event_info_md5,
+        shaped.event_type,
+        shaped.event_info,
+        shaped.events,
+        shaped.first_occurred_at,
+        shaped.last_occurred_at,
+        btrim(
+            regexp_replace(
+                regexp_replace(
+                    regexp_replace(
+                        regexp_replace(
+                            regexp_replace(
+                                regexp_replace(shaped.head, '''[^'']*''', '''…''', 'g'),
+                                '"[^"]*"', '"…"', 'g'
+                            ),
+                            '[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}',
+                            '<id>', 'g'
+                        ),
+                        '\m[0-9a-fA-F]*[0-9][0-9a-fA-F]*[a-fA-F][0-9a-fA-F]*\M|\m[0-9a-fA-F]*[a-fA-F][0-9a-fA-F]*[0-9][0-9a-fA-F]*\M',
+                        '<id>', 'g'
+                    ),
+                    '[0-9]+', '<n>', 'g'
+                ),
+                '\s+', ' ', 'g'
+            )
+        ) as text_shape
+    from shaped
 )
 
 select * from final

@@ -1,4 +1,6 @@
 -- The services with events in the day, and for each the event range whose attempts the day can change.
+-- Boundaries (starts, successes, failures) of both rule families; the predicate is the one of the
+-- index service_events_deployment_boundary_idx (migration 0008), kept identical.
 -- lo: the last boundary before the day is an open start (that attempt may end today) or the day start.
 -- hi (exclusive): the day end, or past the first boundary after it when the last attempt is still open.
 create temporary table mart_scope on commit drop as
@@ -19,7 +21,8 @@ before_day as (
     left join lateral (
         select
             events.occur_time,
-            events.event_info = 'start to deploy service' as is_start
+            events.event_info in ('start to deploy service', 'The service starts to deploy.')
+                as is_start
         from service_events as events
         where
             events.service_id = day_services.service_id
@@ -33,6 +36,14 @@ before_day as (
                 or events.event_info like '[%%] schedule resource failed: %%'
                 or events.event_info like '[%%] pull image failed: %%'
                 or events.event_info like '[%%] start model failed: %%'
+                or events.event_info = 'The service starts to deploy.'
+                or events.event_info like 'Service %% started.'
+                or events.event_info like 'Service %% failed. Error: %%'
+                or events.event_info like 'Service deployment timed out. Error: %%'
+                or events.event_info like 'Failed to create model image %%. Error: %%'
+                or events.event_info like 'Failed to start service %%. Error: %%'
+                or events.event_info
+                like 'Insufficient %%. The scheduling failed. Supplementary information: %%'
             )
         -- in one millisecond a terminal event closes the previous attempt before a start opens one
         order by events.occur_time desc, is_start desc
@@ -49,7 +60,8 @@ before_day_end as (
     left join lateral (
         select
             events.occur_time,
-            events.event_info = 'start to deploy service' as is_start
+            events.event_info in ('start to deploy service', 'The service starts to deploy.')
+                as is_start
         from service_events as events
         where
             events.service_id = day_services.service_id
@@ -63,6 +75,14 @@ before_day_end as (
                 or events.event_info like '[%%] schedule resource failed: %%'
                 or events.event_info like '[%%] pull image failed: %%'
                 or events.event_info like '[%%] start model failed: %%'
+                or events.event_info = 'The service starts to deploy.'
+                or events.event_info like 'Service %% started.'
+                or events.event_info like 'Service %% failed. Error: %%'
+                or events.event_info like 'Service deployment timed out. Error: %%'
+                or events.event_info like 'Failed to create model image %%. Error: %%'
+                or events.event_info like 'Failed to start service %%. Error: %%'
+                or events.event_info
+                like 'Insufficient %%. The scheduling failed. Supplementary information: %%'
             )
         order by events.occur_time desc, is_start desc
         limit 1
@@ -89,6 +109,14 @@ after_day as (
                 or events.event_info like '[%%] schedule resource failed: %%'
                 or events.event_info like '[%%] pull image failed: %%'
                 or events.event_info like '[%%] start model failed: %%'
+                or events.event_info = 'The service starts to deploy.'
+                or events.event_info like 'Service %% started.'
+                or events.event_info like 'Service %% failed. Error: %%'
+                or events.event_info like 'Service deployment timed out. Error: %%'
+                or events.event_info like 'Failed to create model image %%. Error: %%'
+                or events.event_info like 'Failed to start service %%. Error: %%'
+                or events.event_info
+                like 'Insufficient %%. The scheduling failed. Supplementary information: %%'
             )
         order by events.occur_time
         limit 1
