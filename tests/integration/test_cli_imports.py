@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 
 from pipelines.cli import simulator_environment
 from pipelines.simulator.process import SimulatorInfo
@@ -47,7 +48,8 @@ def _probe(args: list[str], env: dict[str, str]) -> dict[str, int]:
 
 
 @pytest.fixture
-def cli_env(database_url: str, tmp_path: Path) -> dict[str, str]:
+def cli_env(database_url: str, engine: Engine, tmp_path: Path) -> dict[str, str]:
+    # `engine` migrates the database: status, db and report only read (no migration of theirs)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MODELARTS_", "HUAWEICLOUD_"))}
     (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     return env | {"DATABASE_URL": database_url, "DAGSTER_HOME": str(tmp_path)}
@@ -60,6 +62,8 @@ def cli_env(database_url: str, tmp_path: Path) -> dict[str, str]:
         (["run", "--help"], 0),
         (["status", "--start", "2026-11-01", "--end", "2026-11-03"], 0),
         (["db", "--print-only"], 0),
+        (["reclassify", "--start", "2026-11-01", "--end", "2026-11-02"], 0),
+        (["report", "--help"], 0),
         (["rerun", "2099-01-01"], 2),  # an operator mistake, reported before anything starts
         (["backfill", "--start", "2026-11-03", "--end", "2026-11-01"], 2),
     ],
@@ -69,6 +73,13 @@ def test_commands_without_a_run_do_not_import_dagster(
 ) -> None:
     result = _probe(args, cli_env)
     assert result == {"code": code, "dagster_modules": 0}
+
+
+def test_report_does_not_import_dagster(cli_env: dict[str, str], tmp_path: Path) -> None:
+    out = tmp_path / "report.html"
+    args = ["report", "--start", "2026-11-01", "--end", "2026-11-03", "--out", str(out)]
+    assert _probe(args, cli_env) == {"code": 0, "dagster_modules": 0}
+    assert out.stat().st_size > 0
 
 
 def test_the_probe_sees_dagster_when_a_run_imports_it(
