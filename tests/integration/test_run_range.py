@@ -39,10 +39,15 @@ def test_run_over_a_range_is_one_dagster_run_asking_each_service_once(
     served = _served(simulator)
     out = capsys.readouterr().out
     # 12 services of fewer than 1000 events each over the range: one page each, one listing
-    assert served.get("services", 0) - before.get("services", 0) == 1
+    # by the run, plus the CLI's credential pre-flight (one listing call with limit=1)
+    assert served.get("services", 0) - before.get("services", 0) == 2
     assert served["events"] - before.get("events", 0) == 12
-    rows = [line.split() for line in out.splitlines() if line[:2] == "20"]
+    loads, heading, outcomes = out.partition("deployment attempts by UTC day")
+    rows = [line.split() for line in loads.splitlines() if line[:2] == "20"]
     assert [r[0] for r in rows] == days  # a progress row per day, in order
+    # then, after the run, the attempts per day as the mart holds them
+    assert heading
+    assert [line.split()[0] for line in outcomes.splitlines() if line[:2] == "20"] == days
     with psycopg.connect(pipeline_env["DATABASE_URL"]) as conn:
         batches = conn.execute(
             "select partition_key, run_id, inserted from load_batches order by partition_key"
