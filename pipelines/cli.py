@@ -750,7 +750,8 @@ def _backfill(args: argparse.Namespace) -> int:
 def _run_days(command: str, first: date, last: date) -> int:
     """One in-process run of the nightly job over the days first..last: service_events (the
     services listed once, each service's events of the range fetched once, one load per day),
-    then the deployment marts of the range. Prints each day's row as its load commits."""
+    then the deployment marts of the range and the report. Prints each day's row as its load
+    commits, then, after a successful run, the deployment attempts per day (_print_outcomes)."""
     from pipelines.dagster_runs import process_tags
     from pipelines.definitions import build_definitions
 
