@@ -286,6 +286,21 @@ def _iam_token(info: Any) -> str:
     return str(response.headers["X-Subject-Token"])
 
 
+def dlt_config(
+    info: Any, start_ms: int, end_ms: int, database_url: str, pipelines_dir: str
+) -> dict[str, Any]:
+    """The argument of bench/dlt_pipeline.py: the simulator, a token, the window, the target."""
+    return {
+        "url": info.url,
+        "project_id": info.project_id,
+        "token": _iam_token(info),
+        "start_ms": start_ms,
+        "end_ms": end_ms,
+        "database_url": database_url,
+        "pipelines_dir": pipelines_dir,
+    }
+
+
 def _day_ms(day: str) -> int:
     return (
         int(datetime.combine(date.fromisoformat(day), datetime.min.time(), UTC).timestamp()) * 1000
@@ -381,15 +396,7 @@ def main() -> None:
                     fresh_database(admin_url, migrate=False) as dlt_db,
                     tempfile.TemporaryDirectory() as pipes,
                 ):
-                    config = {
-                        "url": info.url,
-                        "project_id": info.project_id,
-                        "token": _iam_token(info),
-                        "start_ms": start_ms,
-                        "end_ms": end_ms,
-                        "database_url": dlt_db,
-                        "pipelines_dir": pipes,
-                    }
+                    config = dlt_config(info, start_ms, end_ms, dlt_db, pipes)
                     command = [
                         str(dlt_python),
                         str(REPO / "bench" / "dlt_pipeline.py"),

@@ -29,7 +29,7 @@ from pipelines import settings
 from pipelines.reclassify import print_rule_version, reclassify_command
 
 if TYPE_CHECKING:
-    from dagster import ExecuteInProcessResult
+    from dagster import DagsterInstance, ExecuteInProcessResult
     from sqlalchemy import Engine
 
     from pipelines.simulator.process import SimulatorInfo
@@ -198,8 +198,8 @@ def _parser() -> argparse.ArgumentParser:
 
     run = command(
         "run",
-        "Load a range of UTC days through Dagster: the service listing, then each day's events "
-        "and its deployment marts, one run per day",
+        "Load a range of UTC days through Dagster, as one run of the nightly job: each service's "
+        "events of the range, one load per day, then the deployment marts and the report",
         "Default range: the simulator's days when the simulator is started, else the 7 days "
         "ending yesterday (UTC). " + _RUN_ROWS,
     )
@@ -499,8 +499,7 @@ def _check_schema_current(command: str) -> None:
 def _migrate_announced() -> None:
     """Apply pending migrations before anything runs, and say which: the schema never changes
     unannounced (`migrate` is the explicit step)."""
-    from pipelines.resources import migrated_engine
-    from pipelines.warehouse.database import describe_url
+    from pipelines.warehouse.database import describe_url, migrated_engine
 
     url = os.environ[settings.DATABASE_URL]
     _, applied = migrated_engine(url)  # the engine the command then uses (`_engine`)
@@ -508,14 +507,25 @@ def _migrate_announced() -> None:
         print(f"warehouse: applied migrations {', '.join(applied)} to {describe_url(url)}")
 
 
-def _reclaim_dead_runs() -> None:
-    """Free what runs of killed processes left in the Dagster instance (see dagster_runs.py)."""
+def _dagster_instance() -> DagsterInstance:
+    """The instance of DAGSTER_HOME, made once per process and home (each costs ~0.1 s)."""
     from dagster import DagsterInstance
 
+    home = os.environ["DAGSTER_HOME"]
+    if home not in _instances:
+        _instances[home] = DagsterInstance.get()
+    return _instances[home]
+
+
+_instances: dict[str, DagsterInstance] = {}
+
+
+def _reclaim_dead_runs() -> None:
+    """Free what runs of killed processes left in the Dagster instance (see dagster_runs.py)."""
     from pipelines.dagster_runs import install_pool_wait_guard, reclaim_dead_runs
 
     install_pool_wait_guard()
-    reclaimed = reclaim_dead_runs(DagsterInstance.get())
+    reclaimed = reclaim_dead_runs(_dagster_instance())
     if reclaimed.failed_runs:
         print(
             f"dagster: {len(reclaimed.failed_runs)} run(s) of dead processes marked failed: "
@@ -611,13 +621,7 @@ def _print_outcomes(first: date, last: date) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from dagster import AssetSelection, DagsterInstance, materialize
-
-    from pipelines.assets.deployments import deployment_marts
-    from pipelines.assets.events import service_events, services
-    from pipelines.dagster_runs import process_tags
-    from pipelines.definitions import build_resources
-
+    """`run`: the nightly job over --start..--end (default: the simulator's days, or the last 7)."""
     with _environment(args) as sim_range:
         default_start, default_end = _default_range(sim_range)
         # the simulator's history may begin before the first partition
@@ -626,52 +630,7 @@ def _run(args: argparse.Namespace) -> int:
         end = args.end or default_end
         if end < start:
             raise CliError(f"--end {end} is before --start {start}")
-        assets = [services, service_events, deployment_marts]
-        # each day: its events, then everything downstream of them (the deployment marts)
-        per_day = AssetSelection.assets("service_events").downstream()
-        resources = build_resources()
-        instance = DagsterInstance.get()
-        quiet = _QUIET_RUN
-        tags = {**process_tags(), "pipelines/trigger": "run"}
-        listing = materialize(
-            assets,
-            selection=["services"],
-            instance=instance,
-            resources=resources,
-            run_config=quiet,
-            tags=tags,
-            raise_on_error=False,
-        )
-        if not listing.success:
-            raise CliError(
-                f"listing the services failed: {_failure(listing)} (run {listing.run_id})", code=1
-            )
-        print(_HEADER)
-        failed = 0
-        day = start
-        while day <= end:
-            key = day.isoformat()
-            result = materialize(
-                assets,
-                selection=per_day,
-                partition_key=key,
-                instance=instance,
-                resources=resources,
-                run_config=quiet,
-                tags=tags,
-                raise_on_error=False,
-            )
-            if result.success:
-                meta = _metadata(result, "service_events", "service_events")
-                print(_day_row(key, meta), flush=True)
-            else:
-                failed += 1
-                print(f"{key:<12}FAILED: {_failure(result)} (run {result.run_id})", flush=True)
-            day += timedelta(days=1)
-        if failed < (end - start).days + 1:
-            _print_outcomes(start, end)
-        print(f"runs recorded in DAGSTER_HOME={os.environ['DAGSTER_HOME']}")
-        return 1 if failed else 0
+        return _run_days(args.command, start, end)
 
 
 def _failure(result: ExecuteInProcessResult) -> str:
@@ -782,34 +741,41 @@ def _day_progress() -> Iterator[None]:
 
 
 def _backfill(args: argparse.Namespace) -> int:
-    """One run of the nightly job over a range: events, then everything downstream."""
-    from dagster import DagsterInstance
+    """`backfill` over --start..--end, `rerun` of one day."""
+    first, last = (args.day, args.day) if args.command == "rerun" else (args.start, args.end)
+    with _environment(args):
+        return _run_days(args.command, first, last)
 
+
+def _run_days(command: str, first: date, last: date) -> int:
+    """One in-process run of the nightly job over the days first..last: service_events (the
+    services listed once, each service's events of the range fetched once, one load per day),
+    then the deployment marts of the range and the report. Prints each day's row as its load
+    commits, then, after a successful run, the deployment attempts per day (_print_outcomes)."""
     from pipelines.dagster_runs import process_tags
     from pipelines.definitions import build_definitions
 
-    first, last = (args.day, args.day) if args.command == "rerun" else (args.start, args.end)
-    with _environment(args):
-        job = build_definitions().resolve_job_def("nightly")
-        print(_HEADER)
-        with _day_progress():
-            result = job.execute_in_process(
-                instance=DagsterInstance.get(),
-                tags={
-                    **process_tags(),
-                    "dagster/asset_partition_range_start": first.isoformat(),
-                    "dagster/asset_partition_range_end": last.isoformat(),
-                    "pipelines/trigger": args.command,
-                },
-                run_config=_QUIET_RUN,
-                raise_on_error=False,
-            )
-        if result.success:
-            print(f"{args.command} {first}..{last}: run {result.run_id} succeeded")
-            _print_outcomes(first, last)
-            return 0
-        print(f"{args.command} {first}..{last}: run {result.run_id} FAILED: {_failure(result)}")
-        return 1
+    job = build_definitions().resolve_job_def("nightly")
+    print(_HEADER)
+    with _day_progress():
+        result = job.execute_in_process(
+            instance=_dagster_instance(),
+            tags={
+                **process_tags(),
+                "dagster/asset_partition_range_start": first.isoformat(),
+                "dagster/asset_partition_range_end": last.isoformat(),
+                "pipelines/trigger": command,
+            },
+            run_config=_QUIET_RUN,
+            raise_on_error=False,
+        )
+    if result.success:
+        print(f"{command} {first}..{last}: run {result.run_id} succeeded")
+        _print_outcomes(first, last)
+        print(f"runs recorded in DAGSTER_HOME={os.environ['DAGSTER_HOME']}")
+        return 0
+    print(f"{command} {first}..{last}: run {result.run_id} FAILED: {_failure(result)}")
+    return 1
 
 
 def _migrate(args: argparse.Namespace) -> int:
@@ -930,7 +896,7 @@ def _report(args: argparse.Namespace) -> int:
     if last < first:
         raise CliError(f"--end {last} is before --start {first}")
     with _environment(args, api=False):
-        from pipelines.resources import warehouse_engine
+        from pipelines.warehouse.database import warehouse_engine
 
         # the marts' role when there is one: a least-privilege loader may not read analytics
         url = os.environ.get(settings.ANALYTICS_DATABASE_URL) or os.environ[settings.DATABASE_URL]

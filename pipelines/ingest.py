@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import gc
+import itertools
 import logging
+import pickle
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -15,14 +19,36 @@ from sqlalchemy import Engine
 
 from pipelines.source.client import ModelArtsClient
 from pipelines.source.extract import ExtractSettings, extract_window
-from pipelines.source.models import RejectedEvent, TimeWindow
-from pipelines.warehouse.loader import DEFAULT_CHUNK_ROWS, LoadResult, WindowLoad
+from pipelines.source.models import RejectedEvent, ServiceEvent, TimeWindow
+from pipelines.warehouse.loader import (
+    DEFAULT_CHUNK_ROWS,
+    EncodedEvents,
+    LoadResult,
+    WindowLoad,
+    encode_copy_rows,
+    record_failed_load,
+)
 
 log = logging.getLogger(__name__)
 
 # Allocations between two collections of the garbage collector's youngest generation while a
 # window loads (Python's default is 700). See `_fewer_gc_passes`.
 LOAD_GC_THRESHOLD = 50_000
+# Encoded events a range load keeps in memory, over all its days, before spilling them to
+# unnamed temporary files (see `load_events_range`).
+SPILL_MEMORY_BYTES = 8 * 1024 * 1024
+# Counters of a range's one extraction that belong to no single day: they are recorded on the
+# audit row of the range's last day (the other days record 0), so sums over days stay true.
+RANGE_COUNTERS = (
+    "services_missing",
+    "requests",
+    "retries",
+    "token_refreshes",
+    "windows_split",
+    "out_of_window",
+    "unknown_event_types",
+    "repaired",
+)
 _gc_lock = threading.Lock()
 _gc_loads = 0
 _gc_saved: tuple[int, int, int] | None = None
@@ -134,3 +160,191 @@ def load_events_window(
         extra={"window_report": report},  # the CLI prints a row per day from this
     )
     return report
+
+
+Segment = tuple[str, TimeWindow]
+"""(partition key, window) of one load of a range: a UTC day, or the lookback hours before
+the first day (keyed by that day)."""
+
+
+def load_events_range(
+    client: ModelArtsClient,
+    engine: Engine,
+    service_ids: Sequence[str],
+    segments: Sequence[Segment],
+    settings: ExtractSettings,
+    *,
+    run_id: str | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    spill_bytes: int = SPILL_MEMORY_BYTES,
+) -> list[WindowReport]:
+    """Load consecutive windows (days) with one extraction over all of them.
+
+    Each service's events of the whole range are asked for as one window (split in halves only
+    where it holds more than the split threshold), so the API sees about one request per
+    `page_limit` events of a service whatever the number of days, instead of at least one per
+    service and day. The workers route each page's events to their segment and encode them;
+    they wait per segment in memory up to `spill_bytes` in all, beyond that in unnamed temporary
+    files (gone with the process, even a killed one), so memory does not grow with the range.
+    Every service's window covers every segment, so the segments load once the extraction has
+    ended: one `WindowLoad` per segment, in order, with its day locks, audit row and exactness
+    as `load_events_window`. A failed extraction loads nothing (each segment gets a failed
+    audit row); a failed load keeps the segments committed before it. One segment streams
+    through `load_events_window` instead.
+    """
+    if len(segments) == 1:
+        key, window = segments[0]
+        return [
+            load_events_window(
+                client,
+                engine,
+                service_ids,
+                window,
+                settings,
+                run_id=run_id,
+                partition_key=key,
+                chunk_rows=chunk_rows,
+            )
+        ]
+    for (_, before), (_, after) in itertools.pairwise(segments):
+        if before.end_ms != after.start_ms:
+            raise ValueError(f"segments must be consecutive: {before} then {after}")
+    started = time.perf_counter()
+    starts = [window.start_ms for _, window in segments]
+    whole = TimeWindow(starts[0], segments[-1][1].end_ms)
+    spills = [_Spill(spill_bytes // len(segments)) for _ in segments]
+    rejected: list[list[RejectedEvent]] = [[] for _ in segments]
+    pages = [0] * len(segments)
+
+    def route(events: list[ServiceEvent]) -> list[tuple[int, EncodedEvents]]:
+        """In a worker: the page's events by segment, encoded without a batch id."""
+        by_segment: dict[int, list[ServiceEvent]] = {}
+        for event in events:
+            index = bisect.bisect_right(starts, event.occur_time) - 1
+            by_segment.setdefault(index, []).append(event)
+        return [(i, encode_copy_rows(part, "\n")) for i, part in by_segment.items()]
+
+    try:
+        with _fewer_gc_passes():
+            extracted = extract_window(client, service_ids, whole, settings, encode=route)
+            try:
+                for page in extracted:
+                    for index, block in page.encoded:
+                        spills[index].write(block)
+                    for record in page.rejected:
+                        rejected[_segment_of(record, starts)].append(record)
+                    # a page counts for the segment of its first event
+                    if page.encoded:
+                        pages[page.encoded[0][0]] += 1
+                    elif page.rejected:
+                        pages[_segment_of(page.rejected[0], starts)] += 1
+                    else:  # only events outside the range, counted on the last segment
+                        pages[-1] += 1
+            except Exception as exc:
+                extracted.close()  # stop the workers first
+                # nothing loaded: each day says so in its audit row (`modelarts-etl status`)
+                for key, window in segments:
+                    record_failed_load(engine, window, exc, run_id=run_id, partition_key=key)
+                raise
+            finally:
+                extracted.close()  # see load_events_window
+        extract_seconds = time.perf_counter() - started
+        totals = client.stats.as_dict()
+        log.info(
+            "range %s: %d services, %d fetched in %d requests (%.2f s); loading %d windows",
+            whole, totals["services"], totals["fetched"], totals["requests"], extract_seconds,
+            len(segments),
+        )  # fmt: skip
+        reports = []
+        for index, (key, window) in enumerate(segments):
+            counts = {name: 0 for name in totals}
+            counts["services"] = totals["services"]
+            counts["pages"] = pages[index]
+            counts["quarantined"] = len(rejected[index])
+            counts["fetched"] = spills[index].rows + len(rejected[index])
+            if index == len(segments) - 1:
+                counts.update({name: totals[name] for name in RANGE_COUNTERS})
+                counts["fetched"] += totals["out_of_window"]
+            reports.append(
+                _load_segment(
+                    engine,
+                    key,
+                    window,
+                    spills[index],
+                    rejected[index],
+                    counts,
+                    run_id=run_id,
+                    chunk_rows=chunk_rows,
+                )
+            )
+            spills[index].close()
+        return reports
+    finally:
+        for spill in spills:
+            spill.close()
+
+
+def _segment_of(record: RejectedEvent, starts: list[int]) -> int:
+    """The segment of a rejected record: by its occur_time when it has a usable one, else the
+    first (quarantine rows are keyed by service and content, not by window)."""
+    raw = record.raw
+    value = raw.get("occur_time") if isinstance(raw, dict) else None
+    if type(value) is not int or value < starts[0]:
+        return 0
+    return bisect.bisect_right(starts, value) - 1
+
+
+def _load_segment(
+    engine: Engine,
+    key: str,
+    window: TimeWindow,
+    spill: _Spill,
+    rejected: list[RejectedEvent],
+    counts: dict[str, int],
+    *,
+    run_id: str | None,
+    chunk_rows: int,
+) -> WindowReport:
+    started = time.perf_counter()
+    with (
+        _fewer_gc_passes(),
+        WindowLoad(engine, window, run_id=run_id, partition_key=key, chunk_rows=chunk_rows) as load,
+    ):
+        for block in spill.read():
+            load.add_copy_rows(block)
+        load.add_rejected(rejected)
+        result = load.commit(counts)
+    report = WindowReport(window, result.batch_id, counts, result, time.perf_counter() - started)
+    log.info(
+        "window %s: %d services, %d fetched, %d inserted, %d already present, %d quarantined",
+        window, counts["services"], counts["fetched"], result.inserted, result.already_present,
+        result.quarantined,
+        extra={"window_report": report},  # the CLI prints a row per day from this
+    )  # fmt: skip
+    return report
+
+
+class _Spill:
+    """One segment's encoded events until its load: in memory up to `max_bytes`, then in an
+    unnamed temporary file."""
+
+    def __init__(self, max_bytes: int):
+        # closed by close(), which load_events_range calls in a finally
+        self._file = tempfile.SpooledTemporaryFile(max_size=max(1, max_bytes))  # noqa: SIM115
+        self.rows = 0
+
+    def write(self, block: EncodedEvents) -> None:
+        pickle.dump((block.first_key, block.rows, block.data), self._file, protocol=5)
+        self.rows += block.rows
+
+    def read(self) -> Iterator[EncodedEvents]:
+        self._file.seek(0)
+        while True:
+            try:
+                first_key, rows, data = pickle.load(self._file)
+            except EOFError:
+                return
+            yield EncodedEvents(data, rows, first_key)
+
+    def close(self) -> None:
+        self._file.close()

@@ -19,16 +19,12 @@ from pipelines.source.extract import ExtractSettings
 from pipelines.source.paging import OffsetMode
 from pipelines.source.retrying import RateLimiter, RetryBudget
 from pipelines.source.stats import ExtractionStats
-from pipelines.warehouse.database import (
-    create_warehouse_engine,
-    describe_url,
-    resolve_database_url,
-)
-from pipelines.warehouse.migrations import apply_migrations
+from pipelines.warehouse.database import warehouse_engine
 
 log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
+
 
 class ModelArtsResource(ConfigurableResource):
     """The ModelArts inference-service API of one project.
@@ -181,10 +177,6 @@ class ModelArtsResource(ConfigurableResource):
         )
 
 
-_engines: dict[str, Engine] = {}
-_engines_lock = threading.Lock()
-
-
 class WarehouseResource(ConfigurableResource):
     """The Postgres warehouse: DATABASE_URL, or an embedded server in `data_dir` when unset."""
 
@@ -211,31 +203,3 @@ class WarehouseResource(ConfigurableResource):
         if self.analytics_database_url:
             return warehouse_engine(self.analytics_database_url, Path(self.data_dir))
         return self.get_engine()
-
-
-def warehouse_engine(database_url: str | None, data_dir: Path) -> Engine:
-    """One migrated engine per database per process.
-
-    Pending migrations are applied (a least-privilege role gets a clear error instead) and
-    logged as a warning naming the database: `modelarts-etl migrate` is the explicit step.
-    """
-    url = resolve_database_url(database_url, data_dir)
-    engine, applied = migrated_engine(url)
-    if applied:
-        log.warning(
-            "warehouse %s: applied pending migrations %s", describe_url(url), ", ".join(applied)
-        )
-    return engine
-
-
-def migrated_engine(url: str) -> tuple[Engine, list[str]]:
-    """This process's engine of `url`, and the migrations applied in making it (none once it
-    exists)."""
-    with _engines_lock:
-        engine = _engines.get(url)
-        if engine is not None:
-            return engine, []
-        engine = create_warehouse_engine(url)
-        applied = apply_migrations(engine)
-        _engines[url] = engine
-        return engine, applied

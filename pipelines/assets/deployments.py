@@ -66,8 +66,9 @@ BAR_WIDTH = 20
     specs=MART_SPECS,
     check_specs=MART_CHECK_SPECS,
     partitions_def=daily_partitions,
-    # As service_events: a week per backfill run, so a day's marts run after its events load.
-    backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=7),
+    # As service_events: a backfill is one run, whose marts step gets the whole range after
+    # its events load.
+    backfill_policy=BackfillPolicy.single_run(),
     can_subset=False,
 )
 def deployment_marts(

@@ -13,7 +13,7 @@ from dagster import (
 from pipelines.assets.partitions import daily_partitions, day_windows
 from pipelines.assets.schedules import STEP_RETRY
 from pipelines.failures import failing_fast, loader_connection
-from pipelines.ingest import load_events_window
+from pipelines.ingest import load_events_range
 from pipelines.resources import ModelArtsResource, WarehouseResource
 from pipelines.source.models import TimeWindow
 from pipelines.source.stats import ExtractionStats
@@ -53,16 +53,17 @@ def services(modelarts: ModelArtsResource, warehouse: WarehouseResource) -> Mate
         )
     ],
     partitions_def=daily_partitions,
-    # A backfill runs a week per run: few runs on one machine, and on Kubernetes (one pod per
-    # run) a long range fans out across pods, bounded by the API pool and the run queue.
-    backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=7),
+    # A backfill is one run over its whole range, like `modelarts-etl run/backfill` and the
+    # nightly schedule: the API is asked once per service for the range (load_events_range).
+    backfill_policy=BackfillPolicy.single_run(),
     pool=API_POOL,
-    retry_policy=STEP_RETRY,  # a failed day is retried; permanent errors are not (failing_fast)
+    retry_policy=STEP_RETRY,  # a failed step is retried; permanent errors are not (failing_fast)
 )
 def service_events(
     context: AssetExecutionContext, modelarts: ModelArtsResource, warehouse: WarehouseResource
 ) -> MaterializeResult:
-    """Load the partition's UTC day(s) of every listed service, one window per day."""
+    """Load the partition's UTC day(s) of every listed service: one extraction over the
+    range, one load (transaction, audit row) per day."""
     with failing_fast(loader_connection(warehouse.database_url)):
         return _load_partition_days(context, modelarts, warehouse)
 
@@ -80,40 +81,35 @@ def _load_partition_days(
     totals: dict[str, int | float] = {}
     rows = []
     lookback: dict[str, int | float | str] = {}
-    windows = list(day_windows(time_window.start, time_window.end))
-    if modelarts.lookback_hours > 0 and windows:
+    segments = list(day_windows(time_window.start, time_window.end))
+    days = len(segments)
+    if modelarts.lookback_hours > 0 and segments:
         # Late events of the hours before the run's first day: their own load, so that each
         # day's counts stay its own and a late event is counted once, as lookback_inserted.
-        first_day, first = windows[0]
+        first_day, first = segments[0]
         late = TimeWindow(first.start_ms - modelarts.lookback_hours * 3_600_000, first.start_ms)
-        report = load_events_window(
-            modelarts.build_client(ExtractionStats()),
-            engine,
-            service_ids,
-            late,
-            modelarts.extract_settings(),
-            run_id=context.run.run_id,
-            partition_key=first_day,
-        )
+        segments.insert(0, (first_day, late))
+    # One extraction for the whole range (each service asked once, split where dense), then
+    # one load per day: see load_events_range.
+    reports = load_events_range(
+        modelarts.build_client(ExtractionStats()),
+        engine,
+        service_ids,
+        segments,
+        modelarts.extract_settings(),
+        run_id=context.run.run_id,
+    )
+    if len(reports) > days:
+        report = reports.pop(0)
         lookback = {f"lookback_{k}": v for k, v in report.as_metadata().items()}
-        lookback["lookback_window"] = str(late)
+        lookback["lookback_window"] = str(report.window)
         context.log.info(
             "lookback %s: %s fetched, %s late events inserted",
-            late,
+            report.window,
             report.counts["fetched"],
             report.load.inserted,
         )
-    for day, window in windows:
-        client = modelarts.build_client(ExtractionStats())
-        report = load_events_window(
-            client,
-            engine,
-            service_ids,
-            window,
-            modelarts.extract_settings(),
-            run_id=context.run.run_id,
-            partition_key=day,
-        )
+    for (day, _), report in zip(segments[-days:], reports, strict=True):
         day_counts = report.as_metadata()
         for key, value in day_counts.items():
             if isinstance(value, int | float) and key != "batch_id":

@@ -43,8 +43,8 @@ def report_path(data_dir: str, last_day: str) -> Path:
         )
     ],
     partitions_def=daily_partitions,
-    # as the marts: a backfill's run covers up to a week, and writes the report of its last day
-    backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=7),
+    # as the marts: a backfill is one run over its range, which writes the report of its last day
+    backfill_policy=BackfillPolicy.single_run(),
 )
 def deployment_report(
     context: AssetExecutionContext, warehouse: WarehouseResource

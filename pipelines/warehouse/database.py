@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine
@@ -10,6 +12,9 @@ from sqlalchemy.engine import make_url
 
 from pipelines import settings
 from pipelines.warehouse.embedded import start_embedded_postgres
+from pipelines.warehouse.migrations import apply_migrations
+
+log = logging.getLogger(__name__)
 
 
 def sqlalchemy_url(database_url: str) -> str:
@@ -63,3 +68,35 @@ def create_warehouse_engine(database_url: str, pool_size: int = 5) -> Engine:
         pool_pre_ping=True,
         connect_args={"application_name": "modelarts-events-pipeline"},
     )
+
+
+_engines: dict[str, Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def warehouse_engine(database_url: str | None, data_dir: Path) -> Engine:
+    """One migrated engine per database per process.
+
+    Pending migrations are applied (a least-privilege role gets a clear error instead) and
+    logged as a warning naming the database: `modelarts-etl migrate` is the explicit step.
+    """
+    url = resolve_database_url(database_url, data_dir)
+    engine, applied = migrated_engine(url)
+    if applied:
+        log.warning(
+            "warehouse %s: applied pending migrations %s", describe_url(url), ", ".join(applied)
+        )
+    return engine
+
+
+def migrated_engine(url: str) -> tuple[Engine, list[str]]:
+    """This process's engine of `url`, and the migrations applied in making it (none once it
+    exists)."""
+    with _engines_lock:
+        engine = _engines.get(url)
+        if engine is not None:
+            return engine, []
+        engine = create_warehouse_engine(url)
+        applied = apply_migrations(engine)
+        _engines[url] = engine
+        return engine, applied

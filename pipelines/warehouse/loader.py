@@ -84,6 +84,43 @@ def _raw_connection(engine: Engine) -> Iterator[psycopg.Connection[Any]]:
         pooled.close()  # back to the pool, which rolls back anything left open
 
 
+def encode_copy_rows(
+    events: Sequence[ServiceEvent], row_end: str, window: TimeWindow | None = None
+) -> EncodedEvents:
+    """Events as rows of COPY text (UTF-8), each row ending in `row_end` (the load's batch id
+    column and a newline, or a bare newline to add it later: `WindowLoad.add_copy_rows`).
+
+    With `window` given, an event outside it raises ValueError.
+    """
+    if window is not None:
+        start_ms, end_ms = window.start_ms, window.end_ms
+        for service_id, occur_time, _, _, _ in events:
+            if not start_ms <= occur_time < end_ms:
+                raise ValueError(
+                    f"event of service {service_id} at {occur_time} is outside "
+                    f"the load's window {window}"
+                )
+    text = "".join(
+        [
+            f"{service_id}\t{occur_time}\t{event_type}\t{event_info}{row_end}"
+            for service_id, occur_time, event_type, event_info, _ in events
+        ]
+    )
+    # A tab, newline, CR or backslash inside a value shows as extra separators or a
+    # backslash: only then are the values escaped one by one.
+    n = len(events)
+    tabs = 3 + row_end.count("\t")
+    if text.count("\t") != tabs * n or text.count("\n") != n or "\\" in text or "\r" in text:
+        text = "".join(
+            f"{service_id.translate(_COPY_ESCAPES)}\t{occur_time}\t"
+            f"{event_type.translate(_COPY_ESCAPES)}\t{event_info.translate(_COPY_ESCAPES)}"
+            f"{row_end}"
+            for service_id, occur_time, event_type, event_info, _ in events
+        )
+    first_key = (events[0][0], events[0][1]) if n else ("", 0)
+    return EncodedEvents(text.encode("utf-8"), n, first_key)
+
+
 class WindowLoad:
     """One transactional load of a window.
 
@@ -186,29 +223,17 @@ class WindowLoad:
         load's connection is busy with Postgres. Events outside the window are refused: the
         window's advisory locks are what keeps concurrent loads off each other's keys.
         """
-        start_ms, end_ms = self.window.start_ms, self.window.end_ms
-        end = f"\t{self.batch_id}\n"
-        lines: list[str] = []
-        append = lines.append
-        for service_id, occur_time, event_type, event_info, _ in events:
-            if not start_ms <= occur_time < end_ms:
-                raise ValueError(
-                    f"event of service {service_id} at {occur_time} is outside "
-                    f"the load's window {self.window}"
-                )
-            append(f"{service_id}\t{occur_time}\t{event_type}\t{event_info}{end}")
-        text = "".join(lines)
-        # A tab, newline, CR or backslash inside a value shows as extra separators or a
-        # backslash: only then are the values escaped one by one.
-        n = len(lines)
-        if text.count("\t") != 4 * n or text.count("\n") != n or "\\" in text or "\r" in text:
-            text = "".join(
-                f"{service_id.translate(_COPY_ESCAPES)}\t{occur_time}\t"
-                f"{event_type.translate(_COPY_ESCAPES)}\t{event_info.translate(_COPY_ESCAPES)}{end}"
-                for service_id, occur_time, event_type, event_info, _ in events
-            )
-        first_key = (events[0][0], events[0][1]) if n else ("", 0)
-        return EncodedEvents(text.encode("utf-8"), n, first_key)
+        return encode_copy_rows(events, f"\t{self.batch_id}\n", self.window)
+
+    def add_copy_rows(self, block: EncodedEvents) -> int:
+        """Take rows that `encode_copy_rows` made before this load had a batch id (rows ending
+        in a bare newline): the batch id column is added and the block taken as `add_encoded`.
+
+        Their events must lie in this load's window (the caller routed them by time).
+        """
+        # Inside values a newline is escaped (two characters): every raw 0x0A ends a row.
+        data = block.data.replace(b"\n", f"\t{self.batch_id}\n".encode())
+        return self.add_encoded(block._replace(data=data))
 
     def add_encoded(self, encoded: EncodedEvents) -> int:
         """Take encoded events into the current chunk; a full chunk moves into `service_events`."""
@@ -384,6 +409,24 @@ class WindowLoad:
                 )
         except Exception:  # the load's own error matters more than the audit update's
             log.exception("could not mark load batch %s failed", self.batch_id)
+
+
+def record_failed_load(
+    engine: Engine,
+    window: TimeWindow,
+    error: BaseException,
+    *,
+    run_id: str | None = None,
+    partition_key: str | None = None,
+) -> int:
+    """The audit row of a window whose load never began because its extraction failed (a range
+    extracts all its days before loading any): status failed, with the error. Returns its id."""
+    load = WindowLoad(engine, window, run_id=run_id, partition_key=partition_key)
+    with _raw_connection(engine) as conn:
+        loader_pid = conn.info.backend_pid
+    load.batch_id = load._open_audit_row(loader_pid)
+    load._close_audit_row_failed(f"extraction failed: {type(error).__name__}: {error}")
+    return load.batch_id
 
 
 def _describe_holders(holders: Sequence[tuple[Any, ...]]) -> str:

@@ -1,0 +1,290 @@
+"""Benchmark of the whole command: `modelarts-etl` as a process against dlt, on the same data.
+
+Prints, per size, medians (min-max) over the repetitions of each side's whole-process wall time,
+peak RSS and the API requests the simulator served to it, the row counts (checked equal) and the
+ratio, never pass/fail. One simulator subprocess per size serves both sides over loopback; one
+Postgres server (the embedded one in a temporary folder, or the server of $DATABASE_URL, where
+`bench_*` databases are created and dropped) holds a fresh database per command. Repetitions
+interleave: ours, dlt, ours, dlt, ...
+
+- ours: `python -m pipelines.cli run|backfill --start D --end D` with MODELARTS_ENDPOINT and
+  DATABASE_URL set (so the CLI starts no simulator and no embedded server), IAM password auth,
+  an unmigrated database (the command applies the migrations), a DAGSTER_HOME kept between the
+  repetitions of a size (made once before them), no client-side rate limit (dlt has none).
+- dlt: bench/dlt_pipeline.py in bench/.venv-dlt (see bench_load.py), the same range as one
+  window per service, a fresh pipelines folder and database: a first load.
+- seconds: from the parent's fork to the child's exit; peak RSS: the child's `ru_maxrss`
+  (wait4); requests: the simulator's /_sim/stats before and after, by kind (IAM tokens apart).
+- min event requests: sum over services of max(1, ceil(events / 1000)), events counted in our
+  database after the load (a service must be asked once to learn it has none).
+
+Run: .venv/bin/python bench/bench_command.py                   # all three sizes
+     .venv/bin/python bench/bench_command.py --sizes 20x1 200x3 --reps 5
+     .venv/bin/python bench/bench_command.py --ours-python V/bin/python --ours-checkout DIR
+                                  # another checkout as ours: before/after comparisons
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import requests
+from bench_load import _day_ms, dlt_config, ensure_dlt_venv, fresh_database, postgres_server
+
+REPO = Path(__file__).resolve().parents[1]
+END_DATE = "2026-11-29"  # exclusive: the simulator's last day is the 28th
+PAGE_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class Size:
+    services: int
+    days: int
+    command: str  # `run` or `backfill`
+    reps: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.services}x{self.days}"
+
+
+SIZES = {
+    "20x1": Size(20, 1, "run", 7),
+    "200x3": Size(200, 3, "run", 5),
+    "1000x30": Size(1000, 30, "backfill", 2),
+}
+
+
+@dataclass(frozen=True)
+class Ours:
+    """The interpreter and the folder our command runs with."""
+
+    python: str
+    checkout: Path
+
+
+@dataclass(frozen=True)
+class Measured:
+    seconds: float
+    peak_rss_mb: float
+    requests: dict[str, int]
+    rows: int
+
+
+def timed_process(
+    command: list[str], env: dict[str, str], cwd: Path = REPO
+) -> tuple[float, float, str, str]:
+    """Wall seconds and peak RSS (MB) of one child process, and its output."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        child = subprocess.Popen(command, stdout=out, stderr=err, env=env, cwd=cwd)
+        _, status, usage = os.wait4(child.pid, 0)
+        seconds = time.perf_counter() - started
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(), err.read().decode()
+    if child.returncode != 0:
+        raise RuntimeError(
+            f"{command[:4]} exited {child.returncode}:\n{stdout[-2000:]}\n{stderr[-4000:]}"
+        )
+    return seconds, usage.ru_maxrss / 1024, stdout, stderr
+
+
+def served(url: str) -> dict[str, int]:
+    """Requests the simulator has answered so far, by kind (all statuses)."""
+    stats = requests.get(f"{url}/_sim/stats", timeout=30).json()
+    return {kind: sum(by_status.values()) for kind, by_status in stats["requests"].items()}
+
+
+def difference(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
+    return {k: n - before.get(k, 0) for k, n in after.items() if n - before.get(k, 0)}
+
+
+def count(database_url: str, table: str) -> int:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(f"select count(*) from {table}").fetchone()  # table: a constant
+    assert row is not None
+    return int(row[0])
+
+
+def minimum_event_requests(database_url: str, services: int) -> int:
+    with psycopg.connect(database_url) as conn:
+        counts = [
+            n for (n,) in conn.execute("select count(*) from service_events group by service_id")
+        ]
+    empty = services - len(counts)
+    return sum(max(1, math.ceil(n / PAGE_LIMIT)) for n in counts) + empty
+
+
+def run_ours(
+    size: Size, info: Any, admin_url: str, home: Path, first: str, last: str, ours: Ours
+) -> tuple[Measured, int]:
+    from pipelines.cli import simulator_environment
+
+    with fresh_database(admin_url, migrate=False) as database_url:
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("MODELARTS_", "HUAWEICLOUD_"))
+        }
+        env |= simulator_environment(info)
+        env |= {
+            "DATABASE_URL": database_url,
+            "DAGSTER_HOME": str(home),
+            "PIPELINES_PARTITIONS_START": first,
+            "MODELARTS_MAX_REQUESTS_PER_S": "0",
+        }
+        command = [
+            ours.python,
+            "-m",
+            "pipelines.cli",
+            size.command,
+            "--start",
+            first,
+            "--end",
+            last,
+        ]
+        before = served(info.url)
+        seconds, rss, stdout, _ = timed_process(command, env, ours.checkout)
+        used = difference(served(info.url), before)
+        day_rows = [line for line in stdout.splitlines() if line[:2] == "20"]
+        if len(day_rows) != size.days:
+            raise RuntimeError(f"expected {size.days} day rows, got:\n{stdout[-3000:]}")
+        rows = count(database_url, "service_events")
+        minimum = minimum_event_requests(database_url, size.services)
+    return Measured(seconds, rss, used, rows), minimum
+
+
+def run_dlt(dlt_python: Path, info: Any, admin_url: str, first: str, last: str) -> Measured:
+    with (
+        fresh_database(admin_url, migrate=False) as database_url,
+        tempfile.TemporaryDirectory() as pipes,
+    ):
+        end_ms = _day_ms((date.fromisoformat(last) + timedelta(days=1)).isoformat())
+        config = dlt_config(info, _day_ms(first), end_ms, database_url, pipes)
+        command = [str(dlt_python), str(REPO / "bench" / "dlt_pipeline.py"), json.dumps(config)]
+        env = {**os.environ, "RUNTIME__LOG_LEVEL": "WARNING"}
+        before = served(info.url)
+        seconds, rss, _, _ = timed_process(command, env)
+        used = difference(served(info.url), before)
+        used.pop("token", None)  # the parent fetched dlt's token (_iam_token) before it started
+        rows = count(database_url, "dlt_bench.service_events")
+    return Measured(seconds, rss, used, rows)
+
+
+def warm_dagster_home(home: Path) -> None:
+    """The instance's SQLite storage, made once, as a user's DAGSTER_HOME already is."""
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+    code = "from dagster import DagsterInstance; DagsterInstance.get().get_runs(limit=1)"
+    subprocess.run(
+        [sys.executable, "-c", code], env={**os.environ, "DAGSTER_HOME": str(home)}, check=True
+    )
+
+
+def fmt(values: list[float], unit: str = "") -> str:
+    return f"{statistics.median(values):.2f}{unit} ({min(values):.2f}-{max(values):.2f})"
+
+
+def bench_size(
+    size: Size, reps: int, admin_url: str, dlt_python: Path, runner: Ours
+) -> dict[str, Any]:
+    from pipelines.simulator.process import running_simulator
+
+    sim_args = ["--services", str(size.services), "--days", str(size.days)]
+    sim_args += ["--end-date", END_DATE, "--seed", "19"]
+    end = date.fromisoformat(END_DATE) - timedelta(days=1)
+    first, last = (end - timedelta(days=size.days - 1)).isoformat(), end.isoformat()
+    ours: list[Measured] = []
+    dlt: list[Measured] = []
+    minimum = 0
+    with running_simulator(sim_args, timeout_s=600) as info, tempfile.TemporaryDirectory() as home:
+        print(
+            f"{size.label}: {info.services} services, {info.events:,} events, {first}..{last}, "
+            f"`modelarts-etl {size.command}`, {reps} repetitions",
+            flush=True,
+        )
+        warm_dagster_home(Path(home))
+        for rep in range(1, reps + 1):
+            measured, minimum = run_ours(size, info, admin_url, Path(home), first, last, runner)
+            ours.append(measured)
+            print(f"  {rep} ours: {measured}", flush=True)
+            measured = run_dlt(dlt_python, info, admin_url, first, last)
+            dlt.append(measured)
+            print(f"  {rep} dlt:  {measured}", flush=True)
+    return {"size": size, "ours": ours, "dlt": dlt, "minimum": minimum, "events": info.events}
+
+
+def print_table(results: list[dict[str, Any]]) -> None:
+    print()
+    print(
+        "| size | events | n | dlt s | ours s | ratio (dlt/ours) | dlt peak RSS MB "
+        "| ours peak RSS MB | dlt event requests | ours event requests | min | ours/min "
+        "| rows equal |"
+    )
+    print("|---|---:|---:|---|---|---|---|---|---:|---:|---:|---:|---|")
+    for r in results:
+        size, ours, dlt = r["size"], r["ours"], r["dlt"]
+        ratio = statistics.median(m.seconds for m in dlt) / statistics.median(
+            m.seconds for m in ours
+        )
+        ours_events = statistics.median(m.requests.get("events", 0) for m in ours)
+        dlt_events = statistics.median(m.requests.get("events", 0) for m in dlt)
+        rows = {m.rows for m in ours} | {m.rows for m in dlt}
+        equal = "yes" if len(rows) == 1 else f"NO {sorted(rows)}"
+        print(
+            f"| {size.services} x {size.days} d (`{size.command}`) | {ours[0].rows:,} "
+            f"| {len(ours)} "
+            f"| {fmt([m.seconds for m in dlt])} | {fmt([m.seconds for m in ours])} | {ratio:.2f}x "
+            f"| {fmt([m.peak_rss_mb for m in dlt])} | {fmt([m.peak_rss_mb for m in ours])} "
+            f"| {dlt_events:.0f} | {ours_events:.0f} | {r['minimum']} "
+            f"| {ours_events / r['minimum']:.3f} | {equal} |"
+        )
+    print()
+    for r in results:
+        ours, dlt = r["ours"], r["dlt"]
+        print(
+            f"{r['size'].label}: requests by kind, ours {ours[0].requests}, dlt {dlt[0].requests}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", nargs="+", choices=sorted(SIZES), default=list(SIZES))
+    parser.add_argument("--reps", type=int, help="repetitions of every size (default: per size)")
+    parser.add_argument(
+        "--ours-python",
+        default=sys.executable,
+        help="the interpreter that runs ours (default: this one)",
+    )
+    parser.add_argument(
+        "--ours-checkout",
+        type=Path,
+        default=REPO,
+        help="the folder ours runs in, whose `pipelines` it imports: another checkout for a "
+        "before/after comparison (e.g. `git archive main | tar -x -C /tmp/main`)",
+    )
+    args = parser.parse_args()
+    dlt_python = ensure_dlt_venv()
+    runner = Ours(args.ours_python, args.ours_checkout)
+    results = []
+    with postgres_server() as admin_url:
+        for label in args.sizes:
+            size = SIZES[label]
+            results.append(bench_size(size, args.reps or size.reps, admin_url, dlt_python, runner))
+    print_table(results)
+
+
+if __name__ == "__main__":
+    main()
