@@ -8,7 +8,6 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-import psycopg
 import pytest
 from sqlalchemy import Engine, text
 
@@ -16,8 +15,7 @@ from pipelines.simulator.history import HistoryConfig, generate_history, truth_a
 from pipelines.simulator.models import AttemptTruth, History
 from pipelines.source.models import ServiceEvent, TimeWindow
 from pipelines.warehouse.loader import WindowLoad
-from pipelines.warehouse.marts import day_parameters, rebuild_marts_for_day
-from pipelines.warehouse.sql_files import read_sql
+from pipelines.warehouse.marts import rebuild_marts_for_day
 
 pytestmark = pytest.mark.integration
 
@@ -332,30 +330,3 @@ def test_days_loaded_out_of_order_converge_to_the_truth(engine: Engine, history:
         load_day(engine, history, window)
         rebuild_marts_for_day(engine, window)
     assert_marts_equal_truth(engine, history.attempts)
-
-
-def test_boundary_probes_use_the_partial_boundary_index(engine: Engine) -> None:
-    """stage_mart_scope.sql finds the last attempt boundary before a day with one backward probe of
-    service_events_deployment_boundary_idx per service. The planner takes that index only while the
-    query's boundary condition implies the index predicate (migration 0005): an edit to one side
-    alone would make every rebuild read each service's history through the key instead."""
-    history = generate_history(CONFIG)
-    for index in range(CONFIG.days):
-        load_day(engine, history, day_window(history, index))
-    raw = engine.raw_connection()
-    try:
-        conn = raw.driver_connection
-        assert isinstance(conn, psycopg.Connection)
-        cur = psycopg.ClientCursor(conn)
-        cur.execute("analyze service_events")
-        # a few hundred rows: without this the planner may rightly prefer reading them all
-        cur.execute("set local enable_seqscan = off")
-        cur.execute(
-            "explain " + read_sql("marts/stage_mart_scope.sql"),
-            day_parameters(day_window(history, 1)),
-        )
-        plan = "\n".join(row[0] for row in cur.fetchall())
-    finally:
-        raw.close()
-    # before_day, before_day_end and after_day_end each probe it once per service
-    assert plan.count("service_events_deployment_boundary_idx") == 3, plan
