@@ -130,11 +130,16 @@ def _transaction(engine: Engine) -> Iterator[psycopg.Connection[Any]]:
         pooled.close()
 
 
-def consecutive_runs(days: Iterable[date]) -> list[list[date]]:
-    """The distinct days as runs of consecutive days, in order."""
+# Days per pass at most: a pass stages all its events in temporary tables, so a year queued by a
+# backfill whose marts never ran is rebuilt a month at a time rather than in one transaction.
+MAX_PASS_DAYS = 31
+
+
+def consecutive_runs(days: Iterable[date], max_days: int = MAX_PASS_DAYS) -> list[list[date]]:
+    """The distinct days as runs of consecutive days (at most `max_days` each), in order."""
     runs: list[list[date]] = []
     for day in sorted(set(days)):
-        if runs and day - runs[-1][-1] == timedelta(days=1):
+        if runs and day - runs[-1][-1] == timedelta(days=1) and len(runs[-1]) < max_days:
             runs[-1].append(day)
         else:
             runs.append([day])
@@ -221,9 +226,9 @@ def rebuild_marts(engine: Engine, days: Sequence[date]) -> MartRefresh:
     A service is rebuilt for the days in `days` on which it has events and for the (service,
     day) pairs that loads queued (mart_rebuild_queue): from its attempt open at the start of its
     first day (if any) to the end of its last day, or past it to the next attempt boundary while
-    its last attempt is still open. Consecutive days are one pass (one transaction), so N days
-    cost about one rebuild of the range; the queued pairs a pass covers are removed in its
-    transaction. Rerunning it changes nothing.
+    its last attempt is still open. Consecutive days are one pass (one transaction, up to
+    MAX_PASS_DAYS days), so N days cost about one rebuild of the range; the queued pairs a pass
+    covers are removed in its transaction. Rerunning it changes nothing.
     """
     started = time.perf_counter()
     asked = sorted(set(days))
@@ -272,7 +277,7 @@ def explain_marts(engine: Engine, days: Sequence[date]) -> dict[str, str]:
     planned just before it runs, as in a rebuild; then everything is rolled back."""
     runs = consecutive_runs(days)
     if len(runs) != 1:
-        raise ValueError("explain_marts needs consecutive days")
+        raise ValueError(f"explain_marts needs at most {MAX_PASS_DAYS} consecutive days")
     plans: dict[str, str] = {}
     with suppress(_RolledBack):
         _rebuild_pass(engine, runs[0][0], runs[0][-1], runs[0], plans)

@@ -15,7 +15,7 @@ from pipelines.simulator.history import HistoryConfig, generate_history, truth_a
 from pipelines.simulator.models import AttemptTruth, History
 from pipelines.source.models import ServiceEvent, TimeWindow
 from pipelines.warehouse.loader import WindowLoad
-from pipelines.warehouse.marts import rebuild_marts_for_day
+from pipelines.warehouse.marts import rebuild_marts, rebuild_marts_for_day
 
 pytestmark = pytest.mark.integration
 
@@ -330,3 +330,29 @@ def test_days_loaded_out_of_order_converge_to_the_truth(engine: Engine, history:
         load_day(engine, history, window)
         rebuild_marts_for_day(engine, window)
     assert_marts_equal_truth(engine, history.attempts)
+
+
+def test_a_range_is_one_pass_and_takes_the_queued_days_with_it(
+    engine: Engine, history: History
+) -> None:
+    """The loads queue their (service, day) pairs; a rebuild of the last day alone takes the
+    queued days before it into the same pass and ends with the truth and an empty queue."""
+    for index in range(CONFIG.days):
+        load_day(engine, history, day_window(history, index))
+    last = utc_date(day_window(history, CONFIG.days - 1).start_ms)
+    refresh = rebuild_marts(engine, [last])
+    assert refresh.passes == 1
+    assert refresh.queued_days == tuple(
+        utc_date(day_window(history, i).start_ms) for i in range(CONFIG.days)
+    )
+    assert_marts_equal_truth(engine, history.attempts)
+    assert _rows(engine, "select count(*) from mart_rebuild_queue") == [(0,)]
+    again = rebuild_marts(engine, [last])
+    assert again.queued_days == () and again.events_read < refresh.events_read
+    # the whole range at once gives the same rows
+    before = snapshot(engine)
+    everything = rebuild_marts(
+        engine, [utc_date(day_window(history, i).start_ms) for i in range(3)]
+    )
+    assert everything.passes == 1 and everything.events_read == refresh.events_read
+    assert snapshot(engine) == before
