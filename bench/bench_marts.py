@@ -142,6 +142,30 @@ def _figure(values: list[float]) -> str:
     )
 
 
+def _compare_range(engine: Engine, last_day: dt.date, args: argparse.Namespace) -> None:
+    """The big database's last --range-days days rebuilt in one pass against one pass per day
+    (re-materializations: nothing queued), interleaved."""
+    days = [last_day - dt.timedelta(days=i) for i in reversed(range(args.range_days))]
+    one_pass: list[float] = []
+    per_day: list[float] = []
+    for run in range(args.runs):
+        for mode in ("range", "days") if run % 2 == 0 else ("days", "range"):
+            if mode == "range":
+                refresh = rebuild_marts(engine, days)
+                assert refresh.passes == 1
+                one_pass.append(refresh.seconds)
+            else:
+                per_day.append(sum(rebuild_marts(engine, [d]).seconds for d in days))
+    ratio = statistics.median(per_day) / statistics.median(one_pass)
+    print(
+        f"\nbig database, {len(days)} days {days[0]} to {days[-1]}, seconds, median (min-max) of "
+        f"n={args.runs}:\n| rebuild | seconds |\n|---|---:|\n"
+        f"| one pass over the {len(days)} days | {_figure(one_pass)} |\n"
+        f"| {len(days)} passes of one day | {_figure(per_day)} |\n"
+        f"one pass is {ratio:.2f}x faster"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--services", type=int, default=1000)
@@ -149,6 +173,7 @@ def main() -> None:
     parser.add_argument("--runtime-events", type=int, default=21)
     parser.add_argument("--runs", type=int, default=3, help="new days loaded and rebuilt")
     parser.add_argument("--history-marts-days", type=int, default=7)
+    parser.add_argument("--range-days", type=int, default=7, help="days of the range comparison")
     parser.add_argument("--data-dir", type=Path, help="keep the embedded server here")
     parser.add_argument("--explain", action="store_true", help="print the big database's plans")
     args = parser.parse_args()
@@ -201,6 +226,7 @@ def main() -> None:
                 ratio = statistics.median(big_s) / max(statistics.median(empty_s), 1e-9)
                 print(f"| {step} | {_figure(big_s)} | {_figure(empty_s)} | {ratio:.2f} |")
             print(f"\nnew days' marts identical in both databases: {identical}")
+            _compare_range(big, last_day + dt.timedelta(days=args.runs), args)
             if args.explain:
                 for step, plan in explain_marts(big, [last_day]).items():
                     print(f"\n-- {step}\n{plan}")
