@@ -3,27 +3,33 @@ rebuilt, including attempts that the late events carry across midnight."""
 
 from __future__ import annotations
 
+import random
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import astuple, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
 import requests
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
+from pipelines.simulator.history import HistoryConfig, generate_history
 from pipelines.simulator.process import SimulatorInfo, running_simulator
+from pipelines.source.models import ServiceEvent, TimeWindow
 from pipelines.warehouse.database import create_warehouse_engine
+from pipelines.warehouse.loader import WindowLoad
 from pipelines.warehouse.marts import rebuild_marts
 from tests.integration.conftest import expected_events, simulator_days, stored_events
-from tests.integration.test_deployment_marts import snapshot
+from tests.integration.test_deployment_marts import assert_marts_equal_truth, snapshot, utc_date
 from tests.reliability.scenarios import pipeline_env
 
 pytestmark = pytest.mark.integration
 
 HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
 
 
 def _ms(day: date, hours: float = 0) -> int:
@@ -134,3 +140,46 @@ def test_run_with_lookback_rebuilds_the_marts_of_the_days_its_late_events_change
         assert snapshot(engine) == incremental
     finally:
         engine.dispose()
+
+
+LATE_CONFIG = HistoryConfig(services=12, days=7, end_date=date(2026, 11, 20))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_nightly_loads_with_lookback_of_late_events_end_with_the_marts_of_the_truth(
+    engine: Engine, seed: int
+) -> None:
+    """Issue 16's scenario in process: 7 days where 5% of the events become visible 1-30 h
+    late; every night loads yesterday and a 48 h lookback with what is visible by then (the
+    loader of the `service_events` asset), then rebuilds yesterday's marts. Nights go on over
+    the last day until every event is visible. The marts end equal to the simulator's truth."""
+    history = generate_history(replace(LATE_CONFIG, seed=seed))
+    rng = random.Random(seed)
+    visible: list[tuple[int, ServiceEvent]] = []
+    for service_id, events in history.events_by_service.items():
+        for e in events:
+            late = rng.random() < 0.05
+            delay = rng.randint(HOUR_MS, 30 * HOUR_MS) if late else 0
+            visible.append((e.occur_time + delay, ServiceEvent(service_id, *astuple(e))))
+    late_events = sum(1 for at, e in visible if at > e.occur_time)
+    assert late_events > 20
+
+    def load(window: TimeWindow, now_ms: int) -> None:
+        with WindowLoad(engine, window) as batch:
+            batch.add_events(
+                e for at, e in visible if window.contains(e.occur_time) and at <= now_ms
+            )
+            batch.commit()
+
+    for night in range(1, LATE_CONFIG.days + 4):
+        index = min(night - 1, LATE_CONFIG.days - 1)  # yesterday; after the data, its last day
+        day_start = history.start_ms + index * DAY_MS
+        now_ms = history.start_ms + night * DAY_MS + HOUR_MS
+        load(TimeWindow(day_start - 48 * HOUR_MS, day_start), now_ms)
+        load(TimeWindow(day_start, day_start + DAY_MS), now_ms)
+        rebuild_marts(engine, [utc_date(day_start)])
+
+    with engine.connect() as conn:
+        stored = conn.execute(text("select count(*) from service_events")).scalar_one()
+    assert stored == history.event_count
+    assert_marts_equal_truth(engine, history.attempts)
