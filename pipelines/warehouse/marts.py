@@ -48,6 +48,29 @@ _STEPS = (
 )
 
 
+# The steps that join the staged scope with a mart table that grows with history. Their join
+# bounds are per-service ranges the planner cannot estimate (it takes each side of a range for a
+# third of the rows), and, misjudging them, it hashes the whole table: 1.5 M phase rows read to
+# delete 4 k on a year of 1,000 services (bench_marts.py). With hash and merge joins off for
+# these statements alone, the plan left is a loop over the scope with an index range per row,
+# whatever the statistics. (service_events is read through subqueries run once per service,
+# which need no setting: see stage_deployment_events.sql.)
+_INDEX_LOOP_STEPS = frozenset(
+    {
+        "marts/stage_affected_days.sql",
+        "marts/delete_deployment_phases.sql",
+        "marts/delete_deployment_attempts.sql",
+        "marts/delete_deployment_outcomes_daily.sql",
+        "marts/insert_deployment_outcomes_daily.sql",
+        "marts/delete_deployment_phase_durations_daily.sql",
+        "marts/insert_deployment_phase_durations_daily.sql",
+        "marts/delete_deployment_failure_causes_daily.sql",
+        "marts/insert_deployment_failure_causes_daily.sql",
+        "marts/delete_unclassified_event_texts_daily.sql",
+    }
+)
+_JOIN_SETTINGS = ("enable_hashjoin", "enable_mergejoin")
+
 _STAGED_TABLES = {
     "marts/stage_mart_queue.sql": "mart_queued",
     "marts/stage_mart_services.sql": "mart_services",
@@ -173,7 +196,15 @@ def _rebuild_pass(
         # Client-side binding: CREATE TABLE AS does not take server-side parameters.
         cur = psycopg.ClientCursor(conn)
         cur.execute("select pg_advisory_xact_lock(%s)", (_MARTS_LOCK_KEY,))
+        saved = [_setting(cur, name) for name in _JOIN_SETTINGS]
+        looping = False
         for step in _STEPS:
+            if (step in _INDEX_LOOP_STEPS) != looping:
+                looping = not looping
+                for name, value in zip(_JOIN_SETTINGS, saved, strict=True):
+                    cur.execute(
+                        "select set_config(%s, %s, true)", (name, "off" if looping else value)
+                    )
             if plans is not None:
                 cur.execute("explain " + read_sql(step), params)
                 plans[step] = "\n".join(str(row[0]) for row in cur.fetchall())
@@ -211,6 +242,12 @@ def _rebuild_pass(
         affected_days=[row[0] for row in days],
         step_seconds=step_seconds,
     )
+
+
+def _setting(cur: psycopg.ClientCursor[Any], name: str) -> str:
+    row = cur.execute("select current_setting(%s)", (name,)).fetchone()
+    assert row is not None
+    return str(row[0])
 
 
 def _queued_days(engine: Engine) -> list[date]:
