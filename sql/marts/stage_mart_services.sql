@@ -1,23 +1,67 @@
--- The services whose marts this pass rebuilds, with the UTC days it rebuilds them for: the pass's
--- partition days on which they have events, and the days the loader queued for them
--- (mart_queued); from the first of those days to the last. Staged and analysed before anything
--- joins it, so the planner knows how many services the per-service index ranges will loop over.
+-- The services whose marts this pass rebuilds, with the UTC days it rebuilds them for: the days
+-- of the pass's partition range on which they have events, and the days the loader queued for
+-- them (mart_queued); from the first of those days to the last. Staged and analysed before
+-- anything joins it, so the planner knows how many services the per-service ranges loop over.
+-- Every read is a probe of the key index (service_id, occur_time, ...): the distinct services by
+-- a skip from one to the next, then each one's first and last event in the range. Not the BRIN
+-- index of occurred_at: its ranges widen wherever a load fills free space that a vacuum left in
+-- old pages, and a day's lookup then reads most of the table (bench_marts.py, 3,650 days).
 create temporary table mart_services on commit drop as
-with partition_services as (
-    select
-        day_services.service_id,
-        min(days.day) as first_day,
-        max(days.day) as last_day
-    from unnest(%(partition_days)s::date []) as days (day)
+with recursive service_ids as (
+    (
+        select events.service_id
+        from service_events as events
+        order by events.service_id
+        limit 1
+    )
+
+    union all
+
+    select next_id.service_id
+    from service_ids
     cross join lateral (
-        -- the day's rows, through the BRIN index of occurred_at
-        select distinct events.service_id
+        select events.service_id
+        from service_events as events
+        where events.service_id > service_ids.service_id
+        order by events.service_id
+        limit 1
+    ) as next_id
+),
+
+partition_range as (
+    select
+        (min(days.day) - date '1970-01-01')::bigint * 86400000 as start_ms,
+        (max(days.day) + 1 - date '1970-01-01')::bigint * 86400000 as end_ms
+    from unnest(%(partition_days)s::date []) as days (day)
+),
+
+partition_services as (
+    select
+        service_ids.service_id,
+        (to_timestamp(first_event.occur_time / 1000.0) at time zone 'UTC')::date as first_day,
+        (to_timestamp(last_event.occur_time / 1000.0) at time zone 'UTC')::date as last_day
+    from service_ids
+    cross join partition_range
+    cross join lateral (
+        select events.occur_time
         from service_events as events
         where
-            events.occurred_at >= days.day::timestamp at time zone 'UTC'
-            and events.occurred_at < (days.day + 1)::timestamp at time zone 'UTC'
-    ) as day_services
-    group by day_services.service_id
+            events.service_id = service_ids.service_id
+            and events.occur_time >= partition_range.start_ms
+            and events.occur_time < partition_range.end_ms
+        order by events.occur_time
+        limit 1
+    ) as first_event
+    cross join lateral (
+        select events.occur_time
+        from service_events as events
+        where
+            events.service_id = service_ids.service_id
+            and events.occur_time >= partition_range.start_ms
+            and events.occur_time < partition_range.end_ms
+        order by events.occur_time desc
+        limit 1
+    ) as last_event
 ),
 
 scoped_days as (
