@@ -46,7 +46,7 @@ def main() -> None:
     sim_args = ["--services", str(args.services), "--days", "1", "--end-date", end.isoformat()]
     sim_args += ["--events-per-service-day", str(args.events)]
     with running_simulator(sim_args, timeout_s=300) as info:
-        env = simulator_environment(info)
+        env = simulator_environment(info, auth="password")
         start = end - timedelta(days=1)
         _, window = next(day_windows(*_day_bounds(start)))
         print(f"simulator: {info.services} services, {info.events} events, 1 day")

@@ -16,7 +16,7 @@ from dagster import (
 )
 
 from pipelines import settings
-from pipelines.assets import deployments, events
+from pipelines.assets import deployments, events, report
 from pipelines.assets.partitions import daily_partitions
 from pipelines.assets.schedules import build_nightly_schedule, nightly_job
 from pipelines.assets.sensors import AlertWebhookResource, alert_on_run_failure
@@ -49,7 +49,7 @@ def build_definitions() -> Definitions:
     install_pool_wait_guard()
     loaded = [
         a
-        for a in load_assets_from_modules([events, deployments])
+        for a in load_assets_from_modules([events, deployments, report])
         if isinstance(a, AssetsDefinition)
     ]
     with_freshness = partial(apply_freshness_policy, policy=DAILY_FRESHNESS)

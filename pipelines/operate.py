@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -27,6 +27,21 @@ class DayStatus:
     last_quarantined: int | None
     services: int
     events: int
+    rule_version: int | None = None  # the event text rules that last rebuilt the day's marts
+    event_coverage: float | None = None  # the share of its events those rules explain
+
+
+@dataclass(frozen=True)
+class DayOutcomes:
+    """The deployment attempts that started on a UTC day, by outcome (all services)."""
+
+    day: date
+    attempts: int
+    succeeded: int
+    failed: int
+    superseded: int
+    in_progress: int
+    success_rate: float | None  # succeeded / (succeeded + failed), 3 decimals
 
 
 @dataclass(frozen=True)
@@ -52,12 +67,28 @@ def _query(engine: Engine, name: str, params: dict[str, Any]) -> list[tuple[Any,
 
 def partition_status(engine: Engine, first_day: date, last_day: date) -> list[DayStatus]:
     """One row per UTC day: the latest load's outcome and the events stored for the day."""
+    days = {"first_day": first_day.isoformat(), "last_day": last_day.isoformat()}
+    rows = _query(engine, "ops/partition_status.sql", days)
+    try:
+        rules = {r[0]: (r[1], r[2]) for r in _query(engine, "ops/rule_versions_by_day.sql", days)}
+    except psycopg.errors.InsufficientPrivilege:  # the loader role cannot read `analytics`
+        rules = {}
+    statuses = []
+    for row in rows:
+        rule_version, event_coverage = rules.get(row[0], (None, None))
+        day = DayStatus(*row)
+        statuses.append(replace(day, rule_version=rule_version, event_coverage=event_coverage))
+    return statuses
+
+
+def deployment_outcomes(engine: Engine, first_day: date, last_day: date) -> list[DayOutcomes]:
+    """One row per UTC day, from analytics.deployment_outcomes_daily (zeros for a day without)."""
     rows = _query(
         engine,
-        "ops/partition_status.sql",
+        "ops/deployment_outcomes_by_day.sql",
         {"first_day": first_day.isoformat(), "last_day": last_day.isoformat()},
     )
-    return [DayStatus(*row) for row in rows]
+    return [DayOutcomes(*row) for row in rows]
 
 
 def verify_window(

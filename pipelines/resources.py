@@ -2,23 +2,19 @@
 
 import logging
 import threading
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
+from typing import Any, TypeVar
 
-import requests
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field, PrivateAttr
 from sqlalchemy import Engine
 
 from pipelines import settings
-from pipelines.source.auth import (
-    IAMCredentials,
-    IAMPasswordAuth,
-    Secret,
-    StaticToken,
-    TokenProvider,
-)
+from pipelines.source.auth import RequestAuth
 from pipelines.source.client import HttpSettings, ModelArtsClient, build_session
-from pipelines.source.errors import AuthenticationError
+from pipelines.source.connect import Connection, ConnectionSettings, resolve_connection
 from pipelines.source.extract import ExtractSettings
 from pipelines.source.paging import OffsetMode
 from pipelines.source.retrying import RateLimiter, RetryBudget
@@ -32,19 +28,39 @@ from pipelines.warehouse.migrations import apply_migrations
 
 log = logging.getLogger(__name__)
 
+F = TypeVar("F", bound=Callable[..., Any])
 
 class ModelArtsResource(ConfigurableResource):
     """The ModelArts inference-service API of one project.
 
-    Auth is a static `token` (MODELARTS_TOKEN) or IAM password auth (HUAWEICLOUD_*). The retry
-    budget and the request rate limit are shared by every worker and window of one run.
+    Credentials (pipelines/source/connect.py): AK/SK from the environment or the SDK's
+    credentials file, temporary AK/SK from the ECS metadata service, IAM password auth, or a
+    static token. The credential (tokens, temporary keys), the retry budget and the request rate
+    limit are shared by every worker and window of one run.
     """
 
-    endpoint: str = Field(
-        description="ModelArts endpoint, e.g. https://modelarts.REGION.myhuaweicloud.com"
+    endpoint: str | None = Field(
+        default=None,
+        description="ModelArts endpoint, e.g. https://modelarts.REGION.myhuaweicloud.com; "
+        "derived from `region` when unset",
     )
-    project_id: str = Field(description="Project ID in the URL path")
+    project_id: str | None = Field(default=None, description="Project ID in the URL path")
     token: str | None = Field(default=None, repr=False, description="A static X-Auth-Token")
+    access_key: str | None = Field(default=None, description="AK (HUAWEICLOUD_SDK_AK)")
+    secret_key: str | None = Field(default=None, repr=False, description="SK (secret)")
+    security_token: str | None = Field(
+        default=None, repr=False, description="Security token of temporary AK/SK (secret)"
+    )
+    sdk_project_id: str | None = Field(
+        default=None,
+        description="HUAWEICLOUD_SDK_PROJECT_ID: the project id when project_id is unset",
+    )
+    credentials_file: str | None = Field(
+        default=None, description="The SDK's credentials file; ~/.huaweicloud/credentials"
+    )
+    metadata_endpoint: str | None = Field(
+        default=None, description="ECS metadata service for temporary AK/SK"
+    )
     ca_bundle: str | None = Field(
         default=None, description="CA bundle (PEM) to verify the API's TLS certificates against"
     )
@@ -76,10 +92,41 @@ class ModelArtsResource(ConfigurableResource):
 
     _budget: RetryBudget | None = PrivateAttr(default=None)
     _limiter: RateLimiter | None = PrivateAttr(default=None)
+    _connection: Connection | None = PrivateAttr(default=None)
+    _auth: RequestAuth | None = PrivateAttr(default=None)
+    _auth_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
         self._budget = RetryBudget(self.retry_budget)
         self._limiter = RateLimiter(self.max_requests_per_s)
+        connection = self.connection()
+        (context.log or log).info(
+            "ModelArts %s, project %s, credentials: %s",
+            connection.endpoint,
+            connection.project_id,
+            connection.source,
+        )
+
+    def connection(self) -> Connection:
+        """Endpoint, project and credential source of this resource (ConfigError if none)."""
+        if self._connection is None:
+            names = ConnectionSettings.__dataclass_fields__
+            self._connection = resolve_connection(
+                ConnectionSettings(**{name: getattr(self, name) for name in names})
+            )
+        return self._connection
+
+    def run_auth(self) -> RequestAuth:
+        """The run's authorizer, shared by its windows and workers: one IAM token or one set of
+        temporary keys at a time, renewed for all of them."""
+        with self._auth_lock:
+            if self._auth is None:
+                settings = self.http_settings()
+                session = build_session(replace(settings, pool_size=2))
+                self._auth = self.connection().build_auth(
+                    session, settings.timeout, settings.retry_policy, self.run_budget()
+                )
+            return self._auth
 
     def run_budget(self) -> RetryBudget:
         """The retry budget of this run (created on first use outside Dagster)."""
@@ -119,43 +166,18 @@ class ModelArtsResource(ConfigurableResource):
 
     def build_client(self, stats: ExtractionStats | None = None) -> ModelArtsClient:
         """A client with its own session and counters (one per window load), sharing the run's
-        retry budget and rate limit."""
+        credential, retry budget and rate limit."""
         settings = self.http_settings()
-        session = build_session(settings)
+        connection = self.connection()
         return ModelArtsClient(
-            self.endpoint,
-            self.project_id,
-            self._token_provider(session, settings),
-            session,
+            connection.endpoint,
+            connection.project_id,
+            self.run_auth(),
+            build_session(settings),
             settings,
             stats,
             budget=self.run_budget(),
             limiter=self.run_limiter(),
-        )
-
-    def _token_provider(self, session: requests.Session, settings: HttpSettings) -> TokenProvider:
-        if self.token:
-            return StaticToken(Secret(self.token))
-        missing = [
-            name
-            for name in ("iam_endpoint", "username", "password", "domain", "region")
-            if not getattr(self, name)
-        ]
-        if missing:
-            raise AuthenticationError(
-                "no MODELARTS_TOKEN and IAM password auth incomplete: missing " + ", ".join(missing)
-            )
-        assert self.iam_endpoint and self.username and self.password
-        assert self.domain and self.region
-        credentials = IAMCredentials(
-            self.iam_endpoint, self.username, Secret(self.password), self.domain, self.region
-        )
-        return IAMPasswordAuth(
-            credentials,
-            session,
-            timeout=settings.timeout,
-            policy=settings.retry_policy,
-            budget=self.run_budget(),
         )
 
 

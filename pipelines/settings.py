@@ -32,6 +32,13 @@ IAM_USERNAME = "HUAWEICLOUD_USERNAME"
 IAM_PASSWORD = "HUAWEICLOUD_PASSWORD"
 IAM_DOMAIN = "HUAWEICLOUD_DOMAIN"
 IAM_REGION = "HUAWEICLOUD_REGION"
+# AK/SK credentials, with the Huawei Cloud SDK's names (see pipelines/source/connect.py)
+SDK_AK = "HUAWEICLOUD_SDK_AK"
+SDK_SK = "HUAWEICLOUD_SDK_SK"
+SDK_SECURITY_TOKEN = "HUAWEICLOUD_SDK_SECURITY_TOKEN"
+SDK_PROJECT_ID = "HUAWEICLOUD_SDK_PROJECT_ID"
+SDK_CREDENTIALS_FILE = "HUAWEICLOUD_SDK_CREDENTIALS_FILE"
+METADATA_ENDPOINT = "HUAWEICLOUD_METADATA_ENDPOINT"
 
 NIGHTLY_CRON = "PIPELINES_NIGHTLY_CRON"
 NIGHTLY_TIMEZONE = "PIPELINES_NIGHTLY_TIMEZONE"
@@ -40,11 +47,15 @@ ALERT_WEBHOOK_URL = "PIPELINES_ALERT_WEBHOOK_URL"
 PARTITIONS_START = "PIPELINES_PARTITIONS_START"
 WAIT_TIMEOUT_S = "PIPELINES_WAIT_TIMEOUT_S"
 EMBEDDED = "PIPELINES_EMBEDDED"
+MIN_RULE_COVERAGE = "PIPELINES_MIN_RULE_COVERAGE"
 
 DEFAULT_DATA_DIR = ".data"
 # With no PIPELINES_PARTITIONS_START, the daily partitions begin this many days before today.
 DEFAULT_PARTITION_DAYS = 30
 DEFAULT_WAIT_TIMEOUT_S = 3600
+# Below this share of a day's events (or attempts) explained by the event text rules, the
+# coverage check warns.
+DEFAULT_MIN_RULE_COVERAGE = 0.99
 
 # Resource field -> environment variable, per resource.
 MODELARTS_FIELDS = {
@@ -65,7 +76,15 @@ MODELARTS_FIELDS = {
     "password": IAM_PASSWORD,
     "domain": IAM_DOMAIN,
     "region": IAM_REGION,
+    "access_key": SDK_AK,
+    "secret_key": SDK_SK,
+    "security_token": SDK_SECURITY_TOKEN,
+    "sdk_project_id": SDK_PROJECT_ID,
+    "credentials_file": SDK_CREDENTIALS_FILE,
+    "metadata_endpoint": METADATA_ENDPOINT,
 }
+# Values never shown: not in logs, errors, metadata or reprs.
+SECRETS = (IAM_PASSWORD, MODELARTS_TOKEN, SDK_SK, SDK_SECURITY_TOKEN)
 ANALYTICS_DATABASE_URL = "ANALYTICS_DATABASE_URL"
 WAREHOUSE_FIELDS = {
     "database_url": DATABASE_URL,
@@ -73,8 +92,10 @@ WAREHOUSE_FIELDS = {
     "data_dir": DATA_DIR,
 }
 ALERT_FIELDS = {"webhook_url": ALERT_WEBHOOK_URL}
-# Bound whether set or not: a run without them fails naming the missing variable.
-REQUIRED = frozenset({MODELARTS_ENDPOINT, MODELARTS_PROJECT_ID})
+# Bound whether set or not: a run without them fails naming the missing variable. (The API's
+# endpoint and project id may come from HUAWEICLOUD_REGION and the SDK's settings instead: the
+# ModelArts resource checks them when a run starts.)
+REQUIRED: frozenset[str] = frozenset()
 
 
 # Every integer variable -> (lowest, highest) accepted value; None: no bound.
@@ -127,6 +148,25 @@ def wait_timeout_s() -> int:
     return _integer(WAIT_TIMEOUT_S, DEFAULT_WAIT_TIMEOUT_S)
 
 
+def min_rule_coverage() -> float:
+    """PIPELINES_MIN_RULE_COVERAGE: the share 0..1 under which the rule coverage check warns."""
+    raw = os.environ.get(MIN_RULE_COVERAGE)
+    if not raw:
+        return DEFAULT_MIN_RULE_COVERAGE
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{MIN_RULE_COVERAGE} must be a share 0..1, not {raw!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise ConfigError(f"{MIN_RULE_COVERAGE} must be a share 0..1, not {value}")
+    return value
+
+
+def max_unclassified_share() -> float:
+    """The share of a day's events left unexplained by the rules above which checks warn."""
+    return round(1.0 - min_rule_coverage(), 6)
+
+
 def partitions_start(today: date | None = None) -> date:
     """The first day of the daily partitions: PIPELINES_PARTITIONS_START, else 30 days ago.
 
@@ -154,7 +194,9 @@ def validate() -> None:
             check_integer(var, env[var])
     if env.get(MODELARTS_OFFSET_MODE):
         check_offset_mode(env[MODELARTS_OFFSET_MODE])
-    for var in (MODELARTS_ENDPOINT, IAM_ENDPOINT, ALERT_WEBHOOK_URL):
+    if env.get(MIN_RULE_COVERAGE):
+        min_rule_coverage()
+    for var in (MODELARTS_ENDPOINT, IAM_ENDPOINT, METADATA_ENDPOINT, ALERT_WEBHOOK_URL):
         if env.get(var):
             parts = urlsplit(env[var])
             if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -207,9 +249,16 @@ def nightly_schedule() -> NightlySchedule:
     )
 
 
+def region_endpoint(service: str, region: str) -> str:
+    """The public endpoint of a Huawei Cloud service in a region, e.g. modelarts, iam."""
+    return f"https://{service}.{region}.myhuaweicloud.com"
+
+
 def configured() -> Configured:
+    """The API counts as configured by its endpoint or by a region alone (its endpoints are
+    then derived, see region_endpoint)."""
     return Configured(
-        api=bool(os.environ.get(MODELARTS_ENDPOINT)),
+        api=bool(os.environ.get(MODELARTS_ENDPOINT) or os.environ.get(IAM_REGION)),
         database=bool(os.environ.get(DATABASE_URL)),
     )
 

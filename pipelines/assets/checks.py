@@ -1,7 +1,7 @@
 """Asset checks of the deployment marts, run on the days a materialization rebuilt.
 
 Each check is a query in `sql/checks/` returning the offending rows; a check passes when it
-returns none, except the unclassified share, which warns above a threshold.
+returns none, except the rule coverage, which warns below a threshold (PIPELINES_MIN_RULE_COVERAGE).
 """
 
 from __future__ import annotations
@@ -13,12 +13,15 @@ from typing import Any
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, MetadataValue
 from sqlalchemy import Engine
 
+from pipelines import settings
 from pipelines.source.models import TimeWindow
+from pipelines.warehouse.coverage import (
+    DayCoverage,
+    UnmatchedText,
+    coverage_of_days,
+    top_unmatched_texts,
+)
 from pipelines.warehouse.marts import day_parameters, query_check
-
-# Above this share of the day's events (unknown texts + unclassified failures) a person should
-# look at analytics.unclassified_event_texts_daily and add vocabulary or rules.
-UNCLASSIFIED_SHARE_THRESHOLD = 0.01
 
 UNIQUE_KEYS = AssetCheckSpec(
     "unique_mart_keys",
@@ -39,8 +42,9 @@ UNCLASSIFIED_SHARE = AssetCheckSpec(
     "unclassified_share_below_threshold",
     asset="unclassified_event_texts_daily",
     description=(
-        "Warns when unknown event texts and unclassified failures exceed "
-        f"{UNCLASSIFIED_SHARE_THRESHOLD:.0%} of the day's events."
+        "Rule coverage: warns when the event text rules explain less than "
+        f"{settings.MIN_RULE_COVERAGE} (default {settings.DEFAULT_MIN_RULE_COVERAGE:.0%}) of a "
+        "day's events or of its attempts; metadata: coverage per day, top unmatched texts."
     ),
 )
 
@@ -80,27 +84,80 @@ def run_mart_checks(
             days_text,
         ),
     ]
-    events = unclassified = failures = 0
-    worst = 0.0
-    for window in windows:
-        row = query_check(engine, "unclassified_share", day_parameters(window))[0]
-        events += int(row[0])
-        unclassified += int(row[1])
-        failures += int(row[2])
-        worst = max(worst, float(row[3] or 0.0))
-    results.append(
-        AssetCheckResult(
-            asset_key=UNCLASSIFIED_SHARE.asset_key,
-            check_name=UNCLASSIFIED_SHARE.name,
-            passed=worst <= UNCLASSIFIED_SHARE_THRESHOLD,
-            severity=AssetCheckSeverity.WARN,
-            metadata={
-                "events": events,
-                "unclassified_events": unclassified,
-                "unclassified_failures": failures,
-                "worst_day_share": round(worst, 6),
-                "threshold": UNCLASSIFIED_SHARE_THRESHOLD,
-            },
-        )
-    )
+    results.append(coverage_check([_day_of(w) for w in windows], engine))
     return results
+
+
+def _day_of(window: TimeWindow) -> date:
+    day = day_parameters(window)["day"]
+    assert isinstance(day, date)
+    return day
+
+
+def _share(value: float | None) -> str:
+    return "" if value is None else f"{value:.2%}"
+
+
+def coverage_table(days: Sequence[DayCoverage]) -> str:
+    """Markdown: per day, the events and attempts the rules explain, and the rule version."""
+    lines = [
+        "| day | rule version | events | unknown | event coverage | attempts | with unknown "
+        "texts | attempt coverage | failures of unknown cause |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {d.day} | {d.rule_version if d.rule_version is not None else ''} | {d.events} "
+        f"| {d.unclassified_events} | {_share(d.event_coverage)} | {d.attempts} "
+        f"| {d.unexplained_attempts} | {_share(d.attempt_coverage)} | {d.unknown_cause_failures} |"
+        for d in days
+    ]
+    return "\n".join(lines)
+
+
+def unmatched_table(texts: Sequence[UnmatchedText]) -> str:
+    """Markdown: the most frequent shapes of unknown texts (numbers, ids, quotes collapsed)."""
+
+    def cell(text: str) -> str:
+        return " ".join(text.replace("|", "\\|").replace("`", "'").split())
+
+    lines = ["| text shape | events | services | example |", "|---|---:|---:|---|"]
+    lines += [
+        f"| `{cell(t.shape)}` | {t.events} | {t.services} | {cell(t.example)} |" for t in texts
+    ]
+    if not texts:
+        lines.append("| (every text known) | | | |")
+    return "\n".join(lines)
+
+
+def coverage_check(days: Sequence[date], engine: Engine) -> AssetCheckResult:
+    """WARN when the rules explain less than the threshold of a day's events or attempts."""
+    threshold = settings.min_rule_coverage()
+    coverage = coverage_of_days(engine, days)
+    below = [d for d in coverage if d.below(threshold)]
+    event_shares = [d.event_coverage for d in coverage if d.event_coverage is not None]
+    attempt_shares = [d.attempt_coverage for d in coverage if d.attempt_coverage is not None]
+    return AssetCheckResult(
+        asset_key=UNCLASSIFIED_SHARE.asset_key,
+        check_name=UNCLASSIFIED_SHARE.name,
+        passed=not below,
+        severity=AssetCheckSeverity.WARN,
+        description=(
+            f"the rules explain less than {threshold:.2%} on {', '.join(str(d.day) for d in below)}"
+            if below
+            else None
+        ),
+        metadata={
+            "threshold": threshold,
+            "days_below_threshold": ", ".join(str(d.day) for d in below),
+            "events": sum(d.events for d in coverage),
+            "unclassified_events": sum(d.unclassified_events for d in coverage),
+            "unexplained_attempts": sum(d.unexplained_attempts for d in coverage),
+            "unclassified_failures": sum(d.unclassified_failures for d in coverage),
+            "worst_day_event_coverage": min(event_shares, default=1.0),
+            "worst_day_attempt_coverage": min(attempt_shares, default=1.0),
+            "coverage": MetadataValue.md(coverage_table(coverage)),
+            "top_unmatched_texts": MetadataValue.md(
+                unmatched_table(top_unmatched_texts(engine, days))
+            ),
+        },
+    )

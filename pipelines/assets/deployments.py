@@ -18,11 +18,18 @@ from dagster import (
     multi_asset,
 )
 
-from pipelines.assets.checks import MART_CHECK_SPECS, run_mart_checks
+from pipelines.assets.checks import (
+    MART_CHECK_SPECS,
+    coverage_table,
+    run_mart_checks,
+    unmatched_table,
+)
 from pipelines.assets.events import service_events
 from pipelines.assets.partitions import daily_partitions, day_windows
+from pipelines.failures import failing_fast, transformer_connection
 from pipelines.resources import WarehouseResource
 from pipelines.source.models import TimeWindow
+from pipelines.warehouse.coverage import coverage_of_days, top_unmatched_texts
 from pipelines.warehouse.marts import (
     TrendDay,
     day_start_ms,
@@ -37,7 +44,9 @@ MART_DESCRIPTIONS = {
     "deployment_outcomes_daily": "Attempts per UTC day and service by outcome; success rate.",
     "deployment_phase_durations_daily": "Phase duration percentiles per UTC day and service.",
     "deployment_failure_causes_daily": "Failed attempts per UTC day, service and cause.",
-    "unclassified_event_texts_daily": "Event texts outside the vocabulary, counted per day.",
+    "unclassified_event_texts_daily": (
+        "Event texts no rule knows, counted per day; rule coverage per day in the metadata."
+    ),
 }
 
 MART_SPECS = [
@@ -68,6 +77,15 @@ def deployment_marts(
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
     """Rebuild the marts of the partition's day(s) in one pass, and of every (service, day)
     whose events a load changed since the last rebuild (late events, lookbacks, other runs)."""
+    connection = transformer_connection(warehouse.database_url, warehouse.analytics_database_url)
+    with failing_fast(connection):
+        # drained inside: a generator's failure surfaces where it is iterated
+        yield from list(_rebuild_partition_days(context, warehouse))
+
+
+def _rebuild_partition_days(
+    context: AssetExecutionContext, warehouse: WarehouseResource
+) -> Iterator[MaterializeResult | AssetCheckResult]:
     engine = warehouse.get_analytics_engine()
     time_window = context.partition_time_window
     partition_days = [
@@ -113,6 +131,13 @@ def deployment_marts(
         },
         "unclassified_event_texts_daily": {
             "unclassified_events": refresh.unclassified_events,
+            "rule_version": refresh.as_metadata()["rule_version"],
+            "rule_coverage": MetadataValue.md(
+                coverage_table(coverage_of_days(engine, partition_days))
+            ),
+            "top_unmatched_texts": MetadataValue.md(
+                unmatched_table(top_unmatched_texts(engine, partition_days))
+            ),
         },
     }
     for spec in MART_SPECS:

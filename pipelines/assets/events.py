@@ -11,6 +11,8 @@ from dagster import (
 )
 
 from pipelines.assets.partitions import daily_partitions, day_windows
+from pipelines.assets.schedules import STEP_RETRY
+from pipelines.failures import failing_fast, loader_connection
 from pipelines.ingest import load_events_window
 from pipelines.resources import ModelArtsResource, WarehouseResource
 from pipelines.source.models import TimeWindow
@@ -24,9 +26,10 @@ API_POOL = "modelarts_api"
 @asset(kinds={"postgres"}, group_name="raw", pool=API_POOL)
 def services(modelarts: ModelArtsResource, warehouse: WarehouseResource) -> MaterializeResult:
     """The project's inference services, as the listing call shows them now."""
-    client = modelarts.build_client()
-    listed = list(client.list_services())
-    upsert_services(warehouse.get_engine(), listed)
+    with failing_fast(loader_connection(warehouse.database_url)):
+        client = modelarts.build_client()
+        listed = list(client.list_services())
+        upsert_services(warehouse.get_engine(), listed)
     return MaterializeResult(
         metadata={
             "services": len(listed),
@@ -54,11 +57,19 @@ def services(modelarts: ModelArtsResource, warehouse: WarehouseResource) -> Mate
     # run) a long range fans out across pods, bounded by the API pool and the run queue.
     backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=7),
     pool=API_POOL,
+    retry_policy=STEP_RETRY,  # a failed day is retried; permanent errors are not (failing_fast)
 )
 def service_events(
     context: AssetExecutionContext, modelarts: ModelArtsResource, warehouse: WarehouseResource
 ) -> MaterializeResult:
     """Load the partition's UTC day(s) of every listed service, one window per day."""
+    with failing_fast(loader_connection(warehouse.database_url)):
+        return _load_partition_days(context, modelarts, warehouse)
+
+
+def _load_partition_days(
+    context: AssetExecutionContext, modelarts: ModelArtsResource, warehouse: WarehouseResource
+) -> MaterializeResult:
     engine = warehouse.get_engine()
     listing = modelarts.build_client()
     listed = list(listing.list_services())

@@ -13,6 +13,7 @@ from types import FrameType
 import orjson
 
 from pipelines.simulator.config import FAULT_KINDS, OFFSET_MODES, SimulatorConfig
+from pipelines.simulator.families import VOCABULARIES
 from pipelines.simulator.history import HistoryConfig, generate_history
 from pipelines.simulator.process import ready_line
 from pipelines.simulator.server import make_server
@@ -44,6 +45,18 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="pad each service-day to about this many events (benchmarks)",
     )
+    g.add_argument(
+        "--vocabulary",
+        choices=VOCABULARIES,
+        default=hist.vocabulary,
+        help="the event texts: the 2019 reference family, the console's, or a per-service mix",
+    )
+    g.add_argument(
+        "--unknown-texts-per-service-day",
+        type=int,
+        default=0,
+        help="add texts no rule knows (the coverage check warns)",
+    )
     s = p.add_argument_group("server")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=0, help="0: a free port")
@@ -52,7 +65,22 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--password", default=defaults.password)
     s.add_argument("--domain", default=defaults.domain)
     s.add_argument("--region", default=defaults.region)
+    s.add_argument("--access-key", default=defaults.access_key)
+    s.add_argument("--secret-key", default=defaults.secret_key)
     s.add_argument("--token-ttl-s", type=float, default=defaults.token_ttl_s)
+    s.add_argument(
+        "--temporary-key-ttl-s",
+        type=float,
+        default=defaults.temporary_key_ttl_s,
+        help="life of the temporary AK/SK the metadata endpoints hand out",
+    )
+    s.add_argument(
+        "--credential-real-life-s",
+        type=float,
+        default=None,
+        help="tokens and temporary keys stop working after this many seconds, whatever "
+        "their expires_at says",
+    )
     s.add_argument("--static-token", default=None)
     s.add_argument("--offset-mode", choices=OFFSET_MODES, default=defaults.offset_mode)
     s.add_argument("--log-level", default="WARNING")
@@ -72,6 +100,11 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument(
         "--hostile-answers", action="store_true", help="add services that answer wrongly"
     )
+    f.add_argument(
+        "--iam-faults",
+        action="store_true",
+        help="IAM token requests get the same faults (a slow one delivers an aged token)",
+    )
     f.add_argument("--fault-seed", type=int, default=defaults.seed)
     return p
 
@@ -87,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             incidents_per_service_day=args.incidents_per_service_day,
             events_per_service_day=args.events_per_service_day,
+            vocabulary=args.vocabulary,
+            unknown_texts_per_service_day=args.unknown_texts_per_service_day,
         )
     )
     config = SimulatorConfig(
@@ -95,6 +130,10 @@ def main(argv: list[str] | None = None) -> int:
         password=args.password,
         domain=args.domain,
         region=args.region,
+        access_key=args.access_key,
+        secret_key=args.secret_key,
+        temporary_key_ttl_s=args.temporary_key_ttl_s,
+        credential_real_life_s=args.credential_real_life_s,
         token_ttl_s=args.token_ttl_s,
         static_token=args.static_token,
         offset_mode=args.offset_mode,
@@ -107,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         malformed_rate=args.malformed_rate,
         hostile=args.hostile,
         hostile_answers=args.hostile_answers,
+        iam_faults=args.iam_faults,
         seed=args.fault_seed,
     )
     server = make_server(history, config, args.host, args.port)

@@ -30,6 +30,8 @@ def info(state: SimulatorState) -> dict[str, Any]:
         "password": config.password,
         "domain": config.domain,
         "region": config.region,
+        "access_key": config.access_key,
+        "secret_key": config.secret_key,
         "start_ms": history.start_ms,
         "end_ms": history.end_ms,
         "start_date": _date(history.start_ms),

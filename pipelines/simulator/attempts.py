@@ -12,6 +12,7 @@ import contextlib
 import random
 from dataclasses import dataclass, replace
 
+from pipelines.simulator import families
 from pipelines.simulator import vocabulary as v
 from pipelines.simulator.models import AttemptTruth, Event, PhaseTruth
 from pipelines.simulator.truth import truncate_attempt
@@ -91,14 +92,27 @@ def _build_ms(rng: random.Random) -> int:
 
 
 class _Player:
-    def __init__(self, service_id: str, start_ms: int, plan: AttemptPlan, rng: random.Random):
+    def __init__(
+        self,
+        service_id: str,
+        start_ms: int,
+        plan: AttemptPlan,
+        rng: random.Random,
+        family: str = families.REFERENCE,
+    ):
         self.service_id = service_id
+        self.family = family
         self.plan = plan
         self.rng = rng
         self.rec = _Recorder(start_ms)
         self.t = start_ms
         self.outcome = SUCCEEDED
-        self.failure: tuple[str, str, str] | None = None  # phase, raw text, cause
+        self.failure: tuple[str, str, str, str] | None = None  # phase, text, cause, category
+
+    def phase_event(self, text: str) -> None:
+        """A phase begin or success: the console family has none (same times, same truth)."""
+        if self.family == families.REFERENCE:
+            self.rec.emit(self.t, v.NORMAL, text)
 
     def gap(self, low: int = 5, high: int = 30) -> None:
         self.t += self.rng.randint(low, high)
@@ -125,12 +139,12 @@ class _Player:
     def fail(self, phase: str, model: str, phase_index: int | None, after_ms: int) -> None:
         self.t += after_ms
         reason = self._reason(phase)
-        text = v.failure_text(phase, model, reason.text)
-        self.rec.emit(self.t, v.ABNORMAL, text)
+        failure = families.failure_text(self.family, phase, model, reason, self.service_id)
+        self.rec.emit(self.t, v.ABNORMAL, failure.text)
         if phase_index is not None:
             self.rec.close(phase_index, self.t, FAILED)
         self.outcome = FAILED
-        self.failure = (phase, text, reason.cause)
+        self.failure = (phase, failure.text, reason.cause, failure.category)
         raise _Terminated
 
     def time_out(self) -> None:
@@ -139,55 +153,57 @@ class _Player:
 
     def play(self) -> None:
         rng, rec, models = self.rng, self.rec, self.plan.models
-        rec.emit(self.t, v.NORMAL, v.START_DEPLOY)
+        rec.emit(self.t, v.NORMAL, families.start_text(self.family))
         for i, m in enumerate(models):
             self.gap()
-            rec.emit(self.t, v.NORMAL, v.building_image(m))
+            self.phase_event(v.building_image(m))
             ph = rec.open(m, v.IMAGE_BUILDING, self.t)
             if self._fails(v.IMAGE_BUILDING, i):
                 self.fail(v.IMAGE_BUILDING, m, ph, rng.randint(30_000, 10 * MINUTE_MS))
             self.t += self.plan.build_ms if self.plan.build_ms is not None else _build_ms(rng)
-            rec.emit(self.t, v.NORMAL, v.build_image_success(m))
+            self.phase_event(v.build_image_success(m))
             rec.close(ph, self.t, SUCCEEDED)
         self.gap(1000, 5000)
-        rec.emit(self.t, v.NORMAL, v.PREPARING_ENVIRONMENT)
+        self.phase_event(v.PREPARING_ENVIRONMENT)
         env = [rec.open(m, v.ENVIRONMENT_PREPARATION, self.t) for m in models]
         for i, m in enumerate(models):
             if self._fails(v.ENVIRONMENT_PREPARATION, i):
                 self.fail(v.ENVIRONMENT_PREPARATION, m, env[i], rng.randint(5_000, 60_000))
             self.t += rng.randint(10_000, 60_000) if i == 0 else rng.randint(50, 3_000)
-            rec.emit(self.t, v.NORMAL, v.prepare_environment_success(m))
+            self.phase_event(v.prepare_environment_success(m))
             rec.close(env[i], self.t, SUCCEEDED)
             ph = rec.open(m, v.RESOURCE_SCHEDULING, self.t)
             if self._fails(v.RESOURCE_SCHEDULING, i):
+                if self.family == families.CONSOLE:  # waits for resources, then gives up
+                    rec.emit(self.t + 1, v.NORMAL, families.CONSOLE_WAITING)
                 self.fail(v.RESOURCE_SCHEDULING, m, ph, rng.randint(30_000, 10 * MINUTE_MS))
             if not self.plan.same_ms_schedule:
                 self.gap(3, 15)
-            rec.emit(self.t, v.NORMAL, v.schedule_resource_success(m))
+            self.phase_event(v.schedule_resource_success(m))
             rec.close(ph, self.t, SUCCEEDED)
         for i, m in enumerate(models):
             self.gap()
-            rec.emit(self.t, v.NORMAL, v.pulling_image(m))
+            self.phase_event(v.pulling_image(m))
             ph = rec.open(m, v.IMAGE_PULLING, self.t)
             if self._times_out(v.IMAGE_PULLING, i):
                 self.time_out()
             if self._fails(v.IMAGE_PULLING, i):
                 self.fail(v.IMAGE_PULLING, m, ph, rng.randint(20_000, 10 * MINUTE_MS))
             self.t += rng.randint(20_000, 5 * MINUTE_MS)
-            rec.emit(self.t, v.NORMAL, v.pull_image_success(m))
+            self.phase_event(v.pull_image_success(m))
             rec.close(ph, self.t, SUCCEEDED)
             self.gap()
-            rec.emit(self.t, v.NORMAL, v.starting_model(m))
+            self.phase_event(v.starting_model(m))
             ph = rec.open(m, v.MODEL_STARTUP, self.t)
             if self._times_out(v.MODEL_STARTUP, i):
                 self.time_out()
             if self._fails(v.MODEL_STARTUP, i):
                 self.fail(v.MODEL_STARTUP, m, ph, rng.randint(5_000, 5 * MINUTE_MS))
             self.t += rng.randint(5_000, 3 * MINUTE_MS)
-            rec.emit(self.t, v.NORMAL, v.start_model_success(m))
+            self.phase_event(v.start_model_success(m))
             rec.close(ph, self.t, SUCCEEDED)
         self.gap()
-        rec.emit(self.t, v.NORMAL, v.SERVICE_RUNNING)
+        rec.emit(self.t, v.NORMAL, families.success_text(self.family, self.service_id))
 
     def truth(self) -> AttemptTruth:
         failure = self.failure
@@ -199,6 +215,8 @@ class _Player:
             failure_phase=failure[0] if failure else None,
             failure_reason=failure[1] if failure else None,
             failure_cause=failure[2] if failure else None,
+            failure_category=failure[3] if failure else None,
+            family=self.family,
             models=self.plan.models,
             time_to_running_ms=self.t - self.rec.start_ms if self.outcome == SUCCEEDED else None,
             phases=self.rec.phase_truths(),
@@ -206,10 +224,15 @@ class _Player:
 
 
 def play_attempt(
-    service_id: str, start_ms: int, plan: AttemptPlan, rng: random.Random
+    service_id: str,
+    start_ms: int,
+    plan: AttemptPlan,
+    rng: random.Random,
+    family: str = families.REFERENCE,
 ) -> AttemptDraft:
-    """The events and truth of one attempt starting at start_ms (not yet cut at the data end)."""
-    player = _Player(service_id, start_ms, plan, rng)
+    """The events and truth of one attempt starting at start_ms (not yet cut at the data end),
+    in the texts of `family` (the same times and truth in every family)."""
+    player = _Player(service_id, start_ms, plan, rng, family)
     with contextlib.suppress(_Terminated):
         player.play()
     truth = player.truth()

@@ -17,7 +17,15 @@ class SimulatorConfig:
     password: str = "sim-password"
     domain: str = "sim-domain"
     region: str = "sim-region-1"
+    # AK/SK signing: the permanent key pair; temporary keys come from the metadata endpoints
+    access_key: str = "SIMULATORACCESSKEY01"
+    secret_key: str = "sim-secret-key-9f8e7d6c5b4a3928171605f4e3d2c1b0a9"
+    temporary_key_ttl_s: float = 86_400.0
     token_ttl_s: float = 86_400.0
+    # Tokens and temporary keys stop working after this many seconds, whatever their expires_at
+    # says (a server whose credentials die early); None: when expires_at says.
+    credential_real_life_s: float | None = None
+    iam_faults: bool = False  # IAM token requests get faults too (slow: the token arrives old)
     static_token: str | None = None
     offset_mode: str = "page"
     fault_rate: float = 0.0

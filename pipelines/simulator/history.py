@@ -9,6 +9,7 @@ import uuid
 from dataclasses import dataclass
 from operator import attrgetter
 
+from pipelines.simulator import families
 from pipelines.simulator import vocabulary as v
 from pipelines.simulator.models import AttemptTruth, Event, History, ServiceInfo
 from pipelines.simulator.scenarios import play_service
@@ -40,6 +41,8 @@ class HistoryConfig:
     seed: int = 42
     incidents_per_service_day: float = 0.5
     events_per_service_day: int | None = None
+    vocabulary: str = families.REFERENCE  # reference | console | mix (families.py)
+    unknown_texts_per_service_day: int = 0  # texts no rule knows (families.NOVEL_TEMPLATES)
 
     def window_ms(self) -> tuple[int, int]:
         end_date = self.end_date or dt.datetime.now(dt.UTC).date()
@@ -81,6 +84,26 @@ def _pad(tl: ServiceTimeline, target: int, start_ms: int, end_ms: int) -> None:
             padded.append(Event(t, v.NORMAL, text))
             instances = after
     tl.events.extend(padded)
+
+
+def _novel_texts(
+    service_id: str, seed: int, per_day: int, start_ms: int, end_ms: int
+) -> list[Event]:
+    """`per_day` events a day with texts no rule knows, from their own random source: the
+    service's other events and truth stay the same."""
+    rng = random.Random(f"novel-{seed}-{service_id}")
+    count = per_day * max(1, (end_ms - start_ms) // DAY_MS)
+    out = []
+    for t in sorted(rng.sample(range(start_ms, end_ms), count)):
+        template = rng.choice(families.NOVEL_TEMPLATES)
+        text = template.format(
+            hex=f"{rng.getrandbits(48):012x}",
+            uuid=uuid.UUID(int=rng.getrandbits(128), version=4),
+            n=rng.randint(1, 5000),
+            word=rng.choice(("web", "api", "grpc", "batch")),
+        )
+        out.append(Event(t, v.NORMAL, text))
+    return out
 
 
 def _distinct(events: list[Event]) -> list[Event]:
@@ -126,7 +149,14 @@ def generate_history(config: HistoryConfig) -> History:
         rng = random.Random(config.seed * 1_000_003 + index)
         service_id = _service_id(rng)
         tl = ServiceTimeline(service_id, rng, config.incidents_per_service_day)
+        tl.family = families.family_of_service(config.vocabulary, index)
         play_service(tl, index, config.services, start_ms, end_ms)
+        if config.unknown_texts_per_service_day:
+            tl.events.extend(
+                _novel_texts(
+                    service_id, config.seed, config.unknown_texts_per_service_day, start_ms, end_ms
+                )
+            )
         tl.events = [e for e in tl.events if start_ms <= e.occur_time < end_ms]
         if config.events_per_service_day is not None:
             _pad(tl, config.events_per_service_day * config.days, start_ms, end_ms)

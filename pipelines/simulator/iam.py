@@ -23,18 +23,24 @@ def iso_utc(epoch_s: float) -> str:
 class TokenStore:
     """Issued tokens and their expiry (wall clock); a static token, if set, is always valid."""
 
-    def __init__(self, ttl_s: float, static_token: str | None = None) -> None:
+    def __init__(
+        self, ttl_s: float, static_token: str | None = None, real_life_s: float | None = None
+    ) -> None:
         self._ttl_s = ttl_s
+        self._real_life_s = real_life_s
         self._static = static_token
         self._expiry: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def issue(self) -> tuple[str, float, float]:
+        """A new token, when it was issued and when it says it expires (with `real_life_s` it
+        stops working earlier)."""
         token = "MIIsim" + secrets.token_urlsafe(48)
         issued = time.time()
         expires = issued + self._ttl_s
+        life = min(self._ttl_s, self._real_life_s or self._ttl_s)
         with self._lock:
-            self._expiry[token] = expires
+            self._expiry[token] = issued + life
         return token, issued, expires
 
     def is_valid(self, token: str | None) -> bool:

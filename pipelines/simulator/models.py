@@ -73,6 +73,9 @@ class AttemptTruth:
     models: tuple[str, ...]
     time_to_running_ms: int | None
     phases: tuple[PhaseTruth, ...]
+    # the cause category the failure text carries (families.py); the family of its texts
+    failure_category: str | None = None
+    family: str = "reference"
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

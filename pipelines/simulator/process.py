@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from pipelines import settings
 from pipelines.simulator.admin import info
 from pipelines.simulator.config import SimulatorConfig
 from pipelines.simulator.models import History
@@ -34,6 +35,8 @@ class SimulatorInfo:
     password: str
     domain: str
     region: str
+    access_key: str
+    secret_key: str
     start_date: str
     end_date: str
     services: int
@@ -46,6 +49,7 @@ def ready_line(url: str, state: SimulatorState) -> dict[str, Any]:
     return {
         "url": url,
         **{k: data[k] for k in ("project_id", "username", "password", "domain", "region")},
+        **{k: data[k] for k in ("access_key", "secret_key")},
         **{k: data[k] for k in ("start_date", "end_date", "services", "events")},
     }
 
@@ -113,3 +117,50 @@ def simulator_in_thread(history: History, config: SimulatorConfig) -> Iterator[S
         server.shutdown()
         server.server_close()
         worker.join(timeout=10)
+
+
+# Every credential variable: a simulator's environment blanks those it does not set.
+BLANKED = (
+    settings.MODELARTS_TOKEN,
+    settings.SDK_AK,
+    settings.SDK_SK,
+    settings.SDK_SECURITY_TOKEN,
+    settings.SDK_PROJECT_ID,
+    settings.SDK_CREDENTIALS_FILE,
+    settings.METADATA_ENDPOINT,
+    settings.IAM_ENDPOINT,
+    settings.IAM_USERNAME,
+    settings.IAM_PASSWORD,
+    settings.IAM_DOMAIN,
+    settings.IAM_REGION,
+)
+
+
+def pipeline_environment(info: SimulatorInfo, auth: str = "aksk") -> dict[str, str]:
+    """The variables that point the pipeline at a running simulator, with its AK/SK (`aksk`),
+    temporary keys from its metadata endpoints (`metadata`) or IAM password auth (`password`).
+
+    The variables of the other sources are set empty (to the pipeline: unset), so that a
+    shell's own credentials cannot take precedence over the simulator's."""
+    env = {
+        settings.MODELARTS_ENDPOINT: info.url,
+        settings.MODELARTS_PROJECT_ID: info.project_id,
+        **{var: "" for var in BLANKED},
+    }
+    if auth == "aksk":
+        env.update({settings.SDK_AK: info.access_key, settings.SDK_SK: info.secret_key})
+    elif auth == "metadata":
+        env[settings.METADATA_ENDPOINT] = info.url
+    elif auth == "password":
+        env.update(
+            {
+                settings.IAM_ENDPOINT: info.url,
+                settings.IAM_USERNAME: info.username,
+                settings.IAM_PASSWORD: info.password,
+                settings.IAM_DOMAIN: info.domain,
+                settings.IAM_REGION: info.region,
+            }
+        )
+    else:
+        raise ValueError(f"auth must be aksk, metadata or password, not {auth!r}")
+    return env

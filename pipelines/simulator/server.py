@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -22,6 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 from pipelines.simulator import admin, api
 from pipelines.simulator.config import SimulatorConfig
 from pipelines.simulator.iam import issue_token
+from pipelines.simulator.keys import metadata_keys, metadata_token, signature_refused
 from pipelines.simulator.models import History
 from pipelines.simulator.responses import (
     Response,
@@ -54,6 +56,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._dispatch("POST")
 
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
     def log_message(self, format: str, *args: object) -> None:
         log.debug("%s " + format, self.address_string(), *args)
 
@@ -74,9 +79,20 @@ class _Handler(BaseHTTPRequestHandler):
                     response = admin.get(state, split.path, query)
                 else:
                     response = admin.post(state, split.path, body)
+            elif split.path == "/v3/auth/tokens" and state.config.iam_faults:
+                self._faulted("iam", lambda: self._iam(method, body), slow_after=True)
+                return
             elif split.path == "/v3/auth/tokens":
                 kind = "iam"
                 response = self._iam(method, body)
+            elif split.path == "/meta-data/latest/api/token":
+                kind = "metadata"
+                response = metadata_token(state.keys, method, dict(self.headers.items()))
+            elif split.path == "/openstack/latest/securitykey":
+                kind = "metadata"
+                response = metadata_keys(state.keys, method, dict(self.headers.items()))
+                if response.status == 200:
+                    state.stats.count_temporary_keys()
             elif split.path.startswith("/v1/"):
                 self._modelarts(method, split.path, query)
                 return
@@ -96,7 +112,6 @@ class _Handler(BaseHTTPRequestHandler):
         return response
 
     def _modelarts(self, method: str, path: str, query: dict[str, list[str]]) -> None:
-        state = self.server.state
         parts = path.split("/")
         if len(parts) == 6 and parts[3] == "services" and parts[5] == "events":
             kind = "events"
@@ -105,6 +120,13 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send("unknown", modelarts_error(404, "ModelArts.0002", f"no API {path}"))
             return
+        self._faulted(kind, lambda: self._answer(kind, method, parts, query))
+
+    def _faulted(self, kind: str, answer: Callable[[], Response], slow_after: bool = False) -> None:
+        """`answer()` sent, unless a fault is drawn. A slow answer waits before it is made
+        (ModelArts: a token checked late), or with `slow_after` after (IAM: a token that arrives
+        already old)."""
+        state = self.server.state
         fault = state.dice.draw_fault()
         if fault is not None:
             state.stats.count_fault(fault)
@@ -112,11 +134,13 @@ class _Handler(BaseHTTPRequestHandler):
             state.stats.count_request(kind, DROPPED)
             self.close_connection = True
             return
-        if fault == "slow":
+        if fault == "slow" and not slow_after:
             time.sleep(state.config.slow_s)
         response = self._faulty_response(fault)
         if response is None:
-            response = self._answer(kind, method, parts, query)
+            response = answer()
+        if fault == "slow" and slow_after:
+            time.sleep(state.config.slow_s)
         self._send(kind, response, truncate=fault == "truncate")
 
     def _faulty_response(self, fault: str | None) -> Response | None:
@@ -133,7 +157,11 @@ class _Handler(BaseHTTPRequestHandler):
         self, kind: str, method: str, parts: list[str], query: dict[str, list[str]]
     ) -> Response:
         state = self.server.state
-        if not state.tokens.is_valid(self.headers.get("X-Auth-Token")):
+        if self.headers.get("Authorization") is not None:
+            refused = state.keys.verify(method, self.path, dict(self.headers.items()), b"")
+            if refused is not None:
+                return signature_refused(refused)
+        elif not state.tokens.is_valid(self.headers.get("X-Auth-Token")):
             return token_must_be_updated()
         if parts[2] != state.config.project_id:
             return modelarts_error(404, "ModelArts.0104", f"Project {parts[2]} not found")

@@ -9,6 +9,7 @@ from pipelines.simulator.config import SimulatorConfig
 from pipelines.simulator.faults import FaultDice
 from pipelines.simulator.hostile import BAD_ANSWERS, hostile_records, hostile_service
 from pipelines.simulator.iam import TokenStore
+from pipelines.simulator.keys import KeyStore
 from pipelines.simulator.models import History
 from pipelines.simulator.stats import ServerStats
 from pipelines.simulator.store import EventStore, ServiceLog
@@ -21,6 +22,7 @@ class SimulatorState:
     config: SimulatorConfig
     store: EventStore
     tokens: TokenStore
+    keys: KeyStore
     stats: ServerStats
     dice: FaultDice
 
@@ -52,7 +54,13 @@ def build_state(history: History, config: SimulatorConfig) -> SimulatorState:
         history=history,
         config=config,
         store=EventStore(logs),
-        tokens=TokenStore(config.token_ttl_s, config.static_token),
+        tokens=TokenStore(config.token_ttl_s, config.static_token, config.credential_real_life_s),
+        keys=KeyStore(
+            config.access_key,
+            config.secret_key,
+            config.temporary_key_ttl_s,
+            config.credential_real_life_s,
+        ),
         stats=stats,
         dice=FaultDice(config),
     )

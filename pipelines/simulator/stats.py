@@ -14,6 +14,7 @@ class ServerStats:
         self._faults: Counter[str] = Counter()
         self.pages_served = 0
         self.tokens_issued = 0
+        self.temporary_keys_issued = 0
         self.connections = 0
 
     def count_request(self, kind: str, status: int) -> None:
@@ -36,6 +37,10 @@ class ServerStats:
         with self._lock:
             self.tokens_issued += 1
 
+    def count_temporary_keys(self) -> None:
+        with self._lock:
+            self.temporary_keys_issued += 1
+
     def as_dict(self) -> dict[str, Any]:
         with self._lock:
             requests: dict[str, dict[str, int]] = {}
@@ -46,5 +51,6 @@ class ServerStats:
                 "pages_served": self.pages_served,
                 "faults": dict(sorted(self._faults.items())),
                 "tokens_issued": self.tokens_issued,
+                "temporary_keys_issued": self.temporary_keys_issued,
                 "connections": self.connections,
             }

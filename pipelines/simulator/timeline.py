@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from pipelines.simulator import families
 from pipelines.simulator import vocabulary as v
 from pipelines.simulator.attempts import (
     FAILED,
@@ -49,6 +50,7 @@ class ServiceTimeline:
     running: list[RunningPeriod] = field(default_factory=list)
     instances: int = 1
     models: tuple[str, ...] = ()
+    family: str = families.REFERENCE
 
     def __post_init__(self) -> None:
         self.models = self._draw_models()
@@ -86,7 +88,7 @@ class ServiceTimeline:
         )
 
     def attempt(self, start_ms: int, plan: AttemptPlan) -> AttemptDraft:
-        draft = play_attempt(self.service_id, start_ms, plan, self.rng)
+        draft = play_attempt(self.service_id, start_ms, plan, self.rng, self.family)
         self.events.extend(draft.events)
         self.attempts.append(draft.truth)
         return draft

@@ -30,6 +30,7 @@ def truncate_attempt(attempt: AttemptTruth, as_of_ms: int) -> AttemptTruth | Non
         failure_phase=None,
         failure_reason=None,
         failure_cause=None,
+        failure_category=None,
         time_to_running_ms=None,
         phases=phases,
     )

@@ -113,10 +113,12 @@ def scale_instances(before: int, after: int) -> str:
 
 @dataclass(frozen=True)
 class Reason:
-    """A failure reason text and its cause category."""
+    """A failure reason text, its cause (failure_cause_rules) and the cause category the reason
+    alone tells (the cause rules of sql/rules/event_text_rules.tsv; `unknown` when none)."""
 
     text: str
     cause: str
+    category: str = "unknown"
 
 
 # The first entries of each list are the common ones; the last are rarer and fall in `other`.
@@ -140,38 +142,56 @@ REASONS: Final[dict[str, tuple[Reason, ...]]] = {
         Reason(
             "insufficient resources: 0/12 nodes are available: 12 Insufficient nvidia.com/gpu.",
             "insufficient_resources",
+            "insufficient_resources",
         ),
         Reason(
             "insufficient resources: 0/8 nodes are available: 5 Insufficient cpu, 3 Insufficient "
             "memory.",
             "insufficient_resources",
+            "insufficient_resources",
         ),
         Reason(
             "insufficient resources: dedicated resource pool pool-a1b2 has no free Ascend 910",
             "insufficient_resources",
+            "insufficient_resources",
         ),
-        Reason("insufficient resources", "insufficient_resources"),
+        Reason("insufficient resources", "insufficient_resources", "insufficient_resources"),
     ),
     IMAGE_PULLING: (
         Reason(
             "ErrImagePull: rpc error: code = Unknown desc = failed to pull and unpack image",
             "image_pull",
+            "image_pull",
         ),
-        Reason("manifest unknown: manifest tagged by 1.0.0 is not found", "image_pull"),
-        Reason("timeout: image pull did not finish within 600 s", "image_pull"),
-        Reason("ImagePullBackOff: Back-off pulling image", "image_pull"),
+        Reason(
+            "manifest unknown: manifest tagged by 1.0.0 is not found", "image_pull", "image_pull"
+        ),
+        Reason("timeout: image pull did not finish within 600 s", "image_pull", "image_pull"),
+        Reason("ImagePullBackOff: Back-off pulling image", "image_pull", "image_pull"),
         Reason("swr authorization token expired", "other"),
     ),
     MODEL_STARTUP: (
-        Reason("health check failed: GET /health returned 503 for 300 s", "model_startup"),
-        Reason("OOMKilled: container exceeded its memory limit of 8Gi", "model_startup"),
+        Reason(
+            "health check failed: GET /health returned 503 for 300 s",
+            "model_startup",
+            "startup_health",
+        ),
+        Reason(
+            "OOMKilled: container exceeded its memory limit of 8Gi",
+            "model_startup",
+            "startup_health",
+        ),
         Reason("exit code 1: ModuleNotFoundError: No module named 'torchvision'", "model_startup"),
-        Reason("CrashLoopBackOff: back-off restarting failed container", "model_startup"),
+        Reason(
+            "CrashLoopBackOff: back-off restarting failed container",
+            "model_startup",
+            "startup_health",
+        ),
         Reason("license check failed: no valid license for the inference runtime", "other"),
     ),
     DEPLOYMENT: (
-        Reason("deployment timeout", "timeout"),
-        Reason("deployment timeout after 1800 s", "timeout"),
+        Reason("deployment timeout", "timeout", "timeout"),
+        Reason("deployment timeout after 1800 s", "timeout", "timeout"),
         Reason("internal error, please contact technical support", "other"),
     ),
 }

@@ -1,54 +1,68 @@
-"""Tokens for the ModelArts API: a static token or IAM password auth, cached and thread-safe."""
+"""How each ModelArts request is authorized: AK/SK signing (keys from the environment, the
+credentials file or the ECS metadata service), an IAM password token, or a static token."""
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Protocol
 
 import requests
 
+from pipelines.source import signer
+from pipelines.source.credentials import (
+    AccessKey,
+    MetadataKeys,
+    Renewing,
+    Secret,
+    parse_expiry,
+)
 from pipelines.source.errors import AuthenticationError, TransientHTTPError
 from pipelines.source.retrying import RetryBudget, RetryPolicy, call_with_retries
+
+__all__ = [
+    "AccessKeyAuth",
+    "IAMCredentials",
+    "IAMPasswordAuth",
+    "RequestAuth",
+    "Secret",
+    "StaticToken",
+]
 
 log = logging.getLogger(__name__)
 
 
-class Secret:
-    """A string that never shows itself in reprs, logs or tracebacks."""
+class RequestAuth(Protocol):
+    """Authorizes one send of a request; every send (retries too) asks afresh."""
 
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str):
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    __str__ = __repr__
-
-    def __bool__(self) -> bool:
-        return bool(self._value)
-
-
-class TokenProvider(Protocol):
-    def token(self) -> str:
-        """A currently valid token."""
+    @property
+    def source(self) -> str:
+        """Where the credential comes from, for logs, errors and `status` (never a secret)."""
         ...
 
-    def invalidate(self, token: str) -> None:
-        """Forget `token` (the API said it expired) so the next call gets a fresh one."""
+    @property
+    def renewable(self) -> bool:
+        """Whether a refused credential can be replaced by a new one."""
+        ...
+
+    def authorize(
+        self, method: str, host: str, path: str, params: Sequence[tuple[str, object]]
+    ) -> tuple[object, dict[str, str]]:
+        """(the credential used, the headers that carry it) for this send."""
+        ...
+
+    def refused(self, credential: object) -> None:
+        """The API answered 401 to a send made with `credential`."""
         ...
 
 
 class StaticToken:
     """A token given from outside (MODELARTS_TOKEN); it cannot be refreshed."""
+
+    source = "static token (MODELARTS_TOKEN)"
+    renewable = False
 
     def __init__(self, token: Secret):
         self._token = token
@@ -56,8 +70,13 @@ class StaticToken:
     def token(self) -> str:
         return self._token.reveal()
 
-    def invalidate(self, token: str) -> None:
-        log.warning("the configured static token was refused as expired; it cannot be refreshed")
+    def authorize(
+        self, method: str, host: str, path: str, params: Sequence[tuple[str, object]]
+    ) -> tuple[object, dict[str, str]]:
+        return self._token, {"X-Auth-Token": self._token.reveal()}
+
+    def refused(self, credential: object) -> None:
+        """Nothing to renew: a second refusal fails the request, naming this source."""
 
     def __repr__(self) -> str:
         return "StaticToken(***)"
@@ -73,7 +92,10 @@ class IAMCredentials:
 
 
 class IAMPasswordAuth:
-    """Fetches a user token with a password and reuses it until shortly before it expires."""
+    """A user token fetched with a password, shared by all threads and renewed before it expires
+    or when the API refuses it (see `Renewing`)."""
+
+    renewable = True
 
     def __init__(
         self,
@@ -88,37 +110,42 @@ class IAMPasswordAuth:
         self._credentials = credentials
         self._session = session
         self._timeout = timeout
-        self._refresh_margin_s = refresh_margin_s
         self._policy = policy or RetryPolicy()
         self._budget = budget or RetryBudget(None)
-        self._lock = threading.Lock()
-        self._token: str | None = None
-        self._refresh_at = 0.0
-        self.tokens_issued = 0
+        self._tokens: Renewing[Secret] = Renewing(
+            self._issue_with_retries, "IAM token", refresh_margin_s
+        )
+
+    @property
+    def source(self) -> str:
+        c = self._credentials
+        return f"IAM password of user {c.username} (HUAWEICLOUD_USERNAME) at {c.iam_endpoint}"
+
+    @property
+    def tokens_issued(self) -> int:
+        return self._tokens.fetched
 
     def __repr__(self) -> str:
         return f"IAMPasswordAuth(user={self._credentials.username!r}, password=***)"
 
     def token(self) -> str:
-        # One lock: while one worker fetches a token the others wait for it instead of each
-        # asking IAM for their own.
-        with self._lock:
-            if self._token is None or time.time() >= self._refresh_at:
-                issued_at = time.time()
-                self._token, expires_at = call_with_retries(
-                    self._issue, "IAM token request", self._policy, self._budget
-                )
-                # Refresh `refresh_margin_s` before expiry, or after 80% of the token's life
-                # when it lives shorter than that (a margin longer than the life would fetch a
-                # new token on every call).
-                life = max(0.0, expires_at - issued_at)
-                self._refresh_at = expires_at - min(self._refresh_margin_s, 0.2 * life)
-            return self._token
+        return self._tokens.get().reveal()
 
-    def invalidate(self, token: str) -> None:
-        with self._lock:
-            if self._token == token:
-                self._token = None
+    def authorize(
+        self, method: str, host: str, path: str, params: Sequence[tuple[str, object]]
+    ) -> tuple[object, dict[str, str]]:
+        token = self._tokens.get()
+        return token, {"X-Auth-Token": token.reveal()}
+
+    def refused(self, credential: object) -> None:
+        if isinstance(credential, Secret):
+            self._tokens.refused(credential)
+
+    def _issue_with_retries(self) -> tuple[Secret, float]:
+        token, expires_at = call_with_retries(
+            self._issue, "IAM token request", self._policy, self._budget
+        )
+        return Secret(token), expires_at
 
     def _issue(self) -> tuple[str, float]:
         c = self._credentials
@@ -145,19 +172,68 @@ class IAMPasswordAuth:
         token = response.headers.get("X-Subject-Token")
         if response.status_code != 201 or not token:
             raise AuthenticationError(
-                f"IAM refused the token request for user {c.username!r}: "
-                f"HTTP {response.status_code}"
+                f"IAM at {c.iam_endpoint} refused the password of user {c.username!r} "
+                f"(HUAWEICLOUD_USERNAME/HUAWEICLOUD_PASSWORD): HTTP {response.status_code}"
             )
-        expires_at = _parse_expiry(response)
-        self.tokens_issued += 1
+        expires_at = _token_expiry(response)
         log.info("obtained an IAM token for user %s", c.username)
         return token, expires_at
 
 
-def _parse_expiry(response: requests.Response) -> float:
+class StaticKeys:
+    """Keys that do not change during a run (the environment, the credentials file)."""
+
+    def __init__(self, key: AccessKey):
+        self._key = key
+
+    def current(self) -> AccessKey:
+        return self._key
+
+    def refused(self, key: AccessKey) -> None:
+        """Nothing to renew: the resend is signed afresh, which cures a stale signature."""
+
+
+class AccessKeyAuth:
+    """Signs every send with AK/SK (`SDK-HMAC-SHA256`, see signer.py), as the SDK does: host,
+    content type, X-Sdk-Date, X-Project-Id and, for temporary keys, X-Security-Token."""
+
+    def __init__(self, keys: StaticKeys | MetadataKeys, project_id: str, source: str):
+        self._keys = keys
+        self._project_id = project_id
+        self._source = source
+
+    @property
+    def source(self) -> str:
+        return self._source
+
+    @property
+    def renewable(self) -> bool:
+        return isinstance(self._keys, MetadataKeys)
+
+    def __repr__(self) -> str:
+        return f"AccessKeyAuth({self._source!r})"
+
+    def authorize(
+        self, method: str, host: str, path: str, params: Sequence[tuple[str, object]]
+    ) -> tuple[object, dict[str, str]]:
+        key = self._keys.current()
+        headers: dict[str, str] = {
+            "Host": host,
+            "Content-Type": "application/json",
+            "X-Project-Id": self._project_id,
+        }
+        if key.security_token is not None:
+            headers["X-Security-Token"] = key.security_token.reveal()
+        return key, signer.sign(method, path, params, headers, key.ak, key.sk.reveal())
+
+    def refused(self, credential: object) -> None:
+        if isinstance(credential, AccessKey):
+            self._keys.refused(credential)
+
+
+def _token_expiry(response: requests.Response) -> float:
     """`token.expires_at` as epoch seconds; one hour from now when absent or unreadable."""
     try:
-        text = response.json()["token"]["expires_at"]
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+        return parse_expiry(response.json()["token"]["expires_at"])
     except (ValueError, KeyError, TypeError):
         return time.time() + 3600.0

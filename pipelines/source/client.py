@@ -7,15 +7,18 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import orjson
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from pipelines.source.auth import TokenProvider
+from pipelines.source import signer
+from pipelines.source.auth import RequestAuth
 from pipelines.source.errors import (
+    AuthenticationError,
+    CredentialRefusedError,
     ModelArtsAPIError,
     NotJSONBodyError,
     PagingError,
@@ -96,7 +99,7 @@ class ModelArtsClient:
         self,
         endpoint: str,
         project_id: str,
-        auth: TokenProvider,
+        auth: RequestAuth,
         session: requests.Session,
         settings: HttpSettings,
         stats: ExtractionStats | None = None,
@@ -105,6 +108,10 @@ class ModelArtsClient:
         limiter: RateLimiter | None = None,
     ):
         self._base = f"{endpoint.rstrip('/')}/v1/{quote(project_id, safe='')}"
+        parts = urlsplit(self._base)
+        self._host = parts.netloc  # what is signed is what requests sends as Host
+        self._path_prefix = parts.path
+        self._origin = f"{parts.scheme}://{parts.netloc}"
         self._auth = auth
         self._session = session
         self._settings = settings
@@ -170,22 +177,32 @@ class ModelArtsClient:
 
     def _get_json(self, path: str, params: dict[str, Any], what: str) -> dict[str, Any]:
         """GET with auth and retries (see retrying.py); the answer must be a JSON object."""
-        url = self._base + path
         return call_with_retries(
-            lambda: self._get_json_once(url, params, what),
+            lambda: self._get_json_once(path, params, what),
             what,
             self._settings.retry_policy,
             self.budget,
             on_retry=lambda: self.stats.add(retries=1),
         )
 
-    def _get_json_once(self, url: str, params: dict[str, Any], what: str) -> dict[str, Any]:
-        """One attempt; a 401 (expired token) gets one fresh token and one resend."""
-        response = self._send(url, params)
+    def _get_json_once(self, path: str, params: dict[str, Any], what: str) -> dict[str, Any]:
+        """One attempt. A 401 drops exactly the credential that was sent and sends the request
+        again at once with a fresh one (or freshly signed); a second 401 is retried with backoff
+        from the run's budget when the credential can be renewed, else it fails naming the
+        credential's source."""
+        credential, response = self._send(path, params)
         if response.status_code == 401:
-            self.stats.add(token_refreshes=1)
-            self._auth.invalidate(response.request.headers.get("X-Auth-Token") or "")
-            response = self._send(url, params)
+            self._refused(credential)
+            credential, response = self._send(path, params)
+            if response.status_code == 401:
+                self._refused(credential)
+                code, message = _error_fields(response)
+                if self._auth.renewable:
+                    raise CredentialRefusedError(401, code, message, what)
+                raise AuthenticationError(
+                    f"{what}: the API refused {self._auth.source}: HTTP 401 {code or '-'}: "
+                    f"{message or '(no message)'}"
+                )
         if response.status_code in RETRYABLE_STATUSES:
             code, message = _error_fields(response)
             raise TransientHTTPError(
@@ -205,13 +222,20 @@ class ModelArtsClient:
             raise SourceError(f"{what}: answer is a JSON {type(parsed).__name__}, not an object")
         return parsed
 
-    def _send(self, url: str, params: dict[str, Any]) -> requests.Response:
-        token = self._auth.token()
+    def _refused(self, credential: object) -> None:
+        self.stats.add(token_refreshes=1)
+        self._auth.refused(credential)
+
+    def _send(self, path: str, params: dict[str, Any]) -> tuple[object, requests.Response]:
+        """One send, authorized (signed) afresh after the rate limiter let it go; the query is
+        sent in the canonical form that was signed."""
         self.limiter.acquire()
+        pairs = list(params.items())
+        path = self._path_prefix + path
+        credential, headers = self._auth.authorize("GET", self._host, path, pairs)
         self.stats.add(requests=1)
-        return self._session.get(
-            url, params=params, headers={"X-Auth-Token": token}, timeout=self._settings.timeout
-        )
+        url = f"{self._origin}{path}?{signer.canonical_query(pairs)}"
+        return credential, self._session.get(url, headers=headers, timeout=self._settings.timeout)
 
 
 def parse_json(content: bytes) -> Any:
@@ -253,6 +277,11 @@ def _retry_after_s(response: requests.Response) -> float | None:
 
 def _api_error(response: requests.Response, what: str) -> ModelArtsAPIError:
     code, message = _error_fields(response)
+    if response.status_code == 403:
+        message = (
+            f"{message or '(no message)'} (the credentials need the IAM permissions "
+            "modelarts:service:list and modelarts:service:getEvents in this project)"
+        )
     cls = ServiceNotFoundError if code == "ModelArts.3502" else ModelArtsAPIError
     return cls(response.status_code, code, message, what)
 

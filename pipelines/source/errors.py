@@ -49,6 +49,15 @@ class TransientHTTPError(SourceError):
         super().__init__(f"HTTP {status} {error_code or '-'}: {error_msg or '(no message)'}")
 
 
+class CredentialRefusedError(TransientHTTPError):
+    """401 twice in a row with renewable credentials (tokens, temporary keys): the credential
+    died as it was renewed, so the request is retried with backoff from the run's budget."""
+
+
+class RetriesExhaustedError(SourceError):
+    """One request failed transiently on every attempt its retry policy allows."""
+
+
 class RetryBudgetExhaustedError(SourceError):
     """The run spent every retry it was allowed: the API fails too often to go on."""
 

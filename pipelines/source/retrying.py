@@ -22,6 +22,7 @@ from tenacity import (
 
 from pipelines.source.errors import (
     NotJSONBodyError,
+    RetriesExhaustedError,
     RetryBudgetExhaustedError,
     SourceError,
     TransientHTTPError,
@@ -165,7 +166,7 @@ def call_with_retries(
     try:
         return retrying(call)
     except TRANSIENT_ERRORS as exc:
-        raise SourceError(
+        raise RetriesExhaustedError(
             f"{what}: gave up after {policy.max_retries + 1} attempts: {describe_failure(exc)}"
         ) from None
 

@@ -26,6 +26,7 @@ _MARTS_LOCK_KEY = 7_345_190_113
 
 # The order matters: each step reads the temporary tables of the steps before it.
 _STEPS = (
+    "marts/stage_event_text_rules.sql",
     "marts/stage_mart_queue.sql",
     "marts/stage_mart_services.sql",
     "marts/stage_mart_scope.sql",
@@ -45,6 +46,8 @@ _STEPS = (
     "marts/insert_deployment_failure_causes_daily.sql",
     "marts/delete_unclassified_event_texts_daily.sql",
     "marts/insert_unclassified_event_texts_daily.sql",
+    "marts/upsert_event_text_coverage_of_day.sql",
+    "marts/upsert_event_text_coverage_of_attempts.sql",
 )
 
 
@@ -72,6 +75,7 @@ _INDEX_LOOP_STEPS = frozenset(
 _JOIN_SETTINGS = ("enable_hashjoin", "enable_mergejoin")
 
 _STAGED_TABLES = {
+    "marts/stage_event_text_rules.sql": "mart_rules",
     "marts/stage_mart_queue.sql": "mart_queued",
     "marts/stage_mart_services.sql": "mart_services",
     "marts/stage_mart_scope.sql": "mart_scope",
@@ -98,6 +102,9 @@ class MartRefresh:
     passes: int = 1
     # seconds per SQL step (file name), summed over the passes
     step_seconds: dict[str, float] = field(default_factory=dict, compare=False)
+    # the rule version and event coverage recorded for the last day asked for
+    rule_version: int | None = None
+    event_coverage: float | None = None
 
     @property
     def day(self) -> date:
@@ -115,6 +122,7 @@ class MartRefresh:
             "unclassified_events": self.unclassified_events,
             "passes": self.passes,
             "seconds": round(self.seconds, 3),
+            "rule_version": -1 if self.rule_version is None else self.rule_version,
         }
 
 
@@ -280,6 +288,12 @@ def rebuild_marts(engine: Engine, days: Sequence[date]) -> MartRefresh:
     for done in passes:
         for step, seconds in done.step_seconds.items():
             step_seconds[step] = step_seconds.get(step, 0.0) + seconds
+    with _transaction(engine) as conn:
+        coverage = conn.execute(
+            "select rule_version, event_coverage from analytics.event_text_coverage_daily"
+            " where event_date = %s",
+            (asked[-1],),
+        ).fetchone()
     refresh = MartRefresh(
         days=tuple(asked),
         queued_days=tuple(sorted({d for p in passes for d in p.queued_days})),
@@ -292,6 +306,8 @@ def rebuild_marts(engine: Engine, days: Sequence[date]) -> MartRefresh:
         seconds=time.perf_counter() - started,
         passes=len(passes),
         step_seconds=step_seconds,
+        rule_version=None if coverage is None else coverage[0],
+        event_coverage=None if coverage is None else coverage[1],
     )
     log.info(
         "marts of %s to %s (queued: %s): %d services, %d events read, %d attempts and %d phases"

@@ -6,16 +6,22 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from sqlalchemy import Engine
 
+from pipelines.warehouse.rules import sync_event_text_rules
 from pipelines.warehouse.sql_files import sql_root
 
 log = logging.getLogger(__name__)
 
 # Any constant works: it only has to be the same for every process migrating this database.
 _MIGRATION_LOCK_KEY = 7_345_190_112
+
+
+class MigrationPendingError(RuntimeError):
+    """A migration is pending and this role may not apply it: the schema owner must."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,20 @@ def discover_migrations(folder: Path | None = None) -> list[Migration]:
     if len(set(versions)) != len(versions):
         raise ValueError(f"two migrations share a version in {folder}")
     return found
+
+
+def pending_migrations(engine: Engine, folder: Path | None = None) -> list[str]:
+    """The versions not applied yet, read without changing anything (for read-only commands):
+    every version when the database has no `schema_migrations` table."""
+    migrations = discover_migrations(folder)
+    with engine.connect() as conn:
+        present = conn.exec_driver_sql("select to_regclass('schema_migrations')").scalar()
+        done = (
+            set(conn.exec_driver_sql("select version from schema_migrations").scalars())
+            if present is not None
+            else set()
+        )
+    return [m.version for m in migrations if m.version not in done]
 
 
 def apply_migrations(engine: Engine, folder: Path | None = None) -> list[str]:
@@ -87,14 +107,30 @@ def apply_migrations(engine: Engine, folder: Path | None = None) -> list[str]:
                             (migration.version, migration.name, migration.checksum),
                         )
                 except psycopg.errors.InsufficientPrivilege as exc:
-                    raise RuntimeError(
+                    raise MigrationPendingError(
                         f"migration {migration.path.name} is pending and this role may not "
                         f"apply it ({exc.diag.message_primary}); run `modelarts-etl migrate` "
                         "as the schema owner"
                     ) from None
                 log.info("applied migration %s", migration.path.name)
                 applied_now.append(migration.version)
+            _load_event_text_rules(raw)
         finally:
             raw.execute("select pg_advisory_unlock(%s)", (_MIGRATION_LOCK_KEY,))
             raw.autocommit = False
     return applied_now
+
+
+def _load_event_text_rules(raw: psycopg.Connection[Any]) -> None:
+    """Load sql/rules/event_text_rules.tsv as a new rule version when it changed (under the
+    migration lock). A role that may not write the rule tables (the loader) leaves it to others."""
+    # the loader role may not even see schema analytics: ask the catalog, not the table
+    writable = raw.execute(
+        "select has_table_privilege(rel.oid, 'INSERT') from pg_class as rel"
+        " inner join pg_namespace as ns on rel.relnamespace = ns.oid"
+        " where ns.nspname = 'analytics' and rel.relname = 'event_text_rule_versions'"
+    ).fetchone()
+    if writable is None or not writable[0]:
+        return
+    with raw.transaction():
+        sync_event_text_rules(raw)

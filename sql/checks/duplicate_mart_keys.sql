@@ -47,11 +47,13 @@ duration_keys as (
 cause_keys as (
     select
         'deployment_failure_causes_daily' as mart,
-        concat_ws(' ', daily.attempt_date, daily.service_id, daily.failure_cause) as mart_key,
+        concat_ws(
+            ' ', daily.attempt_date, daily.service_id, daily.failure_cause, daily.cause_category
+        ) as mart_key,
         count(*) as copies
     from analytics.deployment_failure_causes_daily as daily
     where daily.attempt_date = any(%(days)s::date [])
-    group by daily.attempt_date, daily.service_id, daily.failure_cause
+    group by daily.attempt_date, daily.service_id, daily.failure_cause, daily.cause_category
     having count(*) > 1
 ),
 

@@ -1,37 +1,25 @@
--- The day's events outside the vocabulary and failures no rule classified, with their share of the day's events.
-with day_events as (
-    select count(*) as events
-    from service_events as events
-    where
-        events.occurred_at >= %(day_start)s
-        and events.occurred_at < %(day_end)s
-),
-
-unknown_texts as (
-    select coalesce(sum(daily.events), 0) as unclassified_events
-    from analytics.unclassified_event_texts_daily as daily
-    where daily.event_date = %(day)s
-),
-
-unclassified_failures as (
-    select count(*) as unclassified_failures
-    from analytics.deployment_attempts as attempts
-    where
-        attempts.attempt_date = %(day)s
-        and attempts.outcome = 'failed'
-        and attempts.failure_cause = 'unclassified'
+-- Rule coverage of the given days: the share of their events and of their attempts the event text rules explain.
+with days as (
+    select unnest(%(days)s::date []) as event_date
 ),
 
 final as (
     select
-        day_events.events,
-        unknown_texts.unclassified_events,
-        unclassified_failures.unclassified_failures,
-        (unknown_texts.unclassified_events + unclassified_failures.unclassified_failures)::double precision
-        / nullif(day_events.events, 0) as unclassified_share
-    from day_events
-    cross join unknown_texts
-    cross join unclassified_failures
+        days.event_date,
+        coverage.rule_version,
+        coalesce(coverage.events, 0) as events,
+        coalesce(coverage.events - coverage.events_explained, 0) as unclassified_events,
+        coalesce(coverage.unknown_texts, 0) as unknown_texts,
+        coalesce(coverage.attempts, 0) as attempts,
+        coalesce(coverage.attempts - coverage.attempts_explained, 0) as unexplained_attempts,
+        coalesce(coverage.failures_unclassified, 0) as unclassified_failures,
+        coalesce(coverage.failures_unknown_cause, 0) as unknown_cause_failures,
+        coverage.event_coverage,
+        coverage.attempt_coverage
+    from days
+    left join analytics.event_text_coverage_daily as coverage
+        on days.event_date = coverage.event_date
 )
 
 select * from final
+order by event_date

@@ -15,7 +15,8 @@ $$;
 grant usage on schema public, analytics to modelarts_transformer;
 revoke create on schema public, analytics from modelarts_transformer;
 
-grant select on service_events, services, schema_migrations to modelarts_transformer;
+-- load_batches: the deployment report (an asset run as this role) shows the loads' freshness
+grant select on service_events, services, load_batches, schema_migrations to modelarts_transformer;
 -- the marts rebuild consumes what the loader queued (migration 0009)
 grant select, delete on mart_rebuild_queue to modelarts_transformer;
 grant select, insert, update, delete on all tables in schema analytics to modelarts_transformer;

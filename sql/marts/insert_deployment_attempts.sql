@@ -1,8 +1,8 @@
 -- Write the rebuilt attempts.
 insert into analytics.deployment_attempts (
     service_id, attempt_start, attempt_date, started_at, attempt_end, ended_at, outcome,
-    failure_phase, failure_reason, failure_cause, failure_rule_id, models, time_to_running_ms,
-    duration_ms, events
+    failure_phase, failure_reason, failure_cause, failure_rule_id, cause_category, failure_detail,
+    unknown_events, models, time_to_running_ms, duration_ms, events
 )
 select
     stage.service_id,
@@ -16,6 +16,9 @@ select
     stage.failure_reason,
     stage.failure_cause,
     stage.failure_rule_id,
+    stage.cause_category,
+    stage.failure_detail,
+    stage.unknown_events,
     stage.models,
     stage.time_to_running_ms,
     stage.duration_ms,

@@ -1,6 +1,6 @@
 -- Rebuild analytics.deployment_failure_causes_daily for the affected (day, service) pairs from the attempts.
 insert into analytics.deployment_failure_causes_daily (
-    attempt_date, service_id, failure_cause, failures
+    attempt_date, service_id, failure_cause, cause_category, failures
 )
 with affected_failures as (
     select attempts.*
@@ -17,12 +17,14 @@ final as (
         affected_failures.attempt_date,
         affected_failures.service_id,
         affected_failures.failure_cause,
+        coalesce(affected_failures.cause_category, 'unknown') as cause_category,
         count(*) as failures
     from affected_failures
     group by
         affected_failures.attempt_date,
         affected_failures.service_id,
-        affected_failures.failure_cause
+        affected_failures.failure_cause,
+        coalesce(affected_failures.cause_category, 'unknown')
 )
 
 select * from final

@@ -1,4 +1,4 @@
--- One row per scoped attempt: outcome, end, failure phase and cause (analytics.failure_cause_rules), models.
+-- One row per scoped attempt: outcome, end, failure phase, cause (analytics.failure_cause_rules) and cause category (mart_rules), models.
 create temporary table deployment_attempt_stage on commit drop as
 with starts as (
     select
@@ -20,13 +20,15 @@ terminals as (
         stage.kind as terminal_kind,
         stage.phase as terminal_phase,
         stage.occur_time as terminal_time,
-        stage.event_info as terminal_info
+        stage.event_info as terminal_info,
+        stage.reason as terminal_reason,
+        stage.cause_category as terminal_category
     from deployment_event_stage as stage
     where stage.is_terminal and stage.attempt_start is not null
     order by stage.service_id, stage.attempt_start, stage.seq
 ),
 
-deployment_events as (
+attempt_events as (
     select
         stage.service_id,
         stage.attempt_start,
@@ -40,8 +42,13 @@ deployment_events as (
             and stage.attempt_start = terminals.attempt_start
     where
         stage.attempt_start is not null
-        and stage.kind not in ('runtime', 'unknown')
         and (terminals.terminal_seq is null or stage.seq <= terminals.terminal_seq)
+),
+
+deployment_events as (
+    select attempt_events.*
+    from attempt_events
+    where attempt_events.kind not in ('runtime', 'unknown')
 ),
 
 model_mentions as (
@@ -66,11 +73,12 @@ attempt_models as (
 
 event_counts as (
     select
-        deployment_events.service_id,
-        deployment_events.attempt_start,
-        count(*) as events
-    from deployment_events
-    group by deployment_events.service_id, deployment_events.attempt_start
+        attempt_events.service_id,
+        attempt_events.attempt_start,
+        count(*) filter (where attempt_events.kind not in ('runtime', 'unknown')) as events,
+        count(*) filter (where attempt_events.kind = 'unknown') as unknown_events
+    from attempt_events
+    group by attempt_events.service_id, attempt_events.attempt_start
 ),
 
 open_phases as (
@@ -93,9 +101,12 @@ joined as (
         terminals.terminal_phase,
         terminals.terminal_time,
         terminals.terminal_info,
+        terminals.terminal_reason,
+        terminals.terminal_category,
         open_phases.phase as open_phase,
         coalesce(attempt_models.models, array[]::text []) as models,
-        coalesce(event_counts.events, 0) as events
+        coalesce(event_counts.events, 0) as events,
+        coalesce(event_counts.unknown_events, 0) as unknown_events
     from starts
     left join terminals
         on
@@ -150,6 +161,13 @@ final as (
             when with_outcome.outcome = 'failed' then coalesce(rule.cause, 'unclassified')
         end as failure_cause,
         rule.rule_id as failure_rule_id,
+        case
+            when with_outcome.outcome = 'failed'
+                then coalesce(with_outcome.terminal_category, cause_rule.cause_category, 'unknown')
+        end as cause_category,
+        case when with_outcome.outcome = 'failed' then with_outcome.terminal_reason end
+            as failure_detail,
+        with_outcome.unknown_events,
         with_outcome.models,
         case
             when with_outcome.outcome = 'succeeded'
@@ -167,6 +185,17 @@ final as (
         order by rules.priority, rules.rule_id
         limit 1
     ) as rule on with_outcome.outcome = 'failed'
+    left join lateral (
+        -- a failure whose text rule gives no category: the first cause rule its text matches
+        select cause_rules.cause_category
+        from mart_rules as cause_rules
+        where
+            cause_rules.role = 'cause'
+            and with_outcome.terminal_info ilike cause_rules.like_pattern
+        order by cause_rules.priority, cause_rules.rule_key
+        limit 1
+    ) as cause_rule
+        on with_outcome.outcome = 'failed' and with_outcome.terminal_category is null
 )
 
 select * from final

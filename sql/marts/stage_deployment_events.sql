@@ -1,4 +1,4 @@
--- The scoped events, parsed by the deployment vocabulary (docs/VOCABULARY.md), ordered and assigned to attempts.
+-- The scoped events, classified by the event text rules (mart_rules), ordered and assigned to attempts.
 -- In one millisecond events follow the deployment sequence (start, build, environment, scheduling,
 -- pulling, startup, terminal), except that a terminal event sharing its millisecond with a start
 -- closes the previous attempt: an attempt cannot end in the millisecond it starts.
@@ -26,130 +26,158 @@ with scoped as (
     ) as events
 ),
 
+texts as (
+    -- each distinct text once: rules are matched per text, not per event
+    select
+        scoped.event_info_md5,
+        scoped.event_type,
+        min(scoped.event_info) as event_info
+    from scoped
+    group by scoped.event_info_md5, scoped.event_type
+),
+
+matches as (
+    -- the rules (sql/rules/event_text_rules.tsv) of the text's first character, by a hash join;
+    -- then LIKE decides. No regular expression: a capturing regex costs ~0.15 ms per text.
+    select
+        texts.event_info_md5,
+        texts.event_type,
+        texts.event_info as matched_text,
+        rules.rule_key,
+        rules.priority,
+        rules.role,
+        rules.phase,
+        rules.cause_category,
+        rules.model_from,
+        rules.model_until,
+        rules.model_until_is_suffix,
+        rules.reason_after
+    from texts
+    inner join mart_rules as rules on left(texts.event_info, 1) = rules.first_char
+    where
+        texts.event_info like rules.like_pattern
+        and (rules.event_type is null or texts.event_type = rules.event_type)
+),
+
+unmatched as (
+    -- a second try for the few texts no rule matched: U+FFFD (a NUL or lone surrogate repaired
+    -- on load) removed, runs of whitespace (unicode spaces too) collapsed to one space, trimmed
+    select
+        texts.event_info_md5,
+        texts.event_type,
+        btrim(
+            regexp_replace(
+                replace(texts.event_info, chr(65533), ''),
+                '[\s\u00a0\u1680\u2000-\u200b\u2028\u2029\u202f\u205f\u3000\ufeff]+',
+                ' ',
+                'g'
+            )
+        ) as event_info
+    from texts
+    where not exists (
+        select
+        from matches
+        where
+            texts.event_info_md5 = matches.event_info_md5
+            and texts.event_type = matches.event_type
+    )
+),
+
+retried as (
+    select
+        unmatched.event_info_md5,
+        unmatched.event_type,
+        unmatched.event_info as matched_text,
+        rules.rule_key,
+        rules.priority,
+        rules.role,
+        rules.phase,
+        rules.cause_category,
+        rules.model_from,
+        rules.model_until,
+        rules.model_until_is_suffix,
+        rules.reason_after
+    from unmatched
+    inner join mart_rules as rules on left(unmatched.event_info, 1) = rules.first_char
+    where
+        unmatched.event_info like rules.like_pattern
+        and (rules.event_type is null or unmatched.event_type = rules.event_type)
+),
+
+best as (
+    -- the lowest priority wins, then the rule key
+    select distinct on (candidates.event_info_md5, candidates.event_type) candidates.*
+    from (
+        select * from matches
+        union all
+        select * from retried
+    ) as candidates
+    order by
+        candidates.event_info_md5,
+        candidates.event_type,
+        candidates.priority,
+        candidates.rule_key
+),
+
+classified_texts as (
+    -- captures by position: the model label runs from model_from to model_until (its first
+    -- occurrence, or the template's suffix); the reason follows reason_after
+    select
+        best.event_info_md5,
+        best.event_type,
+        best.rule_key,
+        best.role,
+        best.phase,
+        best.cause_category,
+        case
+            when best.model_from is null then null
+            when best.model_until_is_suffix
+                then substr(
+                    best.matched_text,
+                    best.model_from,
+                    length(best.matched_text) - best.model_from + 1 - length(best.model_until)
+                )
+            else substr(
+                best.matched_text,
+                best.model_from,
+                strpos(substr(best.matched_text, best.model_from), best.model_until) - 1
+            )
+        end as model,
+        case
+            when best.reason_after is not null
+                then substr(
+                    best.matched_text,
+                    strpos(best.matched_text, best.reason_after) + length(best.reason_after)
+                )
+        end as reason
+    from best
+),
+
 parsed as (
-    -- plain string tests, no regular expressions on the hot path: a capturing regex costs
-    -- ~0.15 ms per event, string functions ~1 µs. Labels are the text between the delimiters;
-    -- in failures, up to the first delimiter (the reason is free text).
     select
         scoped.*,
-        case
-            when scoped.event_info = 'start to deploy service'
-                then array['deployment_start', null, null]
-            when scoped.event_info = 'preparing environment'
-                then array['environment_start', 'environment_preparation', null]
-            when scoped.event_info = 'service is running'
-                then array['running', null, null]
-            when scoped.event_info in (
-                'stop service', 'service stopped', 'update service configuration'
-            )
-                then array['runtime', null, null]
-            when
-                left(scoped.event_info, 29) = 'scale service instances from '
-                and scoped.event_info ~ '^scale service instances from [0-9]+ to [0-9]+$'
-                then array['runtime', null, null]
-            when left(scoped.event_info, 23) = 'deploy service failed: '
-                then array['deployment_failure', null, null]
-            when
-                left(scoped.event_info, 26) = 'building image for model ['
-                and right(scoped.event_info, 1) = ']'
-                then array[
-                    'phase_start', 'image_building',
-                    substr(scoped.event_info, 27, length(scoped.event_info) - 27)
-                ]
-            when
-                left(scoped.event_info, 7) = 'model ('
-                and strpos(scoped.event_info, ') build image failed: ') > 0
-                then array[
-                    'phase_failed', 'image_building',
-                    substr(scoped.event_info, 8, strpos(scoped.event_info, ') build image failed: ') - 8)
-                ]
-            when
-                left(scoped.event_info, 7) = 'model ('
-                and right(scoped.event_info, 21) = ') build image success'
-                then array[
-                    'phase_succeeded', 'image_building',
-                    substr(scoped.event_info, 8, length(scoped.event_info) - 28)
-                ]
-            when
-                left(scoped.event_info, 1) = '['
-                and strpos(scoped.event_info, '] prepare environment failed: ') > 0
-                then array[
-                    'phase_failed', 'environment_preparation',
-                    substr(scoped.event_info, 2, strpos(scoped.event_info, '] prepare environment failed: ') - 2)
-                ]
-            when
-                left(scoped.event_info, 1) = '['
-                and strpos(scoped.event_info, '] schedule resource failed: ') > 0
-                then array[
-                    'phase_failed', 'resource_scheduling',
-                    substr(scoped.event_info, 2, strpos(scoped.event_info, '] schedule resource failed: ') - 2)
-                ]
-            when
-                left(scoped.event_info, 1) = '['
-                and strpos(scoped.event_info, '] pull image failed: ') > 0
-                then array[
-                    'phase_failed', 'image_pulling',
-                    substr(scoped.event_info, 2, strpos(scoped.event_info, '] pull image failed: ') - 2)
-                ]
-            when
-                left(scoped.event_info, 1) = '['
-                and strpos(scoped.event_info, '] start model failed: ') > 0
-                then array[
-                    'phase_failed', 'model_startup',
-                    substr(scoped.event_info, 2, strpos(scoped.event_info, '] start model failed: ') - 2)
-                ]
-            when
-                left(scoped.event_info, 1) = '['
-                and right(scoped.event_info, 29) = '] prepare environment success'
-                then array[
-                    'phase_succeeded', 'environment_preparation',
-                    substr(scoped.event_info, 2, length(scoped.event_info) - 30)
-                ]
-            when
-                left(scoped.event_info, 1) = '['
-                and right(scoped.event_info, 27) = '] schedule resource success'
-                then array[
-                    'phase_succeeded', 'resource_scheduling',
-                    substr(scoped.event_info, 2, length(scoped.event_info) - 28)
-                ]
-            when
-                left(scoped.event_info, 1) = '['
-                and right(scoped.event_info, 21) = '] pulling model image'
-                then array[
-                    'phase_start', 'image_pulling',
-                    substr(scoped.event_info, 2, length(scoped.event_info) - 22)
-                ]
-            when
-                left(scoped.event_info, 1) = '['
-                and right(scoped.event_info, 20) = '] pull image success'
-                then array[
-                    'phase_succeeded', 'image_pulling',
-                    substr(scoped.event_info, 2, length(scoped.event_info) - 21)
-                ]
-            when
-                left(scoped.event_info, 1) = '['
-                and right(scoped.event_info, 16) = '] starting model'
-                then array[
-                    'phase_start', 'model_startup',
-                    substr(scoped.event_info, 2, length(scoped.event_info) - 17)
-                ]
-            when
-                left(scoped.event_info, 1) = '['
-                and right(scoped.event_info, 21) = '] start model success'
-                then array[
-                    'phase_succeeded', 'model_startup',
-                    substr(scoped.event_info, 2, length(scoped.event_info) - 22)
-                ]
-            when
-                left(scoped.event_info, 1) = '['
-                and right(scoped.event_info, 33) = '] instance restarted unexpectedly'
-                then array[
-                    'runtime', null,
-                    substr(scoped.event_info, 2, length(scoped.event_info) - 34)
-                ]
-            else array['unknown', null, null]
-        end as parts
+        texts.rule_key,
+        case texts.role
+            when 'start' then 'deployment_start'
+            when 'phase_begin' then 'phase_start'
+            when 'phase_success' then 'phase_succeeded'
+            when 'failure' then
+                case when texts.phase is null then 'deployment_failure' else 'phase_failed' end
+            when 'success' then 'running'
+            when 'waiting' then 'waiting'
+            when 'runtime' then 'runtime'
+            when 'other' then 'runtime'
+            else 'unknown'
+        end as kind,
+        texts.phase,
+        texts.model,
+        texts.reason,
+        texts.cause_category
     from scoped
+    left join classified_texts as texts
+        on
+            scoped.event_info_md5 = texts.event_info_md5
+            and scoped.event_type = texts.event_type
 ),
 
 classified as (
@@ -159,30 +187,35 @@ classified as (
         parsed.event_type,
         parsed.event_info,
         parsed.event_info_md5,
-        parsed.parts[1] as kind,
-        parsed.parts[2] as phase,
-        parsed.parts[3] as model,
-        parsed.parts[1] in ('phase_failed', 'deployment_failure', 'running') as is_terminal,
-        case parsed.parts[1]
+        parsed.rule_key,
+        parsed.kind,
+        parsed.phase,
+        parsed.model,
+        parsed.reason,
+        parsed.cause_category,
+        parsed.kind in ('phase_failed', 'deployment_failure', 'running') as is_terminal,
+        case parsed.kind
             when 'deployment_start' then 0
-            when 'environment_start' then 20
             when 'deployment_failure' then 60
             when 'running' then 61
             when 'runtime' then 70
             when 'unknown' then 70
             else
-                case parsed.parts[2]
-                    when 'image_building' then 10
-                    when 'environment_preparation' then 20
-                    when 'resource_scheduling' then 30
-                    when 'image_pulling' then 40
-                    when 'model_startup' then 50
-                end
-                + case parsed.parts[1]
-                    when 'phase_start' then 0
-                    when 'phase_succeeded' then 1
-                    else 2
-                end
+                coalesce(
+                    case parsed.phase
+                        when 'image_building' then 10
+                        when 'environment_preparation' then 20
+                        when 'resource_scheduling' then 30
+                        when 'image_pulling' then 40
+                        when 'model_startup' then 50
+                    end
+                    + case parsed.kind
+                        when 'phase_succeeded' then 1
+                        when 'phase_failed' then 2
+                        else 0
+                    end,
+                    70
+                )
         end as sequence_rank
     from parsed
 ),

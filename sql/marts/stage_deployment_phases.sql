@@ -29,11 +29,13 @@ attempt_models as (
         attempt_events.attempt_start,
         attempt_events.model
     from attempt_events
-    where attempt_events.kind in ('phase_start', 'phase_succeeded', 'phase_failed')
+    where
+        attempt_events.kind in ('phase_start', 'phase_succeeded', 'phase_failed')
+        and attempt_events.model is not null
 ),
 
 phase_starts as (
-    -- image building, image pulling and model startup open with their own event
+    -- a phase begin naming its model (image building, image pulling, model startup)
     select
         attempt_events.service_id,
         attempt_events.attempt_start,
@@ -42,16 +44,16 @@ phase_starts as (
         attempt_events.seq,
         attempt_events.occur_time
     from attempt_events
-    where attempt_events.kind = 'phase_start'
+    where attempt_events.kind = 'phase_start' and attempt_events.model is not null
 
     union all
 
-    -- "preparing environment" opens environment preparation for every model of the attempt
+    -- a phase begin naming no model ("preparing environment") opens it for every model
     select
         attempt_events.service_id,
         attempt_events.attempt_start,
         attempt_models.model,
-        'environment_preparation' as phase,
+        attempt_events.phase,
         attempt_events.seq,
         attempt_events.occur_time
     from attempt_events
@@ -59,7 +61,7 @@ phase_starts as (
         on
             attempt_events.service_id = attempt_models.service_id
             and attempt_events.attempt_start = attempt_models.attempt_start
-    where attempt_events.kind = 'environment_start'
+    where attempt_events.kind = 'phase_start' and attempt_events.model is null
 
     union all
 

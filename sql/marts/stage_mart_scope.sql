@@ -1,4 +1,6 @@
 -- For each service in scope (mart_services), the event range whose attempts its days can change.
+-- Boundaries (starts, successes, failures) of both rule families; the predicate is the one of the
+-- index service_events_deployment_boundary_idx (migration 0008), kept identical.
 -- lo: the last boundary before its first day is an open start (that attempt may end in the days)
 -- or the first day's start. The attempts starting in [lo_ms, end_ms) are rebuilt.
 -- hi (exclusive): the last day's end, or past the first boundary after it when the last attempt
@@ -25,7 +27,8 @@ with final as (
     left join lateral (
         select
             events.occur_time,
-            events.event_info = 'start to deploy service' as is_start
+            events.event_info in ('start to deploy service', 'The service starts to deploy.')
+                as is_start
         from service_events as events
         where
             events.service_id = services.service_id
@@ -39,6 +42,14 @@ with final as (
                 or events.event_info like '[%%] schedule resource failed: %%'
                 or events.event_info like '[%%] pull image failed: %%'
                 or events.event_info like '[%%] start model failed: %%'
+                or events.event_info = 'The service starts to deploy.'
+                or events.event_info like 'Service %% started.'
+                or events.event_info like 'Service %% failed. Error: %%'
+                or events.event_info like 'Service deployment timed out. Error: %%'
+                or events.event_info like 'Failed to create model image %%. Error: %%'
+                or events.event_info like 'Failed to start service %%. Error: %%'
+                or events.event_info
+                like 'Insufficient %%. The scheduling failed. Supplementary information: %%'
             )
         -- in one millisecond a terminal event closes the previous attempt before a start opens one
         order by events.occur_time desc, is_start desc
@@ -47,7 +58,8 @@ with final as (
     left join lateral (
         select
             events.occur_time,
-            events.event_info = 'start to deploy service' as is_start
+            events.event_info in ('start to deploy service', 'The service starts to deploy.')
+                as is_start
         from service_events as events
         where
             events.service_id = services.service_id
@@ -61,6 +73,14 @@ with final as (
                 or events.event_info like '[%%] schedule resource failed: %%'
                 or events.event_info like '[%%] pull image failed: %%'
                 or events.event_info like '[%%] start model failed: %%'
+                or events.event_info = 'The service starts to deploy.'
+                or events.event_info like 'Service %% started.'
+                or events.event_info like 'Service %% failed. Error: %%'
+                or events.event_info like 'Service deployment timed out. Error: %%'
+                or events.event_info like 'Failed to create model image %%. Error: %%'
+                or events.event_info like 'Failed to start service %%. Error: %%'
+                or events.event_info
+                like 'Insufficient %%. The scheduling failed. Supplementary information: %%'
             )
         order by events.occur_time desc, is_start desc
         limit 1
@@ -80,6 +100,14 @@ with final as (
                 or events.event_info like '[%%] schedule resource failed: %%'
                 or events.event_info like '[%%] pull image failed: %%'
                 or events.event_info like '[%%] start model failed: %%'
+                or events.event_info = 'The service starts to deploy.'
+                or events.event_info like 'Service %% started.'
+                or events.event_info like 'Service %% failed. Error: %%'
+                or events.event_info like 'Service deployment timed out. Error: %%'
+                or events.event_info like 'Failed to create model image %%. Error: %%'
+                or events.event_info like 'Failed to start service %%. Error: %%'
+                or events.event_info
+                like 'Insufficient %%. The scheduling failed. Supplementary information: %%'
             )
         order by events.occur_time
         limit 1

@@ -53,9 +53,10 @@ def stored_events(database_url: str) -> set[tuple[str, int, str, str]]:
     return {(r[0], r[1], r[2], r[3]) for r in rows}
 
 
-def simulator_env(info: SimulatorInfo, database_url: str) -> dict[str, str]:
-    """Environment variables that point the pipeline at the simulator (IAM auth) and a database."""
-    return {**simulator_environment(info), settings.DATABASE_URL: database_url}
+def simulator_env(info: SimulatorInfo, database_url: str, auth: str = "aksk") -> dict[str, str]:
+    """Environment variables that point the pipeline at the simulator (its AK/SK, unless `auth`
+    says `password` or `metadata`) and a database."""
+    return {**simulator_environment(info, auth), settings.DATABASE_URL: database_url}
 
 
 @pytest.fixture

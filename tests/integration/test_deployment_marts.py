@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 from collections import defaultdict
@@ -11,8 +12,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
+from pipelines.simulator import families
 from pipelines.simulator.history import HistoryConfig, generate_history, truth_as_of
-from pipelines.simulator.models import AttemptTruth, History
+from pipelines.simulator.models import AttemptTruth, History, PhaseTruth
 from pipelines.source.models import ServiceEvent, TimeWindow
 from pipelines.warehouse.loader import WindowLoad
 from pipelines.warehouse.marts import rebuild_marts, rebuild_marts_for_day
@@ -50,7 +52,12 @@ def load_day(engine: Engine, history: History, window: TimeWindow) -> None:
 
 def vocabulary_failure_phase(attempt: AttemptTruth) -> str | None:
     """docs/VOCABULARY.md: a failure's phase is the phase in progress. The simulator's truth says
-    'deployment' for "deploy service failed"; the marts name the latest phase still open."""
+    'deployment' for "deploy service failed"; the marts name the latest phase still open. Console
+    texts have no phase events: the phase is the one the failure text names, else 'deployment'."""
+    if attempt.family == families.CONSOLE and attempt.failure_phase is not None:
+        if attempt.failure_phase in families.CONSOLE_NAMED_PHASES:
+            return attempt.failure_phase
+        return "deployment"
     if attempt.failure_phase != "deployment":
         return attempt.failure_phase
     open_phases = [p for p in attempt.phases if p.status == "in_progress"]
@@ -60,7 +67,10 @@ def vocabulary_failure_phase(attempt: AttemptTruth) -> str | None:
 
 
 def observed_models(attempt: AttemptTruth) -> tuple[str, ...]:
-    """The models the attempt's events name (the truth lists the planned ones, even unnamed)."""
+    """The models the attempt's events name (the truth lists the planned ones, even unnamed);
+    console texts name none."""
+    if attempt.family == families.CONSOLE:
+        return ()
     seen: dict[str, None] = {}
     for phase in sorted(attempt.phases, key=lambda p: p.start_ms):
         seen.setdefault(phase.model, None)
@@ -83,11 +93,17 @@ def expected_attempts(truth: list[AttemptTruth]) -> set[Row]:
             vocabulary_failure_phase(a),
             a.failure_reason,
             a.failure_cause,
+            a.failure_category,
             observed_models(a),
             a.time_to_running_ms,
         )
         for a in truth
     }
+
+
+def observed_phases(attempt: AttemptTruth) -> tuple[PhaseTruth, ...]:
+    """The phases the attempt's events show: console texts have no phase events."""
+    return () if attempt.family == families.CONSOLE else attempt.phases
 
 
 def expected_phases(truth: list[AttemptTruth]) -> set[Row]:
@@ -103,7 +119,7 @@ def expected_phases(truth: list[AttemptTruth]) -> set[Row]:
             p.status,
         )
         for a in truth
-        for p in a.phases
+        for p in observed_phases(a)
     }
 
 
@@ -143,7 +159,7 @@ _OUTCOMES = ("succeeded", "failed", "superseded", "in_progress")
 def expected_phase_durations_daily(truth: list[AttemptTruth]) -> dict[Row, Row]:
     groups: dict[tuple[dt.date, str, str], list[Any]] = defaultdict(list)
     for a in truth:
-        for p in a.phases:
+        for p in observed_phases(a):
             groups[(utc_date(a.attempt_start), a.service_id, p.phase)].append(p)
     out = {}
     for key, phases in groups.items():
@@ -165,7 +181,8 @@ def expected_failure_causes_daily(truth: list[AttemptTruth]) -> dict[Row, int]:
     out: dict[Row, int] = defaultdict(int)
     for a in truth:
         if a.outcome == "failed":
-            out[(utc_date(a.attempt_start), a.service_id, a.failure_cause)] += 1
+            key = (utc_date(a.attempt_start), a.service_id, a.failure_cause, a.failure_category)
+            out[key] += 1
     return dict(out)
 
 
@@ -181,10 +198,10 @@ def stored_attempts(engine: Engine) -> set[Row]:
     rows = _rows(
         engine,
         "select service_id, attempt_start, attempt_date, outcome, attempt_end, failure_phase,"
-        " failure_reason, failure_cause, models, time_to_running_ms"
+        " failure_reason, failure_cause, cause_category, models, time_to_running_ms"
         " from analytics.deployment_attempts",
     )
-    return {(*r[:8], tuple(r[8]), r[9]) for r in rows}
+    return {(*r[:9], tuple(r[9]), r[10]) for r in rows}
 
 
 def stored_phases(engine: Engine) -> set[Row]:
@@ -203,7 +220,8 @@ def stored_daily(engine: Engine, table: str, keys: int) -> dict[Row, Any]:
         " superseded, in_progress, success_rate, p50_time_to_running_ms, p95_time_to_running_ms",
         "deployment_phase_durations_daily": "attempt_date, service_id, phase, phases, succeeded,"
         " failed, in_progress, p50_ms, p90_ms, p95_ms, max_ms",
-        "deployment_failure_causes_daily": "attempt_date, service_id, failure_cause, failures",
+        "deployment_failure_causes_daily": "attempt_date, service_id, failure_cause,"
+        " cause_category, failures",
     }[table]
     rows = _rows(engine, f"select {columns} from analytics.{table}")
     out: dict[Row, Any] = {}
@@ -252,7 +270,7 @@ def assert_marts_equal_truth(engine: Engine, truth: list[AttemptTruth]) -> None:
         stored_daily(engine, "deployment_phase_durations_daily", 3),
         expected_phase_durations_daily(truth),
     )
-    assert stored_daily(engine, "deployment_failure_causes_daily", 3) == (
+    assert stored_daily(engine, "deployment_failure_causes_daily", 4) == (
         expected_failure_causes_daily(truth)
     )
 
@@ -265,9 +283,15 @@ def rebuild(engine: Engine, history: History, days: Iterable[int]) -> None:
 # --- tests -------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def history() -> History:
-    return generate_history(CONFIG)
+@pytest.fixture(scope="module", params=families.VOCABULARIES)
+def history(request: pytest.FixtureRequest) -> History:
+    """The same history in the reference texts, the console's, and a per-service mix."""
+    return generate_history(dataclasses.replace(CONFIG, vocabulary=request.param))
+
+
+def family_of(history: History, service_index: int) -> str:
+    service_id = history.services[service_index].service_id
+    return next(a.family for a in history.attempts if a.service_id == service_id)
 
 
 def test_each_loaded_day_gives_the_truth_as_of_its_end(engine: Engine, history: History) -> None:
@@ -299,12 +323,13 @@ def test_edge_cases_are_present_and_exact(engine: Engine, history: History) -> N
     attempts = stored_attempts(engine)
     outcomes = {a[3] for a in attempts}
     assert outcomes == {"succeeded", "failed", "superseded", "in_progress"}
-    # three models, scheduling closed in the millisecond environment preparation ended
-    assert any(len(a[8]) == 3 and a[3] == "succeeded" for a in attempts)
-    assert any(
-        p[3] == "resource_scheduling" and p[6] == 0 and p[7] == "succeeded"
-        for p in stored_phases(engine)
-    )
+    if family_of(history, 3) == families.REFERENCE:
+        # three models, scheduling closed in the millisecond environment preparation ended
+        assert any(len(a[9]) == 3 and a[3] == "succeeded" for a in attempts)
+        assert any(
+            p[3] == "resource_scheduling" and p[6] == 0 and p[7] == "succeeded"
+            for p in stored_phases(engine)
+        )
     # the >3 KB failure text is kept verbatim and classified
     long_failures = [a for a in attempts if a[6] and len(a[6].encode()) > 3000]
     assert long_failures and long_failures[0][7] == "model_startup"

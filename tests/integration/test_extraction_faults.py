@@ -62,7 +62,8 @@ def _pipeline_on(
 ) -> Iterator[SimulatorInfo]:
     with running_simulator([*HISTORY, *sim_args]) as info:
         values = {
-            **simulator_env(info, database_url),
+            # IAM password auth: these tests watch tokens expire and be renewed mid-run
+            **simulator_env(info, database_url, auth="password"),
             settings.MODELARTS_PAGE_LIMIT: "10",
             settings.MODELARTS_MAX_REQUESTS_PER_S: "0",
             **env,

@@ -38,7 +38,7 @@ def test_password_and_tokens_never_appear_in_a_run_with_iam_auth(
     args = ["--services", "4", "--days", "1", "--end-date", "2026-11-20", "--password", PASSWORD]
     faults = ["--token-ttl-s", "2", "--fault-rate", "0.2", "--retry-after-s", "0"]
     with running_simulator([*args, *faults, "--fault-kinds", "throttle,error_json,drop"]) as info:
-        for key, value in simulator_env(info, database_url).items():
+        for key, value in simulator_env(info, database_url, auth="password").items():
             monkeypatch.setenv(key, value)
         monkeypatch.delenv(settings.MODELARTS_TOKEN, raising=False)
         monkeypatch.setenv(settings.MODELARTS_PAGE_LIMIT, "10")
@@ -70,7 +70,8 @@ def test_password_and_tokens_never_appear_in_a_run_with_iam_auth(
     failure = next(e for e in failed.all_events if e.event_type_value == "STEP_FAILURE")
     texts.append(failure.event_specific_data.error.to_string())
     resource = resources["modelarts"]
-    client = resource.build_client()
+    # the resource as a run sees it (its EnvVars resolved)
+    client = resource.process_config_and_initialize().build_client()
     texts += [repr(resource), str(resource), repr(client), repr(client._auth)]
 
     secrets = [PASSWORD, *tokens]

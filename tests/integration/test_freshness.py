@@ -41,6 +41,7 @@ DAILY_KEYS = [
         "deployment_phase_durations_daily",
         "deployment_failure_causes_daily",
         "unclassified_event_texts_daily",
+        "deployment_report",
     )
 ]
 DAY = datetime(2026, 11, 20, tzinfo=UTC)  # "today" of the scenarios
@@ -62,7 +63,7 @@ def test_every_daily_asset_carries_the_policy_and_nothing_else_does() -> None:
 
 @pytest.fixture
 def local_instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[DagsterInstance]:
-    """An instance on the repository's own dagster.yaml (its relative folders under tmp_path)."""
+    """An instance on the repository's own dagster.yaml (its storage under DAGSTER_HOME)."""
     shutil.copy(REPO / "dagster.yaml", tmp_path / "dagster.yaml")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
@@ -141,7 +142,7 @@ def test_the_nightly_run_before_the_deadline_keeps_every_daily_asset_fresh(
     local_instance: DagsterInstance, workspace: WorkspaceProcessContext
 ) -> None:
     yesterday = (DAY - timedelta(days=1)).date().isoformat()
-    for key in DAILY_KEYS:  # the nightly job: service_events, then the marts
+    for key in DAILY_KEYS:  # the nightly job: service_events, then the marts and the report
         _materialized(local_instance, key, yesterday, DAY + timedelta(minutes=45))
     states = _states_at(workspace, local_instance, DAY + timedelta(hours=4))
     assert {states[key] for key in DAILY_KEYS} == {FreshnessState.PASS}

@@ -3,8 +3,12 @@ transformer rebuilds the marts only, the BI reader reads analytics only."""
 
 from __future__ import annotations
 
+import os
 import secrets
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -14,6 +18,7 @@ from sqlalchemy.engine import make_url
 
 from pipelines.assets.deployments import deployment_marts
 from pipelines.assets.events import service_events, services
+from pipelines.assets.report import deployment_report
 from pipelines.definitions import build_resources
 from pipelines.simulator.process import SimulatorInfo
 from pipelines.warehouse.sql_files import read_sql
@@ -58,18 +63,36 @@ def test_the_pipeline_runs_as_loader_and_transformer(
     pipeline_env: dict[str, str],
     role_urls: dict[str, str],
     monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     monkeypatch.setenv("DATABASE_URL", role_urls["modelarts_loader"])
     monkeypatch.setenv("ANALYTICS_DATABASE_URL", role_urls["modelarts_transformer"])
+    monkeypatch.setenv("PIPELINES_DATA_DIR", str(tmp_path))
     instance, resources = DagsterInstance.ephemeral(), build_resources()
-    assets = [services, service_events, deployment_marts]
+    assets = [services, service_events, deployment_marts, deployment_report]
     assert materialize(assets, selection=["services"], instance=instance, resources=resources)
     day = simulator_days(simulator)[1]
-    selection = ["service_events", *(k.to_user_string() for k in deployment_marts.keys)]
+    selection = [
+        "service_events",
+        *(k.to_user_string() for k in deployment_marts.keys),
+        "deployment_report",
+    ]
     result = materialize(
         assets, selection=selection, partition_key=day, instance=instance, resources=resources
     )
     assert result.success
+    # the report, drawn as the transformer, reads the load audit too
+    assert (tmp_path / "reports" / f"deployment-report-{day}.html").is_file()
+    # and so does `modelarts-etl report` with the loader's DATABASE_URL beside it
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MODELARTS_", "HUAWEICLOUD_"))}
+    out = tmp_path / "cli-report.html"
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "report", "--start", day, "--end", day,
+         "--out", str(out)],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert out.is_file()
     with psycopg.connect(role_urls["analytics_reader"]) as conn:
         attempts = conn.execute("select count(*) from analytics.deployment_attempts").fetchone()
     assert attempts is not None and attempts[0] > 0
@@ -92,8 +115,6 @@ def test_the_pipeline_runs_as_loader_and_transformer(
 def test_a_pending_migration_tells_the_loader_to_ask_the_owner(
     engine: Engine, role_urls: dict[str, str], tmp_path: object
 ) -> None:
-    from pathlib import Path
-
     from pipelines.warehouse.database import create_warehouse_engine
     from pipelines.warehouse.migrations import apply_migrations, discover_migrations
 

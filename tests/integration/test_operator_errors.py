@@ -26,7 +26,8 @@ CASES = [
     # (environment, argv, exit code, the line says)
     ({"DATABASE_URL": f"postgresql://etl:{PASSWORD}@127.0.0.1:9/wh"}, ["status"], 1,
      "cannot reach the warehouse at 127.0.0.1:9/wh (DATABASE_URL)"),
-    ({"MODELARTS_ENDPOINT": "http://127.0.0.1:9", "MODELARTS_PROJECT_ID": "p"},
+    ({"MODELARTS_ENDPOINT": "http://127.0.0.1:9", "MODELARTS_PROJECT_ID": "p",
+      "HUAWEICLOUD_SDK_AK": "AK", "HUAWEICLOUD_SDK_SK": "SK"},
      ["verify", "2026-11-19"], 1, "cannot reach 127.0.0.1:9 (MODELARTS_ENDPOINT)"),
     ({"MODELARTS_PAGE_LIMIT": "5"}, ["verify", "2026-11-19"], 2,
      "MODELARTS_PAGE_LIMIT must be 10..1000, not 5"),
@@ -89,7 +90,7 @@ def test_a_bad_argument_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
         main(["rerun", "2026-11-31"])
     assert exited.value.code == 2
     err = capsys.readouterr().err
-    assert err == "modelarts-etl rerun: error: argument day: '2026-11-31' is not a day YYYY-MM-DD\n"
+    assert err == "modelarts-etl rerun: error: argument DAY: '2026-11-31' is not a day YYYY-MM-DD\n"
 
 
 def _free_port() -> int:
@@ -106,6 +107,9 @@ def test_db_serves_the_embedded_warehouse_to_bi_tools_over_tcp(tmp_path: Path) -
     }
     env["PIPELINES_DATA_DIR"] = str(tmp_path / "data")
     port = _free_port()
+    # `db` only reads: the schema comes from `migrate` (or a run)
+    migrate = [sys.executable, "-m", "pipelines.cli", "migrate"]
+    subprocess.run(migrate, env=env, cwd=tmp_path, check=True, capture_output=True, timeout=300)
     server = subprocess.Popen(
         [sys.executable, "-m", "pipelines.cli", "db", "--port", str(port)],
         env=env,

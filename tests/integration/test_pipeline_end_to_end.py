@@ -59,6 +59,7 @@ def test_definitions_load(pipeline_env: dict[str, str]) -> None:
         "deployment_phase_durations_daily",
         "deployment_failure_causes_daily",
         "unclassified_event_texts_daily",
+        "deployment_report",
     }
     assert defs.get_repository_def() is not None
 
@@ -119,7 +120,7 @@ def test_one_partition_materializes_from_the_dagster_cli(
     assert stored_events(pipeline_env["DATABASE_URL"]) == expected_events(
         simulator, start_ms, end_ms
     )
-    assert pipeline_env["HUAWEICLOUD_PASSWORD"] not in done.stdout + done.stderr
+    assert pipeline_env["HUAWEICLOUD_SDK_SK"] not in done.stdout + done.stderr
 
 
 def test_the_main_command_runs_on_embedded_defaults_and_reruns_to_zero(tmp_path: Path) -> None:
@@ -147,9 +148,18 @@ def test_the_main_command_runs_on_embedded_defaults_and_reruns_to_zero(tmp_path:
         )
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
         outputs.append(done.stdout)
-    first_rows = [line.split() for line in outputs[0].splitlines() if line[:2] == "20"]
-    second_rows = [line.split() for line in outputs[1].splitlines() if line[:2] == "20"]
+    loads, attempts = zip(
+        *(out.split("deployment attempts by UTC day") for out in outputs), strict=True
+    )
+    first_rows = [line.split() for line in loads[0].splitlines() if line[:2] == "20"]
+    second_rows = [line.split() for line in loads[1].splitlines() if line[:2] == "20"]
     assert len(first_rows) == len(second_rows) == 2
+    # the marts' attempts per day, the same on both runs (a rerun changes nothing)
+    days = [line for line in attempts[0].splitlines() if line[:2] == "20"]
+    assert attempts[0] == attempts[1] and len(days) == 2
+    # the Dagster instance is in the data directory, nothing in the working directory
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+    assert (tmp_path / "data" / "dagster_home" / "history" / "runs.db").is_file()
     assert sum(int(r[3]) for r in first_rows) > 0  # inserted on the first run
     assert [int(r[3]) for r in second_rows] == [0, 0]  # nothing inserted on the second
     assert [int(r[4]) for r in second_rows] == [int(r[3]) for r in first_rows]

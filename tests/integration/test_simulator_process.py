@@ -48,7 +48,7 @@ def test_sigterm_exits_cleanly() -> None:
         ready = orjson.loads(proc.stdout.readline())
         assert set(ready) == {
             "url", "project_id", "username", "password", "domain", "region",
-            "start_date", "end_date", "services", "events",
+            "access_key", "secret_key", "start_date", "end_date", "services", "events",
         }  # fmt: skip
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0

@@ -84,7 +84,9 @@ def pipeline_command(first_day: str, last_day: str) -> list[str]:
     return [sys.executable, "-m", "pipelines.cli", "run", "--start", first_day, "--end", last_day]
 
 
-def pipeline_env(info: SimulatorInfo, database_url: str, dagster_home: Path) -> dict[str, str]:
+def pipeline_env(
+    info: SimulatorInfo, database_url: str, dagster_home: Path, auth: str = "aksk"
+) -> dict[str, str]:
     base = {
         k: v
         for k, v in os.environ.items()
@@ -92,7 +94,7 @@ def pipeline_env(info: SimulatorInfo, database_url: str, dagster_home: Path) -> 
     }
     return {
         **base,
-        **simulator_environment(info),
+        **simulator_environment(info, auth),
         "DATABASE_URL": database_url,
         "DAGSTER_HOME": str(dagster_home),
         # the simulated days are fixed dates; the default first partition moves with the calendar
@@ -229,8 +231,8 @@ def kill_connections_and_recover(
 
 
 def _slots_held(dagster_home: Path) -> int:
-    """Pool slots claimed in a local Dagster instance (the repository's dagster.yaml layout)."""
-    index = dagster_home / ".data" / "dagster" / "storage" / "history" / "runs" / "index.db"
+    """Pool slots claimed in a local Dagster instance (SQLite under DAGSTER_HOME)."""
+    index = dagster_home / "history" / "runs" / "index.db"
     if not index.is_file():
         return 0
     with sqlite3.connect(index) as conn:
@@ -304,3 +306,68 @@ def kill_group_repeatedly_then_run(
         return
     tally.runs_recovered += 1
     compare(tally, database_url, expected)
+
+
+# Issue 16: tokens that really live 2 s while `expires_at` claims an hour, 4 workers, 15% of
+# requests faulty (every kind: a slow ModelArts answer checks its token 1.5 s late, a slow IAM
+# answer delivers a token 1.5 s old), record offsets.
+TOKEN_CHURN_SIM_ARGS = [
+    "--credential-real-life-s", "2", "--token-ttl-s", "3600",
+    "--fault-rate", "0.15", "--fault-kinds", "throttle,error_json,error_html,drop,truncate,slow",
+    "--slow-s", "1.8", "--retry-after-s", "0", "--offset-mode", "record", "--iam-faults",
+]  # fmt: skip
+# New tokens one run may ask IAM for: one per second of the run (with tokens living 2 s and
+# refreshed at 3/4 of the life seen, ~0.7 per second), plus one per Dagster run and worker.
+TOKENS_PER_SECOND = 1.0
+
+
+@dataclass
+class ChurnRound:
+    """One `run` under token churn: did it finish on the first try, and at what IAM cost."""
+
+    exit_code: int
+    seconds: float
+    tokens_issued: int
+    refused: int  # 401 answers
+    faults: int  # faults injected (429, 5xx, drops, truncated, slow), IAM's included
+    output: str
+
+    def token_bound(self, dagster_runs: int, workers: int = 4) -> float:
+        return TOKENS_PER_SECOND * self.seconds + dagster_runs * workers
+
+
+def token_churn_run(
+    info: SimulatorInfo, database_url: str, days: tuple[str, str], dagster_home: Path
+) -> ChurnRound:
+    """`modelarts-etl run` once, with IAM password auth and `MODELARTS_OFFSET_MODE=record`, on a
+    simulator started with TOKEN_CHURN_SIM_ARGS; no rerun: a day lost is a day lost."""
+    import requests
+
+    env = {
+        **pipeline_env(info, database_url, dagster_home, auth="password"),
+        "MODELARTS_OFFSET_MODE": "record",
+        "MODELARTS_PAGE_LIMIT": "20",
+        "MODELARTS_WORKERS": "4",
+        "MODELARTS_MAX_REQUESTS_PER_S": "0",
+    }
+    before = requests.get(f"{info.url}/_sim/stats", timeout=30).json()
+    began = time.monotonic()
+    done = subprocess.run(
+        pipeline_command(*days), env=env, cwd=dagster_home, capture_output=True, text=True,
+        timeout=900,
+    )  # fmt: skip
+    seconds = time.monotonic() - began
+    after = requests.get(f"{info.url}/_sim/stats", timeout=30).json()
+    refused = sum(
+        int(after["requests"].get(kind, {}).get("401", 0))
+        - int(before["requests"].get(kind, {}).get("401", 0))
+        for kind in ("services", "events")
+    )
+    return ChurnRound(
+        exit_code=done.returncode,
+        seconds=seconds,
+        tokens_issued=int(after["tokens_issued"]) - int(before["tokens_issued"]),
+        refused=refused,
+        faults=sum(after["faults"].values()) - sum(before["faults"].values()),
+        output=(done.stdout + done.stderr)[-600:],
+    )

@@ -28,12 +28,9 @@ def test_the_exported_credentials_are_the_simulators_defaults() -> None:
     url = f"http://127.0.0.1:{port.group()}"
     assert exported == {
         settings.MODELARTS_ENDPOINT: url,
-        settings.IAM_ENDPOINT: url,
         settings.MODELARTS_PROJECT_ID: defaults.project_id,
-        settings.IAM_USERNAME: defaults.username,
-        settings.IAM_PASSWORD: defaults.password,
-        settings.IAM_DOMAIN: defaults.domain,
-        settings.IAM_REGION: defaults.region,
+        settings.SDK_AK: defaults.access_key,
+        settings.SDK_SK: defaults.secret_key,
         settings.EMBEDDED: "1",
-        "DAGSTER_HOME": "$PWD",
+        "DAGSTER_HOME": "$PWD/.data/dagster_home",
     }

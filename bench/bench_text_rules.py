@@ -1,0 +1,172 @@
+"""Benchmark of the rule-driven text classification against the hard-coded CASE it replaced.
+
+One database, one loaded history (as bench_marts.py), one day's rebuild run alternately with the
+mart SQL of this checkout and with that of a baseline commit (`git show REV:sql/...`, default the
+commit before issue 18), so machine noise hits both alike. Prints, per variant, the median (min-max,
+n) of the whole rebuild and of its event classification step (stage_deployment_events.sql), and
+the ratios. Never pass/fail. Run: .venv/bin/python bench/bench_text_rules.py [--runs 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import re
+import statistics
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from sqlalchemy import Engine
+
+from pipelines.simulator.history import History, HistoryConfig, generate_history
+from pipelines.source.models import ServiceEvent, TimeWindow
+from pipelines.warehouse.database import create_warehouse_engine
+from pipelines.warehouse.embedded import ensure_database, start_embedded_server
+from pipelines.warehouse.loader import WindowLoad
+from pipelines.warehouse.marts import day_parameters, rebuild_marts
+from pipelines.warehouse.migrations import apply_migrations
+from pipelines.warehouse.sql_files import sql_root
+
+REPO = Path(__file__).resolve().parents[1]
+DAY_MS = 86_400_000
+EVENTS_STEP = "marts/stage_deployment_events.sql"
+
+
+def _window(history: History, index: int) -> TimeWindow:
+    start = history.start_ms + index * DAY_MS
+    return TimeWindow(start, start + DAY_MS)
+
+
+def _load_days(engine: Engine, history: History, days: range) -> None:
+    by_day: dict[int, list[ServiceEvent]] = {i: [] for i in days}
+    for service_id, events in history.events_by_service.items():
+        for e in events:
+            index = (e.occur_time - history.start_ms) // DAY_MS
+            if index in by_day:
+                by_day[index].append(
+                    ServiceEvent(service_id, e.occur_time, e.event_type, e.event_info)
+                )
+    for index in days:
+        window = _window(history, index)
+        with WindowLoad(engine, window) as load:
+            load.add_events(by_day[index])
+            load.commit()
+        rebuild_marts(engine, [day_parameters(window)["day"]])
+
+
+def _git_show(rev: str, path: str) -> str:
+    return subprocess.run(
+        ["git", "show", f"{rev}:{path}"], cwd=REPO, check=True, capture_output=True, text=True
+    ).stdout
+
+
+def steps_of(rev: str | None) -> list[tuple[str, str]]:
+    """(step, SQL) of the rebuild: this checkout's (rev None) or a commit's."""
+    if rev is None:
+        marts_py = (REPO / "pipelines/warehouse/marts.py").read_text(encoding="utf-8")
+    else:
+        marts_py = _git_show(rev, "pipelines/warehouse/marts.py")
+    begin = marts_py.index("_STEPS = (")
+    steps_block = marts_py[begin : marts_py.index(")", begin)]
+    names = re.findall(r'"(marts/[a-z_]+\.sql)"', steps_block)
+    if rev is None:
+        return [(n, (sql_root() / n).read_text(encoding="utf-8")) for n in names]
+    return [(n, _git_show(rev, f"sql/{n}")) for n in names]
+
+
+def rebuild(
+    engine: Engine, steps: list[tuple[str, str]], params: dict[str, Any]
+) -> tuple[float, float]:
+    """One day's rebuild with these steps, committed: (seconds in all, of the events step)."""
+    raw = engine.raw_connection()
+    try:
+        conn = raw.driver_connection
+        assert isinstance(conn, psycopg.Connection)
+        cur = psycopg.ClientCursor(conn)
+        started = time.perf_counter()
+        events_step = 0.0
+        for name, sql in steps:
+            step_started = time.perf_counter()
+            cur.execute(sql, params)
+            if name == EVENTS_STEP:
+                events_step = time.perf_counter() - step_started
+            staged = re.search(r"create temporary table (\w+)", sql)
+            if staged:
+                cur.execute(f"analyze {staged.group(1)}")
+        conn.commit()
+        return time.perf_counter() - started, events_step
+    finally:
+        raw.close()
+
+
+def _summary(values: list[float]) -> str:
+    ms = [v * 1000 for v in values]
+    return f"{statistics.median(ms):8.1f} ms ({min(ms):.1f}-{max(ms):.1f}, n={len(ms)})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--services", type=int, default=60)
+    parser.add_argument("--days", type=int, default=9)
+    parser.add_argument("--events-per-service-day", type=int, default=150)
+    parser.add_argument("--vocabulary", default="reference", help="reference | console | mix")
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--baseline", default="bf728e6", help="commit of the baseline mart SQL")
+    args = parser.parse_args()
+
+    config = HistoryConfig(
+        services=args.services,
+        days=args.days,
+        seed=5,
+        end_date=dt.date(2026, 11, 29),
+        events_per_service_day=args.events_per_service_day,
+        vocabulary=args.vocabulary,
+    )
+    history = generate_history(config)
+    variants = {"baseline CASE": steps_of(args.baseline), "rules": steps_of(None)}
+    with tempfile.TemporaryDirectory() as folder:
+        admin = os.environ.get("DATABASE_URL") or start_embedded_server(Path(folder))
+        name = f"bench_rules_{uuid.uuid4().hex[:8]}"
+        engine = create_warehouse_engine(ensure_database(admin, name))
+        apply_migrations(engine)
+        _load_days(engine, history, range(args.days))
+        window = _window(history, args.days - 1)
+        day = day_parameters(window)["day"]
+        # the baseline's steps bind the day, this checkout's the pass's days (rebuild_marts)
+        params = day_parameters(window) | {
+            "first_day": day,
+            "last_day": day,
+            "partition_days": [day],
+        }
+        print(
+            f"history: {args.services} services x {args.days} days, {history.event_count:,} events"
+            f" ({args.vocabulary}); rebuilding the last day, variants alternating, {args.runs} runs"
+        )
+        for steps in variants.values():  # warm both
+            rebuild(engine, steps, params)
+        totals: dict[str, list[float]] = {k: [] for k in variants}
+        stage: dict[str, list[float]] = {k: [] for k in variants}
+        for _ in range(args.runs):
+            for name, steps in variants.items():
+                total, events_step = rebuild(engine, steps, params)
+                totals[name].append(total)
+                stage[name].append(events_step)
+        for variant in variants:
+            print(
+                f"{variant:<14} rebuild {_summary(totals[variant])}"
+                f" | events step {_summary(stage[variant])}"
+            )
+        ratio = statistics.median(totals["rules"]) / statistics.median(totals["baseline CASE"])
+        step_ratio = statistics.median(stage["rules"]) / statistics.median(stage["baseline CASE"])
+        print(f"ratio rules/baseline: rebuild {ratio:.2f}, events step {step_ratio:.2f}")
+        engine.dispose()
+
+
+if __name__ == "__main__":
+    main()

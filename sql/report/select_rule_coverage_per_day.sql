@@ -1,0 +1,56 @@
+-- Per UTC day: events stored, texts outside the vocabulary, failures and those no cause rule matched, and their share of the day's events.
+with days as (
+    select day::date as day
+    from generate_series(%(first_day)s::date, %(last_day)s::date, interval '1 day') as day
+),
+
+day_events as (
+    select
+        (events.occurred_at at time zone 'UTC')::date as day,
+        count(*) as events
+    from service_events as events
+    where
+        events.occurred_at >= %(first_day)s::date::timestamp at time zone 'UTC'
+        and events.occurred_at < (%(last_day)s::date + 1)::timestamp at time zone 'UTC'
+    group by 1
+),
+
+unknown_texts as (
+    select texts.event_date as day, sum(texts.events) as unknown_text_events
+    from analytics.unclassified_event_texts_daily as texts
+    where texts.event_date between %(first_day)s and %(last_day)s
+    group by texts.event_date
+),
+
+failures as (
+    select
+        causes.attempt_date as day,
+        sum(causes.failures) as failures,
+        sum(causes.failures) filter (
+            where causes.failure_cause = 'unclassified'
+        ) as unclassified_failures
+    from analytics.deployment_failure_causes_daily as causes
+    where causes.attempt_date between %(first_day)s and %(last_day)s
+    group by causes.attempt_date
+),
+
+final as (
+    select
+        days.day,
+        coalesce(day_events.events, 0)::bigint as events,
+        coalesce(unknown_texts.unknown_text_events, 0)::bigint as unknown_text_events,
+        coalesce(failures.failures, 0)::integer as failures,
+        coalesce(failures.unclassified_failures, 0)::integer as unclassified_failures,
+        (
+            coalesce(unknown_texts.unknown_text_events, 0)
+            + coalesce(failures.unclassified_failures, 0)
+        )::double precision
+        / nullif(day_events.events, 0) as unclassified_share
+    from days
+    left join day_events on day_events.day = days.day
+    left join unknown_texts on unknown_texts.day = days.day
+    left join failures on failures.day = days.day
+)
+
+select * from final
+order by day
