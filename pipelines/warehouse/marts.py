@@ -56,8 +56,9 @@ _STEPS = (
 # third of the rows), and, misjudging them, it hashes the whole table: 1.5 M phase rows read to
 # delete 4 k on a year of 1,000 services (bench_marts.py). With hash and merge joins off for
 # these statements alone, the plan left is a loop over the scope with an index range per row,
-# whatever the statistics. (service_events is read through subqueries run once per service,
-# which need no setting: see stage_deployment_events.sql.)
+# whatever the statistics. The coverage upserts join the pass's days with the daily tables: one
+# key range per day, not a scan of every day's rows. (service_events is read through subqueries
+# run once per service, which need no setting: see stage_deployment_events.sql.)
 _INDEX_LOOP_STEPS = frozenset(
     {
         "marts/stage_affected_days.sql",
@@ -70,6 +71,8 @@ _INDEX_LOOP_STEPS = frozenset(
         "marts/delete_deployment_failure_causes_daily.sql",
         "marts/insert_deployment_failure_causes_daily.sql",
         "marts/delete_unclassified_event_texts_daily.sql",
+        "marts/upsert_event_text_coverage_of_day.sql",
+        "marts/upsert_event_text_coverage_of_attempts.sql",
     }
 )
 _JOIN_SETTINGS = ("enable_hashjoin", "enable_mergejoin")
@@ -177,6 +180,14 @@ def consecutive_runs(days: Iterable[date], max_days: int = MAX_PASS_DAYS) -> lis
     return runs
 
 
+def pass_parameters(
+    first_day: date, last_day: date, partition_days: Sequence[date]
+) -> dict[str, Any]:
+    """The bound parameters of a pass's SQL: its first and last day (the queued pairs it takes)
+    and the partition days among them (the services with events on them are rebuilt)."""
+    return {"first_day": first_day, "last_day": last_day, "partition_days": list(partition_days)}
+
+
 @dataclass
 class _Pass:
     """What one pass (one transaction) read and wrote."""
@@ -198,7 +209,7 @@ def _rebuild_pass(
     partition_days: Sequence[date],
     plans: dict[str, str] | None = None,
 ) -> _Pass:
-    params = {"first_day": first_day, "last_day": last_day, "partition_days": list(partition_days)}
+    params = pass_parameters(first_day, last_day, partition_days)
     step_seconds: dict[str, float] = {}
     with _transaction(engine) as conn:
         # Client-side binding: CREATE TABLE AS does not take server-side parameters.

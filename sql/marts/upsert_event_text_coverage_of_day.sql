@@ -37,13 +37,16 @@ day_events as (
 ),
 
 day_shapes as (
+    -- per day, a range of the daily table's key (event_date first)
     select
         whole_days.event_date,
-        count(distinct daily.text_shape) as unknown_texts
+        shapes.unknown_texts
     from whole_days
-    left join analytics.unclassified_event_texts_daily as daily
-        on daily.event_date = whole_days.event_date
-    group by whole_days.event_date
+    cross join lateral (
+        select count(distinct daily.text_shape) as unknown_texts
+        from analytics.unclassified_event_texts_daily as daily
+        where daily.event_date = whole_days.event_date
+    ) as shapes
 ),
 
 applied as (
