@@ -269,10 +269,15 @@ def _setting(cur: psycopg.ClientCursor[Any], name: str) -> str:
     return str(row[0])
 
 
-def _queued_days(engine: Engine) -> list[date]:
+def _pending(engine: Engine) -> tuple[int | None, list[date]]:
+    """The rule version the passes will apply (logged), and the days the loader queued. The
+    analytics schema is read first: a login that may not read it (a loader's) fails naming it."""
     with _transaction(engine) as conn:
+        version = conn.execute(
+            "select max(rule_version) from analytics.event_text_rule_versions"
+        ).fetchone()
         rows = conn.execute("select distinct event_date from mart_rebuild_queue").fetchall()
-    return [row[0] for row in rows]
+    return (None if version is None else version[0]), [row[0] for row in rows]
 
 
 def rebuild_marts(engine: Engine, days: Sequence[date]) -> MartRefresh:
@@ -291,9 +296,10 @@ def rebuild_marts(engine: Engine, days: Sequence[date]) -> MartRefresh:
     if not asked:
         raise ValueError("rebuild_marts needs at least one day")
     partition = set(asked)
+    rule_version, queued_days = _pending(engine)
     passes = [
         _rebuild_pass(engine, run[0], run[-1], [d for d in run if d in partition])
-        for run in consecutive_runs([*asked, *_queued_days(engine)])
+        for run in consecutive_runs([*asked, *queued_days])
     ]
     step_seconds: dict[str, float] = {}
     for done in passes:
@@ -322,7 +328,7 @@ def rebuild_marts(engine: Engine, days: Sequence[date]) -> MartRefresh:
     )
     log.info(
         "marts of %s to %s (queued: %s): %d services, %d events read, %d attempts and %d phases"
-        " rebuilt in %d pass(es), %.3f s",
+        " rebuilt in %d pass(es) with rule version %s, %.3f s",
         asked[0],
         asked[-1],
         ", ".join(d.isoformat() for d in refresh.queued_days) or "none",
@@ -331,6 +337,7 @@ def rebuild_marts(engine: Engine, days: Sequence[date]) -> MartRefresh:
         refresh.attempts,
         refresh.phases,
         refresh.passes,
+        rule_version,
         refresh.seconds,
     )
     return refresh
