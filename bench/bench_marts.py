@@ -1,11 +1,22 @@
-"""Benchmark of the incremental marts: time to rebuild one day as stored history grows 1x -> 10x.
+"""Benchmark of the incremental marts: a new day's load and marts rebuild on a database holding a
+long history against the same on an (almost) empty one, statement by statement.
 
-Loads a generated history day by day through the project's loader, rebuilding each day's marts
-as the pipeline would, then times re-materializations (median of --runs) of:
-  - the latest day, with `base` days stored and then with `base x factor` days stored;
-  - one early day, first with nothing after it and then with the whole history after it.
-Prints figures, never pass/fail. Run: .venv/bin/python bench/bench_marts.py [--services 60]
-(embedded Postgres in a temporary folder, or $DATABASE_URL's server: a new database either way).
+Builds, in SQL (generate_series, no API, no loader), a synthetic history of --services services x
+--days days (pipelines/simulator/synthetic.py: one attempt per service and day, ~30 events per
+service-day by default) and the marts of its last --history-marts days (default 365), then,
+--runs times, takes the next day:
+loads it through the project's loader (WindowLoad, as the pipeline does) and rebuilds its marts
+(rebuild_marts) in the big database and in a database that holds only the day before the first
+new day, alternating which goes first. Prints per mart statement the median seconds on both
+(min-max, n) and their ratio, the same for the load and the whole rebuild, and whether the new
+days' marts are identical in both databases. Prints figures, never pass/fail.
+
+    .venv/bin/python bench/bench_marts.py                        # 1,000 services x 365 days
+    .venv/bin/python bench/bench_marts.py --days 3650 --data-dir /work/pg-bench  # and keep it
+
+Embedded Postgres in a temporary folder (or in --data-dir, where the big database is kept and
+reused by later runs, each taking the days after the last one stored), or $DATABASE_URL's
+server: it creates `bench_marts_*` databases there (the empty one is dropped at the end).
 """
 
 from __future__ import annotations
@@ -17,137 +28,224 @@ import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Engine, text
+import psycopg
+from psycopg import sql
+from sqlalchemy import Engine
 
-from pipelines.simulator.history import HistoryConfig, generate_history
-from pipelines.simulator.models import History
+from pipelines.simulator.synthetic import (
+    DAY_MS,
+    day_ms,
+    insert_synthetic_history,
+    synthetic_day,
+)
 from pipelines.source.models import ServiceEvent, TimeWindow
 from pipelines.warehouse.database import create_warehouse_engine
 from pipelines.warehouse.embedded import ensure_database, start_embedded_server
 from pipelines.warehouse.loader import WindowLoad
-from pipelines.warehouse.marts import MartRefresh, rebuild_marts_for_day
+from pipelines.warehouse.marts import explain_marts, rebuild_marts
 from pipelines.warehouse.migrations import apply_migrations
 
-DAY_MS = 86_400_000
+MART_TABLES = {
+    "deployment_attempts": "attempt_date",
+    "deployment_phases": "attempt_date",
+    "deployment_outcomes_daily": "attempt_date",
+    "deployment_phase_durations_daily": "attempt_date",
+    "deployment_failure_causes_daily": "attempt_date",
+    "unclassified_event_texts_daily": "event_date",
+}
 
 
-def _window(history: History, index: int) -> TimeWindow:
-    start = history.start_ms + index * DAY_MS
-    return TimeWindow(start, start + DAY_MS)
+@contextmanager
+def _connect(url: str) -> Iterator[psycopg.Connection[Any]]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        yield conn
 
 
-def _load_days(engine: Engine, history: History, days: range) -> None:
-    by_day: dict[int, list[ServiceEvent]] = {i: [] for i in days}
-    for service_id, events in history.events_by_service.items():
-        for e in events:
-            index = (e.occur_time - history.start_ms) // DAY_MS
-            if index in by_day:
-                by_day[index].append(
-                    ServiceEvent(service_id, e.occur_time, e.event_type, e.event_info)
-                )
-    for index in days:
-        window = _window(history, index)
-        with WindowLoad(engine, window) as load:
-            load.add_events(by_day[index])
-            load.commit()
-        rebuild_marts_for_day(engine, window)
+def _load(engine: Engine, day: dt.date, events: Sequence[ServiceEvent]) -> float:
+    started = time.perf_counter()
+    with WindowLoad(engine, TimeWindow(day_ms(day), day_ms(day) + DAY_MS)) as load:
+        load.add_events(events)
+        load.commit()
+    return time.perf_counter() - started
 
 
-def _timed(engine: Engine, window: TimeWindow, runs: int) -> tuple[float, MartRefresh]:
-    seconds = []
-    refresh = None
-    for _ in range(runs):
-        refresh = rebuild_marts_for_day(engine, window)
-        seconds.append(refresh.seconds)
-    assert refresh is not None
-    return statistics.median(seconds), refresh
+def _stored_days(conn: psycopg.Connection[Any]) -> tuple[dt.date | None, int]:
+    row = conn.execute(
+        "select max(attempt_date), (select count(*) from service_events)"
+        " from analytics.deployment_attempts"
+    ).fetchone()
+    assert row is not None
+    return row[0], int(row[1])
 
 
-def _stored(engine: Engine) -> tuple[int, int]:
-    with engine.connect() as conn:
-        events = conn.execute(text("select count(*) from service_events")).scalar_one()
-        attempts = conn.execute(
-            text("select count(*) from analytics.deployment_attempts")
-        ).scalar_one()
-    return int(events), int(attempts)
-
-
-def _report(label: str, engine: Engine, median: float, refresh: MartRefresh) -> float:
-    events, attempts = _stored(engine)
+def build_big(url: str, args: argparse.Namespace, first_day: dt.date) -> tuple[Engine, dt.date]:
+    """The big database, built unless a complete one is there; returns it and its last day."""
+    engine = create_warehouse_engine(url)
+    apply_migrations(engine)
+    with _connect(url) as conn:
+        conn.execute("create table if not exists bench_history (built_at timestamptz)")
+        built = conn.execute("select count(*) from bench_history").fetchone()
+        if built is not None and built[0]:
+            last, events = _stored_days(conn)
+            assert last is not None
+            print(f"big database reused: {events:,} events, last day with marts {last}")
+            return engine, last
+        started = time.perf_counter()
+        rows = insert_synthetic_history(
+            conn, first_day, args.days, args.services, args.runtime_events
+        )
+        inserted = time.perf_counter() - started
+        print(f"history: {rows:,} events inserted in {inserted:.0f} s", flush=True)
+    started = time.perf_counter()
+    last = first_day + dt.timedelta(days=args.days - 1)
+    day = last - dt.timedelta(days=min(args.days, args.history_marts) - 1)
+    while day <= last:
+        chunk = [day + dt.timedelta(days=i) for i in range(args.history_marts_days)]
+        rebuild_marts(engine, [d for d in chunk if d <= last])
+        day = chunk[-1] + dt.timedelta(days=1)
     print(
-        f"{label:<44} stored {events:>9,} events {attempts:>7,} attempts | "
-        f"read {refresh.events_read:>7,} events, rebuilt {refresh.attempts:>5,} attempts "
-        f"| median {median * 1000:8.1f} ms"
+        f"marts of the history's last {min(args.days, args.history_marts)} days rebuilt in "
+        f"{time.perf_counter() - started:.0f} s",
+        flush=True,
     )
-    return median
+    with _connect(url) as conn:
+        started = time.perf_counter()
+        conn.execute("vacuum analyze")
+        conn.execute("insert into bench_history values (now())")
+        size = conn.execute(
+            "select pg_size_pretty(pg_table_size('service_events')),"
+            " pg_size_pretty(pg_indexes_size('service_events'))"
+        ).fetchone()
+        print(f"vacuum analyze {time.perf_counter() - started:.0f} s; service_events {size}")
+    return engine, last
+
+
+def mart_rows(url: str, since: dt.date) -> dict[str, set[str]]:
+    """Every mart table's rows of the days from `since`, without refresh timestamps."""
+    out = {}
+    with _connect(url) as conn:
+        for table, day_column in MART_TABLES.items():
+            rows = conn.execute(
+                sql.SQL(
+                    "select (to_jsonb(t) - 'refreshed_at')::text from analytics.{} as t"
+                    " where {} >= %s"
+                ).format(sql.Identifier(table), sql.Identifier(day_column)),
+                (since,),
+            ).fetchall()
+            out[table] = {r[0] for r in rows}
+    return out
+
+
+def _figure(values: list[float]) -> str:
+    return (
+        f"{statistics.median(values):8.3f} ({min(values):.3f}-{max(values):.3f})" if values else "-"
+    )
+
+
+def _compare_range(engine: Engine, last_day: dt.date, args: argparse.Namespace) -> None:
+    """The big database's last --range-days days rebuilt in one pass against one pass per day
+    (re-materializations: nothing queued), interleaved."""
+    days = [last_day - dt.timedelta(days=i) for i in reversed(range(args.range_days))]
+    one_pass: list[float] = []
+    per_day: list[float] = []
+    for run in range(args.runs):
+        for mode in ("range", "days") if run % 2 == 0 else ("days", "range"):
+            if mode == "range":
+                refresh = rebuild_marts(engine, days)
+                assert refresh.passes == 1
+                one_pass.append(refresh.seconds)
+            else:
+                per_day.append(sum(rebuild_marts(engine, [d]).seconds for d in days))
+    ratio = statistics.median(per_day) / statistics.median(one_pass)
+    print(
+        f"\nbig database, {len(days)} days {days[0]} to {days[-1]}, seconds, median (min-max) of "
+        f"n={args.runs}:\n| rebuild | seconds |\n|---|---:|\n"
+        f"| one pass over the {len(days)} days | {_figure(one_pass)} |\n"
+        f"| {len(days)} passes of one day | {_figure(per_day)} |\n"
+        f"one pass is {ratio:.2f}x faster"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--services", type=int, default=60)
-    parser.add_argument("--base-days", type=int, default=3)
-    parser.add_argument("--factor", type=int, default=10)
-    parser.add_argument("--events-per-service-day", type=int, default=150)
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--services", type=int, default=1000)
+    parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--runtime-events", type=int, default=21)
+    parser.add_argument("--runs", type=int, default=3, help="new days loaded and rebuilt")
+    parser.add_argument(
+        "--history-marts", type=int, default=365, help="days of history whose marts are built"
+    )
+    parser.add_argument("--history-marts-days", type=int, default=7, help="days per rebuild")
+    parser.add_argument("--range-days", type=int, default=7, help="days of the range comparison")
+    parser.add_argument("--data-dir", type=Path, help="keep the embedded server here")
+    parser.add_argument("--explain", action="store_true", help="print the big database's plans")
     args = parser.parse_args()
 
-    days = args.base_days * args.factor
-    config = HistoryConfig(
-        services=args.services,
-        days=days,
-        seed=5,
-        end_date=dt.date(2026, 11, 29),
-        events_per_service_day=args.events_per_service_day,
-    )
-    history = generate_history(config)
-    print(
-        f"history: {args.services} services x {days} days, {history.event_count:,} events, "
-        f"{len(history.attempts):,} attempts; {args.runs} runs per figure (median)"
-    )
+    first_day = dt.date(2026, 11, 30) - dt.timedelta(days=args.days)
     with tempfile.TemporaryDirectory() as folder:
-        admin = os.environ.get("DATABASE_URL") or start_embedded_server(Path(folder))
-        name = f"bench_marts_{uuid.uuid4().hex[:8]}"
-        engine = create_warehouse_engine(ensure_database(admin, name))
-        apply_migrations(engine)
-        base = args.base_days
-        early = _window(history, 1)
-
-        _load_days(engine, history, range(0, base))
-        latest_1x = _report(
-            f"latest day ({base} days stored, 1x)",
-            engine,
-            *_timed(engine, _window(history, base - 1), args.runs),
-        )
-        early_1x = _report(
-            "day 2 (nothing much after it)", engine, *_timed(engine, early, args.runs)
-        )
-        started = time.perf_counter()
-        _load_days(engine, history, range(base, days))
-        print(
-            f"(loaded and rebuilt {days - base} more days in {time.perf_counter() - started:.1f} s)"
-        )
-        latest_10x = _report(
-            f"latest day ({days} days stored, {args.factor}x)",
-            engine,
-            *_timed(engine, _window(history, days - 1), args.runs),
-        )
-        early_10x = _report(
-            f"day 2 ({days - 2} days stored after it)", engine, *_timed(engine, early, args.runs)
-        )
-        print(
-            f"ratio {args.factor}x/1x: latest day {latest_10x / latest_1x:.2f}, "
-            f"day 2 {early_10x / early_1x:.2f} (flat is ~1)"
-        )
-        engine.dispose()
-        if os.environ.get("DATABASE_URL"):
-            import psycopg
-            from psycopg import sql
-
-            with psycopg.connect(admin, autocommit=True) as conn:
+        data_dir = args.data_dir or Path(folder)
+        admin = os.environ.get("DATABASE_URL") or start_embedded_server(data_dir)
+        big_url = ensure_database(admin, f"bench_marts_{args.services}x{args.days}")
+        big, last_day = build_big(big_url, args, first_day)
+        empty_name = f"bench_marts_empty_{uuid.uuid4().hex[:8]}"
+        empty_url = ensure_database(admin, empty_name)
+        empty = create_warehouse_engine(empty_url)
+        apply_migrations(empty)
+        try:
+            with _connect(empty_url) as conn:
+                prior = synthetic_day(conn, last_day, args.services, args.runtime_events)
+            _load(empty, last_day, prior)
+            rebuild_marts(empty, [last_day])
+            timings: dict[str, dict[str, list[float]]] = {"big": {}, "empty": {}}
+            for run in range(args.runs):
+                day = last_day + dt.timedelta(days=run + 1)
+                with _connect(empty_url) as conn:
+                    events = synthetic_day(conn, day, args.services, args.runtime_events)
+                order = [("big", big), ("empty", empty)]
+                for name, engine in order if run % 2 == 0 else order[::-1]:
+                    figures = timings[name]
+                    figures.setdefault("load (WindowLoad)", []).append(_load(engine, day, events))
+                    refresh = rebuild_marts(engine, [day])
+                    figures.setdefault("marts rebuild (rebuild_marts)", []).append(refresh.seconds)
+                    for step, seconds in refresh.step_seconds.items():
+                        figures.setdefault(step, []).append(seconds)
+                print(
+                    f"day {day}: {len(events):,} events, {refresh.services} services, "
+                    f"{refresh.events_read:,} events read, {refresh.attempts} attempts rebuilt",
+                    flush=True,
+                )
+            identical = mart_rows(big_url, last_day) == mart_rows(empty_url, last_day)
+            with _connect(big_url) as conn:
+                _, stored = _stored_days(conn)
+            print()
+            print(
+                f"big: {args.services} services x {args.days} days of history + new days, "
+                f"{stored:,} events; empty: the day before plus the new days. "
+                f"Seconds, median (min-max) of n={args.runs}."
+            )
+            print("| statement | big | empty | big/empty |\n|---|---:|---:|---:|")
+            for step in timings["big"]:
+                big_s, empty_s = timings["big"][step], timings["empty"][step]
+                ratio = statistics.median(big_s) / max(statistics.median(empty_s), 1e-9)
+                print(f"| {step} | {_figure(big_s)} | {_figure(empty_s)} | {ratio:.2f} |")
+            print(f"\nnew days' marts identical in both databases: {identical}")
+            _compare_range(big, last_day + dt.timedelta(days=args.runs), args)
+            if args.explain:
+                for step, plan in explain_marts(big, [last_day]).items():
+                    print(f"\n-- {step}\n{plan}")
+        finally:
+            big.dispose()
+            empty.dispose()
+            with _connect(admin) as conn:
                 conn.execute(
-                    sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
+                    sql.SQL("drop database if exists {} with (force)").format(
+                        sql.Identifier(empty_name)
+                    )
                 )
 
 

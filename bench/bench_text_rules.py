@@ -22,18 +22,42 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from bench_marts import _load_days, _window
 from sqlalchemy import Engine
 
-from pipelines.simulator.history import HistoryConfig, generate_history
+from pipelines.simulator.history import History, HistoryConfig, generate_history
+from pipelines.source.models import ServiceEvent, TimeWindow
 from pipelines.warehouse.database import create_warehouse_engine
 from pipelines.warehouse.embedded import ensure_database, start_embedded_server
-from pipelines.warehouse.marts import day_parameters
+from pipelines.warehouse.loader import WindowLoad
+from pipelines.warehouse.marts import day_parameters, rebuild_marts
 from pipelines.warehouse.migrations import apply_migrations
 from pipelines.warehouse.sql_files import sql_root
 
 REPO = Path(__file__).resolve().parents[1]
+DAY_MS = 86_400_000
 EVENTS_STEP = "marts/stage_deployment_events.sql"
+
+
+def _window(history: History, index: int) -> TimeWindow:
+    start = history.start_ms + index * DAY_MS
+    return TimeWindow(start, start + DAY_MS)
+
+
+def _load_days(engine: Engine, history: History, days: range) -> None:
+    by_day: dict[int, list[ServiceEvent]] = {i: [] for i in days}
+    for service_id, events in history.events_by_service.items():
+        for e in events:
+            index = (e.occur_time - history.start_ms) // DAY_MS
+            if index in by_day:
+                by_day[index].append(
+                    ServiceEvent(service_id, e.occur_time, e.event_type, e.event_info)
+                )
+    for index in days:
+        window = _window(history, index)
+        with WindowLoad(engine, window) as load:
+            load.add_events(by_day[index])
+            load.commit()
+        rebuild_marts(engine, [day_parameters(window)["day"]])
 
 
 def _git_show(rev: str, path: str) -> str:
@@ -113,7 +137,13 @@ def main() -> None:
         apply_migrations(engine)
         _load_days(engine, history, range(args.days))
         window = _window(history, args.days - 1)
-        params = day_parameters(window)
+        day = day_parameters(window)["day"]
+        # the baseline's steps bind the day, this checkout's the pass's days (rebuild_marts)
+        params = day_parameters(window) | {
+            "first_day": day,
+            "last_day": day,
+            "partition_days": [day],
+        }
         print(
             f"history: {args.services} services x {args.days} days, {history.event_count:,} events"
             f" ({args.vocabulary}); rebuilding the last day, variants alternating, {args.runs} runs"

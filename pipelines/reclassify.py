@@ -12,23 +12,13 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # `modelarts-etl --help` does not pay for the warehouse imports
     from sqlalchemy import Engine
 
-    from pipelines.source.models import TimeWindow
     from pipelines.warehouse.marts import MartRefresh
-
-DAY_MS = 86_400_000
-
-
-def day_window(day: date) -> TimeWindow:
-    from pipelines.source.models import TimeWindow
-
-    start_ms = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()) * 1000
-    return TimeWindow(start_ms, start_ms + DAY_MS)
 
 
 def days_between(first: date, last: date) -> Iterator[date]:
@@ -42,11 +32,11 @@ def reclassify_days(
     engine: Engine, first: date, last: date, progress: Callable[[MartRefresh], None]
 ) -> list[MartRefresh]:
     """Rebuild the marts of every day from `first` to `last` (inclusive), oldest first."""
-    from pipelines.warehouse.marts import rebuild_marts_for_day
+    from pipelines.warehouse.marts import rebuild_marts
 
     refreshes = []
     for day in days_between(first, last):
-        refresh = rebuild_marts_for_day(engine, day_window(day))
+        refresh = rebuild_marts(engine, [day])
         progress(refresh)
         refreshes.append(refresh)
     return refreshes

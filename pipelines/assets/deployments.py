@@ -1,11 +1,12 @@
 """Assets of the analytics layer: the deployment marts, rebuilt per UTC day from service_events.
 
-One multi-asset, because the six tables are one consistent rebuild (one transaction per day):
-the attempts a day can change, their phases, and the daily rows they roll up to.
+One multi-asset, because the six tables are one consistent rebuild (one transaction per run of
+consecutive days): the attempts those days can change, their phases, and the daily rows they roll
+up to.
 """
 
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, timedelta
 
 from dagster import (
     AssetCheckResult,
@@ -27,13 +28,14 @@ from pipelines.assets.events import service_events
 from pipelines.assets.partitions import daily_partitions, day_windows
 from pipelines.failures import failing_fast, transformer_connection
 from pipelines.resources import WarehouseResource
+from pipelines.source.models import TimeWindow
 from pipelines.warehouse.coverage import coverage_of_days, top_unmatched_texts
 from pipelines.warehouse.marts import (
-    MartRefresh,
     TrendDay,
+    day_start_ms,
     failure_causes_of_day,
     outcomes_trend,
-    rebuild_marts_for_day,
+    rebuild_marts,
 )
 
 MART_DESCRIPTIONS = {
@@ -74,7 +76,8 @@ BAR_WIDTH = 20
 def deployment_marts(
     context: AssetExecutionContext, warehouse: WarehouseResource
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
-    """Rebuild the marts for the partition's day(s), oldest first, one transaction per day."""
+    """Rebuild the marts of the partition's day(s) in one pass, and of every (service, day)
+    whose events a load changed since the last rebuild (late events, lookbacks, other runs)."""
     connection = transformer_connection(warehouse.database_url, warehouse.analytics_database_url)
     with failing_fast(connection):
         # drained inside: a generator's failure surfaces where it is iterated
@@ -86,35 +89,41 @@ def _rebuild_partition_days(
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
     engine = warehouse.get_analytics_engine()
     time_window = context.partition_time_window
-    refreshes: list[MartRefresh] = []
-    windows = []
-    for _, window in day_windows(time_window.start, time_window.end):
-        refresh = rebuild_marts_for_day(engine, window)
-        context.log.info(
-            "%s: %s attempts and %s phases rebuilt from %s events; days %s",
-            refresh.day,
-            refresh.attempts,
-            refresh.phases,
-            refresh.events_read,
-            refresh.as_metadata()["days_rebuilt"],
-        )
-        refreshes.append(refresh)
-        windows.append(window)
-    last_day = refreshes[-1].day
-    rebuilt_days = sorted({d for r in refreshes for d in r.affected_days})
+    partition_days = [
+        date.fromisoformat(key) for key, _ in day_windows(time_window.start, time_window.end)
+    ]
+    refresh = rebuild_marts(engine, partition_days)
+    context.log.info(
+        "%s to %s (queued days: %s): %s attempts and %s phases rebuilt from %s events; days %s",
+        partition_days[0],
+        partition_days[-1],
+        refresh.as_metadata()["queued_days"] or "none",
+        refresh.attempts,
+        refresh.phases,
+        refresh.events_read,
+        refresh.as_metadata()["days_rebuilt"],
+    )
+    last_day = partition_days[-1]
+    rebuilt_days = list(refresh.affected_days)
+    checked_days = sorted({*partition_days, *refresh.queued_days})
+    windows = [
+        TimeWindow(day_start_ms(d), day_start_ms(d + timedelta(days=1))) for d in checked_days
+    ]
     common: dict[str, int | float | str | MetadataValue] = {
         "window_start": time_window.start.isoformat(),
         "window_end": time_window.end.isoformat(),
-        "days_rebuilt": ", ".join(d.isoformat() for d in rebuilt_days),
-        "seconds": round(sum(r.seconds for r in refreshes), 3),
+        "days_rebuilt": refresh.as_metadata()["days_rebuilt"],
+        "queued_days": refresh.as_metadata()["queued_days"],
+        "passes": refresh.passes,
+        "seconds": round(refresh.seconds, 3),
     }
     extra: dict[str, dict[str, int | float | str | MetadataValue]] = {
         "deployment_attempts": {
-            "attempts_rebuilt": sum(r.attempts for r in refreshes),
-            "events_read": sum(r.events_read for r in refreshes),
-            "services": max(r.services for r in refreshes),
+            "attempts_rebuilt": refresh.attempts,
+            "events_read": refresh.events_read,
+            "services": refresh.services,
         },
-        "deployment_phases": {"phases_rebuilt": sum(r.phases for r in refreshes)},
+        "deployment_phases": {"phases_rebuilt": refresh.phases},
         "deployment_outcomes_daily": {
             "trend": MetadataValue.md(trend_table(outcomes_trend(engine, last_day), last_day)),
         },
@@ -122,13 +131,13 @@ def _rebuild_partition_days(
             "preview": MetadataValue.md(causes_table(failure_causes_of_day(engine, last_day))),
         },
         "unclassified_event_texts_daily": {
-            "unclassified_events": sum(r.unclassified_events for r in refreshes),
-            "rule_version": refreshes[-1].as_metadata()["rule_version"],
+            "unclassified_events": refresh.unclassified_events,
+            "rule_version": refresh.as_metadata()["rule_version"],
             "rule_coverage": MetadataValue.md(
-                coverage_table(coverage_of_days(engine, [r.day for r in refreshes]))
+                coverage_table(coverage_of_days(engine, partition_days))
             ),
             "top_unmatched_texts": MetadataValue.md(
-                unmatched_table(top_unmatched_texts(engine, [r.day for r in refreshes]))
+                unmatched_table(top_unmatched_texts(engine, partition_days))
             ),
         },
     }

@@ -287,6 +287,16 @@ class WindowLoad:
             already_present=totals.already_present,
             quarantined=self.quarantined,
         )
+        if totals.inserted:
+            # the marts rebuild the days these events changed, whichever command loaded them
+            conn.execute(
+                read_sql("load/queue_mart_rebuild.sql"),
+                {
+                    "batch_id": self.batch_id,
+                    "start_ms": self.window.start_ms,
+                    "end_ms": self.window.end_ms,
+                },
+            )
         conn.execute(
             read_sql("load/finish_load_batch.sql"),
             _audit_params(self.batch_id, "succeeded", counts or {}, result, None),

@@ -1,14 +1,15 @@
-"""Rebuild the deployment marts (schema `analytics`) for one UTC day, incrementally, in one
-transaction: only the attempts the day's events can change and the daily rows they roll up to."""
+"""Rebuild the deployment marts (schema `analytics`) incrementally: only the attempts that the
+given UTC days' events (and the days the loader queued) can change, and the daily rows they roll
+up to, in one pass per run of consecutive days, one transaction per pass."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -26,6 +27,8 @@ _MARTS_LOCK_KEY = 7_345_190_113
 # The order matters: each step reads the temporary tables of the steps before it.
 _STEPS = (
     "marts/stage_event_text_rules.sql",
+    "marts/stage_mart_queue.sql",
+    "marts/stage_mart_services.sql",
     "marts/stage_mart_scope.sql",
     "marts/stage_deployment_events.sql",
     "marts/stage_deployment_phases.sql",
@@ -48,8 +51,36 @@ _STEPS = (
 )
 
 
+# The steps that join the staged scope with a mart table that grows with history. Their join
+# bounds are per-service ranges the planner cannot estimate (it takes each side of a range for a
+# third of the rows), and, misjudging them, it hashes the whole table: 1.5 M phase rows read to
+# delete 4 k on a year of 1,000 services (bench_marts.py). With hash and merge joins off for
+# these statements alone, the plan left is a loop over the scope with an index range per row,
+# whatever the statistics. The coverage upserts join the pass's days with the daily tables: one
+# key range per day, not a scan of every day's rows. (service_events is read through subqueries
+# run once per service, which need no setting: see stage_deployment_events.sql.)
+_INDEX_LOOP_STEPS = frozenset(
+    {
+        "marts/stage_affected_days.sql",
+        "marts/delete_deployment_phases.sql",
+        "marts/delete_deployment_attempts.sql",
+        "marts/delete_deployment_outcomes_daily.sql",
+        "marts/insert_deployment_outcomes_daily.sql",
+        "marts/delete_deployment_phase_durations_daily.sql",
+        "marts/insert_deployment_phase_durations_daily.sql",
+        "marts/delete_deployment_failure_causes_daily.sql",
+        "marts/insert_deployment_failure_causes_daily.sql",
+        "marts/delete_unclassified_event_texts_daily.sql",
+        "marts/upsert_event_text_coverage_of_day.sql",
+        "marts/upsert_event_text_coverage_of_attempts.sql",
+    }
+)
+_JOIN_SETTINGS = ("enable_hashjoin", "enable_mergejoin")
+
 _STAGED_TABLES = {
     "marts/stage_event_text_rules.sql": "mart_rules",
+    "marts/stage_mart_queue.sql": "mart_queued",
+    "marts/stage_mart_services.sql": "mart_services",
     "marts/stage_mart_scope.sql": "mart_scope",
     "marts/stage_deployment_events.sql": "deployment_event_stage",
     "marts/stage_deployment_phases.sql": "deployment_phase_stage",
@@ -60,9 +91,10 @@ _STAGED_TABLES = {
 
 @dataclass(frozen=True)
 class MartRefresh:
-    """What one day's rebuild read and wrote."""
+    """What one rebuild read and wrote, over all its passes."""
 
-    day: date
+    days: tuple[date, ...]  # the days asked for (partitions)
+    queued_days: tuple[date, ...]  # days the loader queued that this rebuild consumed
     services: int
     events_read: int
     attempts: int
@@ -70,8 +102,17 @@ class MartRefresh:
     affected_days: tuple[date, ...]
     unclassified_events: int
     seconds: float
+    passes: int = 1
+    # seconds per SQL step (file name), summed over the passes
+    step_seconds: dict[str, float] = field(default_factory=dict, compare=False)
+    # the rule version and event coverage recorded for the last day asked for
     rule_version: int | None = None
     event_coverage: float | None = None
+
+    @property
+    def day(self) -> date:
+        """The last day asked for."""
+        return self.days[-1]
 
     def as_metadata(self) -> dict[str, int | float | str]:
         return {
@@ -80,14 +121,21 @@ class MartRefresh:
             "attempts_rebuilt": self.attempts,
             "phases_rebuilt": self.phases,
             "days_rebuilt": ", ".join(d.isoformat() for d in self.affected_days),
+            "queued_days": ", ".join(d.isoformat() for d in self.queued_days),
             "unclassified_events": self.unclassified_events,
+            "passes": self.passes,
             "seconds": round(self.seconds, 3),
             "rule_version": -1 if self.rule_version is None else self.rule_version,
         }
 
 
+def day_start_ms(day: date) -> int:
+    """Epoch milliseconds of the UTC day's start."""
+    return (day - date(1970, 1, 1)).days * 86_400_000
+
+
 def day_parameters(window: TimeWindow) -> dict[str, Any]:
-    """The bound parameters of the mart SQL for one UTC day."""
+    """The bound parameters of the day-scoped SQL (checks) for one UTC day."""
     start = datetime.fromtimestamp(window.start_ms / 1000, tz=UTC)
     end = datetime.fromtimestamp(window.end_ms / 1000, tz=UTC)
     return {
@@ -116,67 +164,200 @@ def _transaction(engine: Engine) -> Iterator[psycopg.Connection[Any]]:
         pooled.close()
 
 
-def rebuild_marts_for_day(engine: Engine, window: TimeWindow) -> MartRefresh:
-    """Recompute the attempts the day [window) can change and every mart row they feed.
+# Days per pass at most: a pass stages all its events in temporary tables, so a year queued by a
+# backfill whose marts never ran is rebuilt a month at a time rather than in one transaction.
+MAX_PASS_DAYS = 31
 
-    Reads only the events of the services active that day, from their attempt open at midnight
-    (if any) to the day end, or past it to the next attempt boundary while the last attempt is
-    still open. Rerunning it for a day changes nothing.
-    """
-    started = time.perf_counter()
-    params = day_parameters(window)
+
+def consecutive_runs(days: Iterable[date], max_days: int = MAX_PASS_DAYS) -> list[list[date]]:
+    """The distinct days as runs of consecutive days (at most `max_days` each), in order."""
+    runs: list[list[date]] = []
+    for day in sorted(set(days)):
+        if runs and day - runs[-1][-1] == timedelta(days=1) and len(runs[-1]) < max_days:
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    return runs
+
+
+def pass_parameters(
+    first_day: date, last_day: date, partition_days: Sequence[date]
+) -> dict[str, Any]:
+    """The bound parameters of a pass's SQL: its first and last day (the queued pairs it takes)
+    and the partition days among them (the services with events on them are rebuilt)."""
+    return {"first_day": first_day, "last_day": last_day, "partition_days": list(partition_days)}
+
+
+@dataclass
+class _Pass:
+    """What one pass (one transaction) read and wrote."""
+
+    queued_days: list[date]
+    counts: tuple[int, ...]
+    affected_days: list[date]
+    step_seconds: dict[str, float]
+
+
+class _RolledBack(Exception):
+    """Ends `explain_marts`' transaction."""
+
+
+def _rebuild_pass(
+    engine: Engine,
+    first_day: date,
+    last_day: date,
+    partition_days: Sequence[date],
+    plans: dict[str, str] | None = None,
+) -> _Pass:
+    params = pass_parameters(first_day, last_day, partition_days)
+    step_seconds: dict[str, float] = {}
     with _transaction(engine) as conn:
         # Client-side binding: CREATE TABLE AS does not take server-side parameters.
         cur = psycopg.ClientCursor(conn)
         cur.execute("select pg_advisory_xact_lock(%s)", (_MARTS_LOCK_KEY,))
+        saved = [_setting(cur, name) for name in _JOIN_SETTINGS]
+        looping = False
         for step in _STEPS:
+            if (step in _INDEX_LOOP_STEPS) != looping:
+                looping = not looping
+                for name, value in zip(_JOIN_SETTINGS, saved, strict=True):
+                    cur.execute(
+                        "select set_config(%s, %s, true)", (name, "off" if looping else value)
+                    )
+            if plans is not None:
+                cur.execute("explain " + read_sql(step), params)
+                plans[step] = "\n".join(str(row[0]) for row in cur.fetchall())
+            started = time.perf_counter()
             cur.execute(read_sql(step), params)
             staged = _STAGED_TABLES.get(step)
             if staged:
                 # temporary tables have no statistics until analysed; without them the planner
-                # guesses row counts and may pick a scan of all of service_events
+                # guesses row counts for the statements that join them
                 cur.execute(f"analyze {staged}")
+            step_seconds[step] = time.perf_counter() - started
+        queued = cur.execute(
+            "select distinct event_date from mart_queued order by event_date"
+        ).fetchall()
         counts = cur.execute(
             "select"
             " (select count(*) from mart_scope),"
             " (select count(*) from deployment_event_stage),"
             " (select count(*) from deployment_attempt_stage),"
             " (select count(*) from deployment_phase_stage),"
-            " (select count(*) from deployment_event_stage where kind = 'unknown'"
-            "   and occur_time >= %(day_start_ms)s and occur_time < %(day_end_ms)s)",
-            params,
+            " (select count(*) from deployment_event_stage as stage"
+            "   join mart_scope as scope using (service_id)"
+            "   where stage.kind = 'unknown'"
+            "   and stage.occur_time >= scope.first_ms and stage.occur_time < scope.end_ms)"
         ).fetchone()
         days = cur.execute(
             "select distinct attempt_date from mart_affected_days order by attempt_date"
         ).fetchall()
-        coverage = cur.execute(
-            "select rule_version, event_coverage from analytics.event_text_coverage_daily"
-            " where event_date = %(day)s",
-            params,
-        ).fetchone()
+        if plans is not None:
+            raise _RolledBack
     assert counts is not None
+    return _Pass(
+        queued_days=[row[0] for row in queued],
+        counts=tuple(int(c) for c in counts),
+        affected_days=[row[0] for row in days],
+        step_seconds=step_seconds,
+    )
+
+
+def _setting(cur: psycopg.ClientCursor[Any], name: str) -> str:
+    row = cur.execute("select current_setting(%s)", (name,)).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def _pending(engine: Engine) -> tuple[int | None, list[date]]:
+    """The rule version the passes will apply (logged), and the days the loader queued. The
+    analytics schema is read first: a login that may not read it (a loader's) fails naming it."""
+    with _transaction(engine) as conn:
+        version = conn.execute(
+            "select max(rule_version) from analytics.event_text_rule_versions"
+        ).fetchone()
+        rows = conn.execute("select distinct event_date from mart_rebuild_queue").fetchall()
+    return (None if version is None else version[0]), [row[0] for row in rows]
+
+
+def rebuild_marts(engine: Engine, days: Sequence[date]) -> MartRefresh:
+    """Recompute the attempts that `days` and the loader's queued days can change, and every
+    mart row they feed.
+
+    A service is rebuilt for the days in `days` on which it has events and for the (service,
+    day) pairs that loads queued (mart_rebuild_queue): from its attempt open at the start of its
+    first day (if any) to the end of its last day, or past it to the next attempt boundary while
+    its last attempt is still open. Consecutive days are one pass (one transaction, up to
+    MAX_PASS_DAYS days), so N days cost about one rebuild of the range; the queued pairs a pass
+    covers are removed in its transaction. Rerunning it changes nothing.
+    """
+    started = time.perf_counter()
+    asked = sorted(set(days))
+    if not asked:
+        raise ValueError("rebuild_marts needs at least one day")
+    partition = set(asked)
+    rule_version, queued_days = _pending(engine)
+    passes = [
+        _rebuild_pass(engine, run[0], run[-1], [d for d in run if d in partition])
+        for run in consecutive_runs([*asked, *queued_days])
+    ]
+    step_seconds: dict[str, float] = {}
+    for done in passes:
+        for step, seconds in done.step_seconds.items():
+            step_seconds[step] = step_seconds.get(step, 0.0) + seconds
+    with _transaction(engine) as conn:
+        coverage = conn.execute(
+            "select rule_version, event_coverage from analytics.event_text_coverage_daily"
+            " where event_date = %s",
+            (asked[-1],),
+        ).fetchone()
     refresh = MartRefresh(
-        day=params["day"],
-        services=int(counts[0]),
-        events_read=int(counts[1]),
-        attempts=int(counts[2]),
-        phases=int(counts[3]),
-        affected_days=tuple(row[0] for row in days),
-        unclassified_events=int(counts[4]),
+        days=tuple(asked),
+        queued_days=tuple(sorted({d for p in passes for d in p.queued_days})),
+        services=sum(p.counts[0] for p in passes),
+        events_read=sum(p.counts[1] for p in passes),
+        attempts=sum(p.counts[2] for p in passes),
+        phases=sum(p.counts[3] for p in passes),
+        affected_days=tuple(sorted({d for p in passes for d in p.affected_days})),
+        unclassified_events=sum(p.counts[4] for p in passes),
         seconds=time.perf_counter() - started,
+        passes=len(passes),
+        step_seconds=step_seconds,
         rule_version=None if coverage is None else coverage[0],
         event_coverage=None if coverage is None else coverage[1],
     )
     log.info(
-        "marts of %s: %d services, %d events read, %d attempts and %d phases rebuilt in %.3f s",
-        refresh.day,
+        "marts of %s to %s (queued: %s): %d services, %d events read, %d attempts and %d phases"
+        " rebuilt in %d pass(es) with rule version %s, %.3f s",
+        asked[0],
+        asked[-1],
+        ", ".join(d.isoformat() for d in refresh.queued_days) or "none",
         refresh.services,
         refresh.events_read,
         refresh.attempts,
         refresh.phases,
+        refresh.passes,
+        rule_version,
         refresh.seconds,
     )
     return refresh
+
+
+def explain_marts(engine: Engine, days: Sequence[date]) -> dict[str, str]:
+    """The plan (EXPLAIN) of every statement of one pass over the consecutive `days`, each
+    planned just before it runs, as in a rebuild; then everything is rolled back."""
+    runs = consecutive_runs(days)
+    if len(runs) != 1:
+        raise ValueError(f"explain_marts needs at most {MAX_PASS_DAYS} consecutive days")
+    plans: dict[str, str] = {}
+    with suppress(_RolledBack):
+        _rebuild_pass(engine, runs[0][0], runs[0][-1], runs[0], plans)
+    return plans
+
+
+def rebuild_marts_for_day(engine: Engine, window: TimeWindow) -> MartRefresh:
+    """`rebuild_marts` of the UTC day that starts `window`."""
+    return rebuild_marts(engine, [day_parameters(window)["day"]])
 
 
 def apply_bi_grants(engine: Engine) -> None:

@@ -16,5 +16,7 @@ revoke create on schema public from modelarts_loader;
 
 grant select, insert on service_events, quarantined_events to modelarts_loader;
 grant select, insert, update on load_batches, services to modelarts_loader;
+-- the (service, day) pairs a load changed, for the marts rebuild (migration 0009)
+grant insert on mart_rebuild_queue to modelarts_loader;
 -- the pipeline checks on start that no migration is pending
 grant select on schema_migrations to modelarts_loader;

@@ -4,4 +4,4 @@ using mart_scope as scope
 where
     phases.service_id = scope.service_id
     and phases.attempt_start >= scope.lo_ms
-    and phases.attempt_start < %(day_end_ms)s
+    and phases.attempt_start < scope.end_ms

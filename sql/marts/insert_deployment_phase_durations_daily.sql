@@ -9,7 +9,13 @@ with affected_phases as (
     inner join analytics.deployment_phases as phases
         on
             affected.service_id = phases.service_id
-            and affected.attempt_date = phases.attempt_date
+            -- the day (attempt_date is attempt_start's UTC day) as a range of the key
+            -- (service_id, attempt_start, ...); an equality on attempt_date would lead the planner
+            -- to AND in the date index, every service's phases of the day
+            and phases.attempt_start
+            >= (affected.attempt_date - date '1970-01-01')::bigint * 86400000
+            and phases.attempt_start
+            < (affected.attempt_date + 1 - date '1970-01-01')::bigint * 86400000
 ),
 
 final as (

@@ -1,20 +1,24 @@
--- Count the day's event texts no rule knows, per service and text, with the text's shape (alike texts collapsed).
+-- Count the scoped services' event texts no rule knows on their days, per day, service and text, with the
+-- text's shape (alike texts collapsed).
 insert into analytics.unclassified_event_texts_daily (
     event_date, service_id, event_info_md5, event_type, event_info, events, first_occurred_at,
     last_occurred_at, text_shape
 )
 with unknown_events as (
-    select stage.*
+    select
+        stage.*,
+        (to_timestamp(stage.occur_time / 1000.0) at time zone 'UTC')::date as event_date
     from deployment_event_stage as stage
+    inner join mart_scope as scope on stage.service_id = scope.service_id
     where
         stage.kind = 'unknown'
-        and stage.occur_time >= %(day_start_ms)s
-        and stage.occur_time < %(day_end_ms)s
+        and stage.occur_time >= scope.first_ms
+        and stage.occur_time < scope.end_ms
 ),
 
 grouped as (
     select
-        %(day)s::date as event_date,
+        unknown_events.event_date,
         unknown_events.service_id,
         unknown_events.event_info_md5,
         unknown_events.event_type,
@@ -24,7 +28,10 @@ grouped as (
         to_timestamp(max(unknown_events.occur_time) / 1000.0) as last_occurred_at
     from unknown_events
     group by
-        unknown_events.service_id, unknown_events.event_info_md5, unknown_events.event_type
+        unknown_events.event_date,
+        unknown_events.service_id,
+        unknown_events.event_info_md5,
+        unknown_events.event_type
 ),
 
 shaped as (

@@ -9,7 +9,7 @@ with replaced as (
         on
             attempts.service_id = scope.service_id
             and attempts.attempt_start >= scope.lo_ms
-            and attempts.attempt_start < %(day_end_ms)s
+            and attempts.attempt_start < scope.end_ms
 ),
 
 rebuilt as (

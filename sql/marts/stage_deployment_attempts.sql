@@ -124,7 +124,8 @@ joined as (
         on
             starts.service_id = open_phases.service_id
             and starts.attempt_start = open_phases.attempt_start
-    where starts.attempt_start < %(day_end_ms)s
+    inner join mart_scope as scope on starts.service_id = scope.service_id
+    where starts.attempt_start < scope.end_ms
 ),
 
 with_outcome as (

@@ -6,9 +6,10 @@ with bounds as (
         stage.attempt_start,
         min(stage.seq) filter (where stage.is_terminal) as terminal_seq
     from deployment_event_stage as stage
+    inner join mart_scope as scope on stage.service_id = scope.service_id
     where
         stage.attempt_start is not null
-        and stage.attempt_start < %(day_end_ms)s
+        and stage.attempt_start < scope.end_ms
     group by stage.service_id, stage.attempt_start
 ),
 

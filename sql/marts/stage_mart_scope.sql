@@ -1,23 +1,29 @@
--- The services with events in the day, and for each the event range whose attempts the day can change.
+-- For each service in scope (mart_services), the event range whose attempts its days can change.
 -- Boundaries (starts, successes, failures) of both rule families; the predicate is the one of the
 -- index service_events_deployment_boundary_idx (migration 0008), kept identical.
--- lo: the last boundary before the day is an open start (that attempt may end today) or the day start.
--- hi (exclusive): the day end, or past the first boundary after it when the last attempt is still open.
+-- lo: the last boundary before its first day is an open start (that attempt may end in the days)
+-- or the first day's start. The attempts starting in [lo_ms, end_ms) are rebuilt.
+-- hi (exclusive): the last day's end, or past the first boundary after it when the last attempt
+-- is still open (null: to the end of the data).
+-- Each boundary is one probe of the partial boundary index per service, however long the history.
 create temporary table mart_scope on commit drop as
-with day_services as (
-    select distinct events.service_id
-    from service_events as events
-    where
-        events.occurred_at >= %(day_start)s
-        and events.occurred_at < %(day_end)s
-),
-
-before_day as (
+with final as (
     select
-        day_services.service_id,
-        boundary.occur_time,
-        boundary.is_start
-    from day_services
+        services.service_id,
+        services.first_day,
+        services.last_day,
+        services.first_ms,
+        services.end_ms,
+        case
+            when before_first.is_start then before_first.occur_time
+            else services.first_ms
+        end as lo_ms,
+        case
+            when not coalesce(before_end.is_start, false) then services.end_ms
+            -- open at the end: read up to and including the next boundary (or to the end)
+            else after_end.occur_time + 1
+        end as hi_ms
+    from mart_services as services
     left join lateral (
         select
             events.occur_time,
@@ -25,8 +31,8 @@ before_day as (
                 as is_start
         from service_events as events
         where
-            events.service_id = day_services.service_id
-            and events.occur_time < %(day_start_ms)s
+            events.service_id = services.service_id
+            and events.occur_time < services.first_ms
             and (
                 events.event_info = 'start to deploy service'
                 or events.event_info = 'service is running'
@@ -48,15 +54,7 @@ before_day as (
         -- in one millisecond a terminal event closes the previous attempt before a start opens one
         order by events.occur_time desc, is_start desc
         limit 1
-    ) as boundary on true
-),
-
-before_day_end as (
-    select
-        day_services.service_id,
-        boundary.occur_time,
-        boundary.is_start
-    from day_services
+    ) as before_first on true
     left join lateral (
         select
             events.occur_time,
@@ -64,8 +62,8 @@ before_day_end as (
                 as is_start
         from service_events as events
         where
-            events.service_id = day_services.service_id
-            and events.occur_time < %(day_end_ms)s
+            events.service_id = services.service_id
+            and events.occur_time < services.end_ms
             and (
                 events.event_info = 'start to deploy service'
                 or events.event_info = 'service is running'
@@ -86,20 +84,13 @@ before_day_end as (
             )
         order by events.occur_time desc, is_start desc
         limit 1
-    ) as boundary on true
-),
-
-after_day as (
-    select
-        day_services.service_id,
-        boundary.occur_time
-    from day_services
+    ) as before_end on true
     left join lateral (
         select events.occur_time
         from service_events as events
         where
-            events.service_id = day_services.service_id
-            and events.occur_time >= %(day_end_ms)s
+            events.service_id = services.service_id
+            and events.occur_time >= services.end_ms
             and (
                 events.event_info = 'start to deploy service'
                 or events.event_info = 'service is running'
@@ -120,25 +111,7 @@ after_day as (
             )
         order by events.occur_time
         limit 1
-    ) as boundary on true
-),
-
-final as (
-    select
-        day_services.service_id,
-        case
-            when before_day.is_start then before_day.occur_time
-            else %(day_start_ms)s::bigint
-        end as lo_ms,
-        case
-            when not coalesce(before_day_end.is_start, false) then %(day_end_ms)s::bigint
-            -- open at the day end: read up to and including the next boundary (or to the end)
-            else after_day.occur_time + 1
-        end as hi_ms
-    from day_services
-    inner join before_day on day_services.service_id = before_day.service_id
-    inner join before_day_end on day_services.service_id = before_day_end.service_id
-    inner join after_day on day_services.service_id = after_day.service_id
+    ) as after_end on true
 )
 
 select * from final

@@ -1,21 +1,52 @@
--- Record the day's rule coverage of its events and the rule version that classified them.
+-- Record the rule coverage of the events of each day the pass rebuilt whole, and the rule version that
+-- classified them: the days from the first to the last of the pass's partition days, on which every
+-- service with events is in mart_scope over the whole day. (A day only queued by the loader has just
+-- its queued services rebuilt: its event coverage stays that of its own last rebuild.)
 insert into analytics.event_text_coverage_daily (
     event_date, rule_version, events, events_explained, unknown_texts, classified_at
 )
-with day_events as (
+with asked as (
     select
+        min(days.day) as first_day,
+        max(days.day) as last_day
+    from unnest(%(partition_days)s::date []) as days (day)
+),
+
+whole_days as (
+    select asked.first_day + offsets.n as event_date
+    from asked
+    cross join generate_series(0, asked.last_day - asked.first_day) as offsets (n)
+),
+
+staged_days as (
+    select
+        date '1970-01-01' + (stage.occur_time / 86400000)::integer as event_date,
         count(*) as events,
         count(*) filter (where stage.kind <> 'unknown') as events_explained
     from deployment_event_stage as stage
-    where
-        stage.occur_time >= %(day_start_ms)s
-        and stage.occur_time < %(day_end_ms)s
+    group by date '1970-01-01' + (stage.occur_time / 86400000)::integer
+),
+
+day_events as (
+    select
+        whole_days.event_date,
+        coalesce(staged_days.events, 0) as events,
+        coalesce(staged_days.events_explained, 0) as events_explained
+    from whole_days
+    left join staged_days on whole_days.event_date = staged_days.event_date
 ),
 
 day_shapes as (
-    select count(distinct daily.text_shape) as unknown_texts
-    from analytics.unclassified_event_texts_daily as daily
-    where daily.event_date = %(day)s
+    -- per day, a range of the daily table's key (event_date first)
+    select
+        whole_days.event_date,
+        shapes.unknown_texts
+    from whole_days
+    cross join lateral (
+        select count(distinct daily.text_shape) as unknown_texts
+        from analytics.unclassified_event_texts_daily as daily
+        where daily.event_date = whole_days.event_date
+    ) as shapes
 ),
 
 applied as (
@@ -25,14 +56,14 @@ applied as (
 
 final as (
     select
-        %(day)s::date as event_date,
+        day_events.event_date,
         applied.rule_version,
         day_events.events,
         day_events.events_explained,
         day_shapes.unknown_texts,
         now() as classified_at
     from day_events
-    cross join day_shapes
+    inner join day_shapes on day_events.event_date = day_shapes.event_date
     cross join applied
 )
 

@@ -9,7 +9,6 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-import psycopg
 import pytest
 from sqlalchemy import Engine, text
 
@@ -18,8 +17,7 @@ from pipelines.simulator.history import HistoryConfig, generate_history, truth_a
 from pipelines.simulator.models import AttemptTruth, History, PhaseTruth
 from pipelines.source.models import ServiceEvent, TimeWindow
 from pipelines.warehouse.loader import WindowLoad
-from pipelines.warehouse.marts import day_parameters, rebuild_marts_for_day
-from pipelines.warehouse.sql_files import read_sql
+from pipelines.warehouse.marts import rebuild_marts, rebuild_marts_for_day
 
 pytestmark = pytest.mark.integration
 
@@ -359,28 +357,27 @@ def test_days_loaded_out_of_order_converge_to_the_truth(engine: Engine, history:
     assert_marts_equal_truth(engine, history.attempts)
 
 
-def test_boundary_probes_use_the_partial_boundary_index(engine: Engine) -> None:
-    """stage_mart_scope.sql finds the last attempt boundary before a day with one backward probe of
-    service_events_deployment_boundary_idx per service. The planner takes that index only while the
-    query's boundary condition implies the index predicate (migration 0005): an edit to one side
-    alone would make every rebuild read each service's history through the key instead."""
-    history = generate_history(CONFIG)
+def test_a_range_is_one_pass_and_takes_the_queued_days_with_it(
+    engine: Engine, history: History
+) -> None:
+    """The loads queue their (service, day) pairs; a rebuild of the last day alone takes the
+    queued days before it into the same pass and ends with the truth and an empty queue."""
     for index in range(CONFIG.days):
         load_day(engine, history, day_window(history, index))
-    raw = engine.raw_connection()
-    try:
-        conn = raw.driver_connection
-        assert isinstance(conn, psycopg.Connection)
-        cur = psycopg.ClientCursor(conn)
-        cur.execute("analyze service_events")
-        # a few hundred rows: without this the planner may rightly prefer reading them all
-        cur.execute("set local enable_seqscan = off")
-        cur.execute(
-            "explain " + read_sql("marts/stage_mart_scope.sql"),
-            day_parameters(day_window(history, 1)),
-        )
-        plan = "\n".join(row[0] for row in cur.fetchall())
-    finally:
-        raw.close()
-    # before_day, before_day_end and after_day_end each probe it once per service
-    assert plan.count("service_events_deployment_boundary_idx") == 3, plan
+    last = utc_date(day_window(history, CONFIG.days - 1).start_ms)
+    refresh = rebuild_marts(engine, [last])
+    assert refresh.passes == 1
+    assert refresh.queued_days == tuple(
+        utc_date(day_window(history, i).start_ms) for i in range(CONFIG.days)
+    )
+    assert_marts_equal_truth(engine, history.attempts)
+    assert _rows(engine, "select count(*) from mart_rebuild_queue") == [(0,)]
+    again = rebuild_marts(engine, [last])
+    assert again.queued_days == () and again.events_read < refresh.events_read
+    # the whole range at once gives the same rows
+    before = snapshot(engine)
+    everything = rebuild_marts(
+        engine, [utc_date(day_window(history, i).start_ms) for i in range(3)]
+    )
+    assert everything.passes == 1 and everything.events_read == refresh.events_read
+    assert snapshot(engine) == before

@@ -14,7 +14,7 @@ from sqlalchemy import Engine, text
 
 from pipelines.source.models import ServiceEvent, TimeWindow
 from pipelines.warehouse.loader import WindowLoad
-from pipelines.warehouse.marts import day_parameters, rebuild_marts_for_day
+from pipelines.warehouse.marts import day_parameters, pass_parameters, rebuild_marts_for_day
 from pipelines.warehouse.rules import parse_rules, rules_path, sync_event_text_rules
 from pipelines.warehouse.sql_files import read_sql
 
@@ -41,15 +41,23 @@ def load(engine: Engine, texts: list[str], event_type: str = "normal") -> None:
 
 
 def staged_events(engine: Engine) -> list[dict[str, Any]]:
-    """The day's events as the rebuild classifies them (the first three steps of a rebuild, in a
-    transaction rolled back afterwards): rule, kind, phase, model, reason per event."""
+    """The day's events as the rebuild classifies them (the steps of a one-day pass up to the
+    event stage, in a transaction rolled back afterwards): rule, kind, phase, model, reason per
+    event."""
     raw = engine.raw_connection()
     try:
         conn = raw.driver_connection
         assert isinstance(conn, psycopg.Connection)
         cur = psycopg.ClientCursor(conn)
-        params = day_parameters(WINDOW)
-        for step in ("stage_event_text_rules", "stage_mart_scope", "stage_deployment_events"):
+        day = day_parameters(WINDOW)["day"]
+        params = pass_parameters(day, day, [day])
+        for step in (
+            "stage_event_text_rules",
+            "stage_mart_queue",
+            "stage_mart_services",
+            "stage_mart_scope",
+            "stage_deployment_events",
+        ):
             cur.execute(read_sql(f"marts/{step}.sql"), params)
         cur.execute(
             "select service_id, rule_key, kind, phase, model, reason, cause_category"

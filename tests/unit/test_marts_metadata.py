@@ -8,7 +8,7 @@ import pytest
 
 from pipelines.assets.deployments import BAR_WIDTH, causes_table, trend_table
 from pipelines.source.models import TimeWindow
-from pipelines.warehouse.marts import TrendDay, day_parameters
+from pipelines.warehouse.marts import TrendDay, consecutive_runs, day_parameters
 
 
 @pytest.mark.parametrize(
@@ -46,3 +46,26 @@ def test_day_parameters_bound_the_utc_day() -> None:
     assert params["day"] == date(2026, 11, 19)
     assert params["day_start"] == datetime(2026, 11, 19, tzinfo=UTC)
     assert params["day_end"] == datetime(2026, 11, 20, tzinfo=UTC)
+
+
+D = date(2026, 11, 1)
+
+
+def _days(*offsets: int) -> list[date]:
+    return [date.fromordinal(D.toordinal() + o) for o in offsets]
+
+
+@pytest.mark.parametrize(
+    ("days", "max_days", "runs"),
+    [
+        (_days(0), 31, [_days(0)]),
+        (_days(2, 0, 1, 1), 31, [_days(0, 1, 2)]),  # unordered, repeated
+        (_days(0, 1, 3, 4, 30), 31, [_days(0, 1), _days(3, 4), _days(30)]),
+        (_days(*range(5)), 2, [_days(0, 1), _days(2, 3), _days(4)]),  # capped
+        ([], 31, []),
+    ],
+)
+def test_consecutive_days_make_one_pass_each_run(
+    days: list[date], max_days: int, runs: list[list[date]]
+) -> None:
+    assert consecutive_runs(days, max_days) == runs

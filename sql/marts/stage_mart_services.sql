@@ -1,0 +1,94 @@
+-- The services whose marts this pass rebuilds, with the UTC days it rebuilds them for: the days
+-- of the pass's partition range on which they have events, and the days the loader queued for
+-- them (mart_queued); from the first of those days to the last. Staged and analysed before
+-- anything joins it, so the planner knows how many services the per-service ranges loop over.
+-- Every read is a probe of the key index (service_id, occur_time, ...): the distinct services by
+-- a skip from one to the next, then each one's first and last event in the range. Not the BRIN
+-- index of occurred_at: its ranges widen wherever a load fills free space that a vacuum left in
+-- old pages, and a day's lookup then reads most of the table (bench_marts.py, 3,650 days).
+create temporary table mart_services on commit drop as
+with recursive service_ids as (
+    (
+        select events.service_id
+        from service_events as events
+        order by events.service_id
+        limit 1
+    )
+
+    union all
+
+    select next_id.service_id
+    from service_ids
+    cross join lateral (
+        select events.service_id
+        from service_events as events
+        where events.service_id > service_ids.service_id
+        order by events.service_id
+        limit 1
+    ) as next_id
+),
+
+partition_range as (
+    select
+        (min(days.day) - date '1970-01-01')::bigint * 86400000 as start_ms,
+        (max(days.day) + 1 - date '1970-01-01')::bigint * 86400000 as end_ms
+    from unnest(%(partition_days)s::date []) as days (day)
+),
+
+partition_services as (
+    select
+        service_ids.service_id,
+        (to_timestamp(first_event.occur_time / 1000.0) at time zone 'UTC')::date as first_day,
+        (to_timestamp(last_event.occur_time / 1000.0) at time zone 'UTC')::date as last_day
+    from service_ids
+    cross join partition_range
+    cross join lateral (
+        select events.occur_time
+        from service_events as events
+        where
+            events.service_id = service_ids.service_id
+            and events.occur_time >= partition_range.start_ms
+            and events.occur_time < partition_range.end_ms
+        order by events.occur_time
+        limit 1
+    ) as first_event
+    cross join lateral (
+        select events.occur_time
+        from service_events as events
+        where
+            events.service_id = service_ids.service_id
+            and events.occur_time >= partition_range.start_ms
+            and events.occur_time < partition_range.end_ms
+        order by events.occur_time desc
+        limit 1
+    ) as last_event
+),
+
+scoped_days as (
+    select
+        partition_services.service_id,
+        partition_services.first_day,
+        partition_services.last_day
+    from partition_services
+
+    union all
+
+    select
+        mart_queued.service_id,
+        mart_queued.event_date as first_day,
+        mart_queued.event_date as last_day
+    from mart_queued
+),
+
+final as (
+    select
+        scoped_days.service_id,
+        min(scoped_days.first_day) as first_day,
+        max(scoped_days.last_day) as last_day,
+        (min(scoped_days.first_day) - date '1970-01-01')::bigint * 86400000 as first_ms,
+        (max(scoped_days.last_day) + 1 - date '1970-01-01')::bigint * 86400000 as end_ms
+    from scoped_days
+    group by scoped_days.service_id
+)
+
+select * from final
