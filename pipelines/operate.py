@@ -41,7 +41,7 @@ class DayOutcomes:
     failed: int
     superseded: int
     in_progress: int
-    success_rate: float | None  # succeeded / (succeeded + failed), 3 decimals
+    success_rate: float | None  # succeeded / (succeeded + failed); rounded where shown
 
 
 @dataclass(frozen=True)
@@ -85,8 +85,8 @@ def deployment_outcomes(engine: Engine, first_day: date, last_day: date) -> list
     """One row per UTC day, from analytics.deployment_outcomes_daily (zeros for a day without)."""
     rows = _query(
         engine,
-        "ops/deployment_outcomes_by_day.sql",
-        {"first_day": first_day.isoformat(), "last_day": last_day.isoformat()},
+        "report/select_outcomes_per_day.sql",  # the report's figures, the same query
+        {"first_day": first_day, "last_day": last_day},
     )
     return [DayOutcomes(*row) for row in rows]
 
