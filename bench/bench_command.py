@@ -159,7 +159,9 @@ def run_ours(
         before = served(info.url)
         seconds, rss, stdout, _ = timed_process(command, env, ours.checkout)
         used = difference(served(info.url), before)
-        day_rows = [line for line in stdout.splitlines() if line[:2] == "20"]
+        # the day rows printed as loads commit, not the attempts-by-day table after the run
+        loads = stdout.split(f"\n{size.command} {first}..{last}: run ")[0]
+        day_rows = [line for line in loads.splitlines() if line[:2] == "20"]
         if len(day_rows) != size.days:
             raise RuntimeError(f"expected {size.days} day rows, got:\n{stdout[-3000:]}")
         rows = count(database_url, "service_events")
