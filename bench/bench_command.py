@@ -133,13 +133,13 @@ def minimum_event_requests(database_url: str, services: int) -> int:
 def run_ours(
     size: Size, info: Any, admin_url: str, home: Path, first: str, last: str, ours: Ours
 ) -> tuple[Measured, int]:
-    from pipelines.cli import simulator_environment
+    from pipelines.simulator.process import pipeline_environment
 
     with fresh_database(admin_url, migrate=False) as database_url:
         env = {
             k: v for k, v in os.environ.items() if not k.startswith(("MODELARTS_", "HUAWEICLOUD_"))
         }
-        env |= simulator_environment(info)
+        env |= pipeline_environment(info)
         env |= {
             "DATABASE_URL": database_url,
             "DAGSTER_HOME": str(home),
