@@ -133,13 +133,13 @@ def minimum_event_requests(database_url: str, services: int) -> int:
 def run_ours(
     size: Size, info: Any, admin_url: str, home: Path, first: str, last: str, ours: Ours
 ) -> tuple[Measured, int]:
-    from pipelines.cli import simulator_environment
+    from pipelines.simulator.process import pipeline_environment
 
     with fresh_database(admin_url, migrate=False) as database_url:
         env = {
             k: v for k, v in os.environ.items() if not k.startswith(("MODELARTS_", "HUAWEICLOUD_"))
         }
-        env |= simulator_environment(info)
+        env |= pipeline_environment(info)
         env |= {
             "DATABASE_URL": database_url,
             "DAGSTER_HOME": str(home),
@@ -159,7 +159,9 @@ def run_ours(
         before = served(info.url)
         seconds, rss, stdout, _ = timed_process(command, env, ours.checkout)
         used = difference(served(info.url), before)
-        day_rows = [line for line in stdout.splitlines() if line[:2] == "20"]
+        # the day rows printed as loads commit, not the attempts-by-day table after the run
+        loads = stdout.split(f"\n{size.command} {first}..{last}: run ")[0]
+        day_rows = [line for line in loads.splitlines() if line[:2] == "20"]
         if len(day_rows) != size.days:
             raise RuntimeError(f"expected {size.days} day rows, got:\n{stdout[-3000:]}")
         rows = count(database_url, "service_events")

@@ -14,9 +14,8 @@ import time
 from datetime import UTC, date, datetime, timedelta
 
 from pipelines.assets.partitions import day_windows
-from pipelines.cli import simulator_environment
 from pipelines.resources import ModelArtsResource
-from pipelines.simulator.process import running_simulator
+from pipelines.simulator.process import pipeline_environment, running_simulator
 from pipelines.source.extract import extract_window
 from pipelines.source.stats import ExtractionStats
 
@@ -46,7 +45,7 @@ def main() -> None:
     sim_args = ["--services", str(args.services), "--days", "1", "--end-date", end.isoformat()]
     sim_args += ["--events-per-service-day", str(args.events)]
     with running_simulator(sim_args, timeout_s=300) as info:
-        env = simulator_environment(info, auth="password")
+        env = pipeline_environment(info, auth="password")
         start = end - timedelta(days=1)
         _, window = next(day_windows(*_day_bounds(start)))
         print(f"simulator: {info.services} services, {info.events} events, 1 day")

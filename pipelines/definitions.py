@@ -20,7 +20,7 @@ from pipelines.assets import deployments, events, report
 from pipelines.assets.partitions import daily_partitions
 from pipelines.assets.schedules import build_nightly_schedule, nightly_job
 from pipelines.assets.sensors import AlertWebhookResource, alert_on_run_failure
-from pipelines.dagster_runs import install_pool_wait_guard
+from pipelines.pool_wait import pool_wait_executor
 from pipelines.resources import ModelArtsResource, WarehouseResource
 
 # The nightly run starts at 00:30 UTC by default; a day's partitions are late after 03:00 UTC.
@@ -45,8 +45,6 @@ def build_resources() -> dict[str, Any]:
 def build_definitions() -> Definitions:
     """Assets (the daily ones with a freshness policy), the nightly schedule, alerts and
     resources of the project."""
-    # Runs waiting for a pool slot sleep, log and give up (Dagster's own wait spins: issue #12).
-    install_pool_wait_guard()
     loaded = [
         a
         for a in load_assets_from_modules([events, deployments, report])
@@ -63,6 +61,9 @@ def build_definitions() -> Definitions:
         schedules=[build_nightly_schedule(settings.nightly_schedule())],
         sensors=[alert_on_run_failure],
         resources=build_resources(),
+        # Steps waiting for a pool slot sleep, log and give up (Dagster's own wait spins: issue
+        # #12); the patch is installed by the run worker that creates the executor.
+        executor=pool_wait_executor,
     )
 
 

@@ -60,12 +60,13 @@ HEADER = (
 
 def reclassify_command(args: argparse.Namespace) -> int:
     """The CLI command: the warehouse from the environment, the days from --start/--end."""
-    from pipelines import cli
+    from pipelines.cli.environment import environment, read_engine
+    from pipelines.cli.errors import CliError
 
     if args.end < args.start:
-        raise cli.CliError(f"--end {args.end} is before --start {args.start}")
-    with cli._environment(args, api=False):
-        engine = cli._engine()
+        raise CliError(f"--end {args.end} is before --start {args.start}")
+    with environment(args, api=False):
+        engine = read_engine()
         started = time.perf_counter()
         print(HEADER, flush=True)
         refreshes = reclassify_days(

@@ -17,11 +17,8 @@ from dagster import (
     define_asset_job,
     schedule,
 )
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 
+from pipelines import run_tags
 from pipelines.assets.partitions import PARTITIONS_START
 from pipelines.settings import NightlySchedule
 
@@ -62,9 +59,9 @@ def build_nightly_schedule(config: NightlySchedule) -> ScheduleDefinition:
         return RunRequest(
             run_key=f"nightly-{last.isoformat()}",
             tags={
-                ASSET_PARTITION_RANGE_START_TAG: first.isoformat(),
-                ASSET_PARTITION_RANGE_END_TAG: last.isoformat(),
-                "pipelines/trigger": "nightly",
+                run_tags.PARTITION_RANGE_START: first.isoformat(),
+                run_tags.PARTITION_RANGE_END: last.isoformat(),
+                run_tags.TRIGGER: "nightly",
             },
         )
 

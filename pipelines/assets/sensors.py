@@ -14,6 +14,8 @@ from dagster import (
 )
 from pydantic import Field
 
+from pipelines import run_tags
+
 log = logging.getLogger(__name__)
 
 
@@ -45,12 +47,12 @@ def failure_payload(context: RunFailureSensorContext) -> dict[str, Any]:
         "event": "run_failed",
         "run_id": run.run_id,
         "job_name": run.job_name,
-        "partition": tags.get("dagster/partition"),
+        "partition": tags.get(run_tags.PARTITION),
         "partition_range": [
-            tags.get("dagster/asset_partition_range_start"),
-            tags.get("dagster/asset_partition_range_end"),
+            tags.get(run_tags.PARTITION_RANGE_START),
+            tags.get(run_tags.PARTITION_RANGE_END),
         ],
-        "trigger": tags.get("pipelines/trigger") or tags.get("dagster/schedule_name"),
+        "trigger": tags.get(run_tags.TRIGGER) or tags.get(run_tags.SCHEDULE_NAME),
         "error": (context.failure_event.message or "")[:2000],
     }
 

@@ -1,9 +1,11 @@
-"""Start the simulator for a test or a demo: as a subprocess, or in a thread of this process."""
+"""Start the simulator for a test or a demo: as a subprocess, or in a thread of this process;
+the local stand-ins of a CLI command (the simulator, the embedded Postgres)."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import queue
 import subprocess
 import sys
@@ -11,6 +13,8 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -164,3 +168,37 @@ def pipeline_environment(info: SimulatorInfo, auth: str = "aksk") -> dict[str, s
     else:
         raise ValueError(f"auth must be aksk, metadata or password, not {auth!r}")
     return env
+
+
+@dataclass(frozen=True)
+class StandIns:
+    """What `local_stand_ins` started: the simulator's range of days, the embedded data folder."""
+
+    simulator: SimulatorInfo | None
+    embedded_data_dir: Path | None
+
+    @property
+    def days(self) -> tuple[date, date] | None:
+        """The simulator's first and last day, when it was started."""
+        if self.simulator is None:
+            return None
+        last = date.fromisoformat(self.simulator.end_date) - timedelta(days=1)
+        return date.fromisoformat(self.simulator.start_date), last
+
+
+@contextlib.contextmanager
+def local_stand_ins(simulator_args: list[str] | None, data_dir: Path | None) -> Iterator[StandIns]:
+    """The local stand-ins of a command, running until the block ends: the simulator (when
+    `simulator_args` is given) in place of the API, the embedded Postgres (when `data_dir` is)
+    in place of DATABASE_URL. The process environment points the pipeline at them."""
+    with contextlib.ExitStack() as stack:
+        simulator = None
+        if simulator_args is not None:
+            simulator = stack.enter_context(running_simulator(simulator_args))
+            os.environ.update(pipeline_environment(simulator))
+        if data_dir is not None:
+            from pipelines.warehouse.embedded import start_embedded_postgres
+
+            os.environ[settings.DATABASE_URL] = start_embedded_postgres(data_dir)
+            os.environ[settings.EMBEDDED] = "1"
+        yield StandIns(simulator, data_dir)

@@ -12,8 +12,7 @@ import pytest
 import requests
 
 from pipelines import settings
-from pipelines.cli import simulator_environment
-from pipelines.simulator.process import SimulatorInfo, running_simulator
+from pipelines.simulator.process import SimulatorInfo, pipeline_environment, running_simulator
 
 # A fixed history: 12 services over 3 days ending (exclusive) 2026-11-20.
 SIM_ARGS = ["--services", "12", "--days", "3", "--seed", "7", "--end-date", "2026-11-20"]
@@ -56,7 +55,7 @@ def stored_events(database_url: str) -> set[tuple[str, int, str, str]]:
 def simulator_env(info: SimulatorInfo, database_url: str, auth: str = "aksk") -> dict[str, str]:
     """Environment variables that point the pipeline at the simulator (its AK/SK, unless `auth`
     says `password` or `metadata`) and a database."""
-    return {**simulator_environment(info, auth), settings.DATABASE_URL: database_url}
+    return {**pipeline_environment(info, auth), settings.DATABASE_URL: database_url}
 
 
 @pytest.fixture

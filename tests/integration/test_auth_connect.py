@@ -16,11 +16,10 @@ import pytest
 import requests
 from dagster import DagsterInstance, materialize
 
-from pipelines import cli
 from pipelines.assets.events import service_events, services
 from pipelines.cli import main
 from pipelines.definitions import build_resources
-from pipelines.simulator.process import SimulatorInfo, running_simulator
+from pipelines.simulator.process import SimulatorInfo, pipeline_environment, running_simulator
 from pipelines.source import connect
 from tests.integration.conftest import (
     expected_events,
@@ -230,7 +229,7 @@ def test_the_simulator_environment_names_each_source() -> None:
     info = SimulatorInfo(
         "http://127.0.0.1:1", "p", "u", "pw", "d", "r", "AK", "SK", "2026-11-17", "2026-11-20", 1, 1
     )
-    assert cli.simulator_environment(info)["HUAWEICLOUD_SDK_SK"] == "SK"
-    assert cli.simulator_environment(info, "metadata")["HUAWEICLOUD_METADATA_ENDPOINT"] == info.url
-    password = cli.simulator_environment(info, "password")
+    assert pipeline_environment(info)["HUAWEICLOUD_SDK_SK"] == "SK"
+    assert pipeline_environment(info, "metadata")["HUAWEICLOUD_METADATA_ENDPOINT"] == info.url
+    password = pipeline_environment(info, "password")
     assert password["HUAWEICLOUD_PASSWORD"] == "pw" and password["HUAWEICLOUD_SDK_AK"] == ""

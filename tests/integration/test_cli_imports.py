@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from pipelines.cli import simulator_environment
-from pipelines.simulator.process import SimulatorInfo
+from pipelines.simulator.process import SimulatorInfo, pipeline_environment
 from tests.integration.conftest import simulator_days
 
 pytestmark = pytest.mark.integration
@@ -86,5 +85,5 @@ def test_the_probe_sees_dagster_when_a_run_imports_it(
     simulator: SimulatorInfo, cli_env: dict[str, str]
 ) -> None:
     day = simulator_days(simulator)[0]
-    result = _probe(["rerun", day], cli_env | simulator_environment(simulator))
+    result = _probe(["rerun", day], cli_env | pipeline_environment(simulator))
     assert result["code"] == 0 and result["dagster_modules"] > 0

@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from pipelines.cli import simulator_environment
-from pipelines.simulator.process import running_simulator
+from pipelines.simulator.process import pipeline_environment, running_simulator
 from pipelines.warehouse.database import sqlalchemy_url
 
 pytestmark = pytest.mark.integration
@@ -57,7 +56,7 @@ def test_the_daemon_runs_the_nightly_schedule_and_rows_land(
                 for k, v in os.environ.items()
                 if not k.startswith(("MODELARTS_", "HUAWEICLOUD_"))
             },
-            **simulator_environment(info),
+            **pipeline_environment(info),
             "DATABASE_URL": database_url,
             "DAGSTER_HOME": str(tmp_path),
             "PIPELINES_NIGHTLY_CRON": "* * * * *",  # tick every minute

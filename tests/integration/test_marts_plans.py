@@ -124,6 +124,10 @@ def test_no_statement_of_a_rebuild_scans_service_events(
     # one range of the key index per service, looped over the scoped services
     events_plan = plans["marts/stage_deployment_events.sql"]
     assert "Nested Loop" in events_plan and "service_events_key" in events_plan, events_plan
+    # texts meet rules by a hash join on the first character, the unmatched ones found in the
+    # same join: no anti-join, which the planner, underestimating the texts, ran as a nested loop
+    # over texts x matches (22 M comparisons, 2.8 s of a 3-day rebuild of 200 services)
+    assert "Anti Join" not in events_plan, events_plan
     # the boundaries before the first day, before the end and after it: one probe each of the
     # partial index, which the planner takes only while the query's condition implies the
     # index predicate (migration 0005)

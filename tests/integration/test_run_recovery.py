@@ -30,16 +30,11 @@ from dagster import (
 )
 from sqlalchemy import Engine
 
+from pipelines import run_tags
 from pipelines.assets.events import API_POOL
-from pipelines.dagster_runs import (
-    HOST_TAG,
-    PID_TAG,
-    PROCESS_STARTED_TAG,
-    install_pool_wait_guard,
-    process_tags,
-    reclaim_dead_runs,
-)
+from pipelines.dagster_runs import process_tags, reclaim_dead_runs
 from pipelines.operate import partition_status
+from pipelines.pool_wait import install_pool_wait_guard
 from pipelines.source.models import ServiceEvent, TimeWindow
 from pipelines.warehouse.loader import DAY_MS, LOAD_LOCK_CLASS, LoadLockTimeout, WindowLoad
 
@@ -79,7 +74,7 @@ def _started_run(instance: DagsterInstance, tags: dict[str, str]) -> str:
 def test_runs_of_dead_processes_are_failed_and_their_slots_freed(
     instance: DagsterInstance,
 ) -> None:
-    dead_tags = {**process_tags(), PID_TAG: str(_dead_pid())}
+    dead_tags = {**process_tags(), run_tags.PID: str(_dead_pid())}
     dead = _started_run(instance, dead_tags)
     alive = _started_run(instance, process_tags())
     # both slots taken: a new step of the pool could only wait
@@ -99,13 +94,13 @@ def test_runs_of_dead_processes_are_failed_and_their_slots_freed(
 
 def test_a_reused_pid_does_not_make_a_dead_run_look_alive(instance: DagsterInstance) -> None:
     # this process's pid, but another start time: the pid was reused after the run's process died
-    tags = {**process_tags(), PROCESS_STARTED_TAG: "1.00"}
+    tags = {**process_tags(), run_tags.PROCESS_STARTED: "1.00"}
     run_id = _started_run(instance, tags)
     assert reclaim_dead_runs(instance).failed_runs == [run_id]
 
 
 def test_runs_of_other_hosts_are_left_to_dagster(instance: DagsterInstance) -> None:
-    run_id = _started_run(instance, {**process_tags(), HOST_TAG: "another-host"})
+    run_id = _started_run(instance, {**process_tags(), run_tags.HOST: "another-host"})
     assert reclaim_dead_runs(instance).failed_runs == []
     run = instance.get_run_by_id(run_id)
     assert run is not None and run.status == DagsterRunStatus.STARTED
@@ -138,7 +133,7 @@ def test_a_step_waiting_for_a_pool_slot_sleeps_says_why_and_gives_up(
     install_pool_wait_guard()
     holders = [_started_run(instance, {}) for _ in range(2)]
     monkeypatch.setenv("PIPELINES_WAIT_TIMEOUT_S", "4")
-    caplog.set_level(logging.WARNING, logger="pipelines.dagster_runs")
+    caplog.set_level(logging.WARNING, logger="pipelines.pool_wait")
     wall, cpu = time.monotonic(), time.process_time()
 
     result = materialize([pooled_step], instance=instance, raise_on_error=False)

@@ -18,8 +18,7 @@ from pathlib import Path
 
 import psycopg
 
-from pipelines.cli import simulator_environment
-from pipelines.simulator.process import SimulatorInfo
+from pipelines.simulator.process import SimulatorInfo, pipeline_environment
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -94,7 +93,7 @@ def pipeline_env(
     }
     return {
         **base,
-        **simulator_environment(info, auth),
+        **pipeline_environment(info, auth),
         "DATABASE_URL": database_url,
         "DAGSTER_HOME": str(dagster_home),
         # the simulated days are fixed dates; the default first partition moves with the calendar

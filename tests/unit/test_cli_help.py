@@ -15,7 +15,9 @@ import pytest
 import yaml
 
 from pipelines import settings
-from pipelines.cli import COMMANDS, SIMULATOR_COMMANDS, WORKSPACE_YAML, _demo_partitions, main
+from pipelines.cli import COMMANDS, main
+from pipelines.cli.arguments import SIMULATOR_COMMANDS, demo_partitions
+from pipelines.cli.dev import WORKSPACE_YAML
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -83,12 +85,12 @@ def test_dev_loads_the_code_location_of_workspace_yaml() -> None:
 def test_the_demo_partitions_are_the_simulators_days(monkeypatch: pytest.MonkeyPatch) -> None:
     for var in (settings.MODELARTS_ENDPOINT, "DAGSTER_PG_URL", settings.PARTITIONS_START):
         monkeypatch.delenv(var, raising=False)
-    _demo_partitions(argparse.Namespace(command="dev", sim_days=7))
+    demo_partitions(argparse.Namespace(command="dev", sim_days=7))
     first = datetime.now(UTC).date() - timedelta(days=7)
     assert os.environ[settings.PARTITIONS_START] == first.isoformat()
     # a configured API, or a first day set by the operator, is left alone
     monkeypatch.setenv(settings.PARTITIONS_START, "2025-01-01")
-    _demo_partitions(argparse.Namespace(command="dev", sim_days=3))
+    demo_partitions(argparse.Namespace(command="dev", sim_days=3))
     assert os.environ[settings.PARTITIONS_START] == "2025-01-01"
 
 

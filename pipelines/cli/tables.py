@@ -1,0 +1,104 @@
+"""The tables the CLI prints: a row per day as its load commits, the deployment attempts per day
+after a run, and `status`'s row per day."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+from pipelines import settings
+from pipelines.cli.errors import one_line
+
+if TYPE_CHECKING:
+    from pipelines.operate import DayStatus, ServiceCheck
+
+DAY_HEADER = (
+    f"{'day':<12}{'services':>9}{'fetched':>10}{'inserted':>10}"
+    f"{'already':>10}{'quarantined':>13}{'seconds':>9}"
+)
+
+
+def day_row(key: str, meta: dict[str, Any]) -> str:
+    """A day's load, under DAY_HEADER."""
+    return (
+        f"{key:<12}{meta['services']:>9}{meta['fetched']:>10}{meta['inserted']:>10}"
+        f"{meta['already_present']:>10}{meta['quarantined']:>13}"
+        f"{meta['seconds']:>9.2f}"
+    )
+
+
+def print_outcomes(first: date, last: date) -> None:
+    """After a run: per day, the deployment attempts that started on it, as the mart holds them
+    (the marts' connection: a loader login may not read `analytics`)."""
+    import psycopg
+
+    from pipelines.operate import deployment_outcomes
+    from pipelines.warehouse.database import create_warehouse_engine
+
+    url = os.environ.get(settings.ANALYTICS_DATABASE_URL) or os.environ[settings.DATABASE_URL]
+    engine = create_warehouse_engine(url, pool_size=1)
+    try:
+        days = deployment_outcomes(engine, first, last)
+    except psycopg.Error as exc:
+        print(f"deployment attempts not shown: {one_line(exc)}")
+        return
+    finally:
+        engine.dispose()
+    print("deployment attempts by UTC day of their start (analytics.deployment_outcomes_daily):")
+    print(
+        f"{'day':<12}{'attempts':>9}{'succeeded':>10}{'failed':>8}{'superseded':>11}"
+        f"{'in progress':>12}{'success rate':>13}"
+    )
+    for d in days:
+        rate = "-" if d.success_rate is None else f"{d.success_rate:.1%}"
+        print(
+            f"{d.day.isoformat():<12}{d.attempts:>9}{d.succeeded:>10}{d.failed:>8}"
+            f"{d.superseded:>11}{d.in_progress:>12}{rate:>13}"
+        )
+
+
+def print_status(rows: Sequence[DayStatus]) -> None:
+    """`status`: per day the last load and what is stored, the rule version and coverage."""
+    print(
+        f"{'day':<12}{'last load':<11}{'finished (UTC)':<21}{'fetched':>9}{'inserted':>10}"
+        f"{'quarantined':>13}{'services':>10}{'events':>9}{'rules':>7}{'coverage':>10}"
+    )
+    for r in rows:
+        finished = (
+            r.last_load_finished_at.strftime("%Y-%m-%d %H:%M:%S")
+            if r.last_load_finished_at
+            else "-"
+        )
+        print(
+            f"{r.day.isoformat():<12}{r.last_load_status or 'never':<11}{finished:<21}"
+            f"{_n(r.last_fetched):>9}{_n(r.last_inserted):>10}{_n(r.last_quarantined):>13}"
+            f"{r.services:>10}{r.events:>9}"
+            f"{'-' if r.rule_version is None else f'v{r.rule_version}':>7}"
+            f"{'-' if r.event_coverage is None else f'{r.event_coverage:.2%}':>10}"
+        )
+    if any(r.last_load_status == "stale" for r in rows):
+        print("stale: a load left `running` by a process that died; the next load of the day")
+        print("takes it over (`modelarts-etl rerun DAY`, or the nightly run)")
+
+
+def print_verify(day: date, checks: Sequence[ServiceCheck]) -> int:
+    """`verify`: per service the API's count and the stored one; the services that differ."""
+    print(f"{'service_id':<40}{'api total':>10}{'stored':>8}  result")
+    for c in checks:
+        verdict = "ok" if c.matches else ("gone from API" if c.api_total is None else "DIFFERS")
+        print(f"{c.service_id:<40}{_n(c.api_total):>10}{c.stored:>8}  {verdict}")
+    differing = sum(not c.matches for c in checks)
+    print(f"{len(checks)} services, {differing} differ")
+    if differing:
+        print(
+            f"`modelarts-etl rerun {day}` loads the day again and adds what is missing "
+            "(nothing is doubled); a difference that stays is the API counting records the "
+            "warehouse folded (duplicates) or quarantined (`modelarts-etl status` counts them)"
+        )
+    return differing
+
+
+def _n(value: int | None) -> str:
+    return "-" if value is None else str(value)
