@@ -7,7 +7,7 @@ import random
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import astuple, replace
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -16,20 +16,24 @@ import pytest
 import requests
 from sqlalchemy import Engine, text
 
-from pipelines.simulator.history import HistoryConfig, generate_history
+from pipelines.simulator.history import generate_history
 from pipelines.simulator.process import SimulatorInfo, running_simulator
-from pipelines.source.models import ServiceEvent, TimeWindow
+from pipelines.source.models import TimeWindow
 from pipelines.warehouse.database import create_warehouse_engine
 from pipelines.warehouse.loader import WindowLoad
 from pipelines.warehouse.marts import rebuild_marts
 from tests.integration.conftest import expected_events, simulator_days, stored_events
 from tests.integration.test_deployment_marts import assert_marts_equal_truth, snapshot, utc_date
-from tests.reliability.scenarios import pipeline_env
+from tests.reliability.scenarios import (
+    DAY_MS,
+    HOUR_MS,
+    LATE_CONFIG,
+    late_visibility,
+    pipeline_env,
+    post_events,
+)
 
 pytestmark = pytest.mark.integration
-
-HOUR_MS = 3_600_000
-DAY_MS = 86_400_000
 
 
 def _ms(day: date, hours: float = 0) -> int:
@@ -53,15 +57,6 @@ def _run(env: dict[str, str], first: date, last: date, cwd: Path) -> None:
         timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-
-
-def _post(info: SimulatorInfo, service_id: str, events: list[tuple[int, str, str]]) -> None:
-    body = {
-        "service_id": service_id,
-        "events": [{"occur_time": t, "event_type": k, "event_info": i} for t, k, i in events],
-    }
-    answer = requests.post(f"{info.url}/_sim/events", json=body, timeout=30)
-    assert answer.status_code < 300, answer.text
 
 
 def _attempt(engine: Engine, service_id: str, start_ms: int) -> tuple[object, ...] | None:
@@ -94,18 +89,18 @@ def test_run_with_lookback_rebuilds_the_marts_of_the_days_its_late_events_change
     services = sorted({a["service_id"] for a in truth})
     failed_start = _ms(days[1], 22) + 123  # an attempt on day 1 that failed
     crossing_start = _ms(days[1], 23.95)  # an attempt from 23:57 on day 1 to 00:02 on day 2
-    _post(late_simulator, services[1], [
+    post_events(late_simulator, services[1], [
         (failed_start, "normal", "start to deploy service"),
         (failed_start + 60_000, "abnormal", "deploy service failed: deployment timeout"),
     ])  # fmt: skip
-    _post(late_simulator, services[2], [
+    post_events(late_simulator, services[2], [
         (crossing_start, "normal", "start to deploy service"),
         (crossing_start + 1_000, "normal", "preparing environment"),
     ])  # fmt: skip
-    _post(late_simulator, services[2], [
+    post_events(late_simulator, services[2], [
         (_ms(days[2], 0.03), "normal", "service is running"),
     ])  # fmt: skip
-    _post(late_simulator, services[3], [
+    post_events(late_simulator, services[3], [
         (_ms(days[2], 10), "normal", "custom hook executed: late"),
     ])  # fmt: skip
 
@@ -142,9 +137,6 @@ def test_run_with_lookback_rebuilds_the_marts_of_the_days_its_late_events_change
         engine.dispose()
 
 
-LATE_CONFIG = HistoryConfig(services=12, days=7, end_date=date(2026, 11, 20))
-
-
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_nightly_loads_with_lookback_of_late_events_end_with_the_marts_of_the_truth(
     engine: Engine, seed: int
@@ -154,13 +146,7 @@ def test_nightly_loads_with_lookback_of_late_events_end_with_the_marts_of_the_tr
     loader of the `service_events` asset), then rebuilds yesterday's marts. Nights go on over
     the last day until every event is visible. The marts end equal to the simulator's truth."""
     history = generate_history(replace(LATE_CONFIG, seed=seed))
-    rng = random.Random(seed)
-    visible: list[tuple[int, ServiceEvent]] = []
-    for service_id, events in history.events_by_service.items():
-        for e in events:
-            late = rng.random() < 0.05
-            delay = rng.randint(HOUR_MS, 30 * HOUR_MS) if late else 0
-            visible.append((e.occur_time + delay, ServiceEvent(service_id, *astuple(e))))
+    visible = late_visibility(history, random.Random(seed))
     late_events = sum(1 for at, e in visible if at > e.occur_time)
     assert late_events > 20
 

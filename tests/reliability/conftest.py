@@ -29,8 +29,16 @@ def crash_simulator() -> Iterator[SimulatorInfo]:
         yield info
 
 
-def expected_keys(info: SimulatorInfo) -> set[EventKey]:
-    body = requests.get(f"{info.url}/_sim/expected", timeout=60).json()
+def expected_keys(
+    info: SimulatorInfo, start_ms: int | None = None, end_ms: int | None = None
+) -> set[EventKey]:
+    """The simulator's events, or those with start_ms <= occur_time < end_ms."""
+    window = (
+        {}
+        if start_ms is None or end_ms is None
+        else {"start_time": start_ms, "end_time": end_ms - 1}
+    )
+    body = requests.get(f"{info.url}/_sim/expected", params=window, timeout=60).json()
     return {(e["service_id"], e["occur_time"], e["event_info"]) for e in body["events"]}
 
 

@@ -4,6 +4,7 @@ simulator's truth afterwards."""
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import re
@@ -13,12 +14,32 @@ import sqlite3
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import psycopg
+from sqlalchemy import Engine, text
 
+from pipelines.simulator.history import HistoryConfig
+from pipelines.simulator.models import AttemptTruth, History
 from pipelines.simulator.process import SimulatorInfo, pipeline_environment
+from pipelines.source.models import ServiceEvent
+from pipelines.warehouse.database import create_warehouse_engine
+from pipelines.warehouse.marts import rebuild_marts
+from tests.integration.test_deployment_marts import (
+    Row,
+    expected_attempts,
+    expected_failure_causes_daily,
+    expected_outcomes_daily,
+    expected_phase_durations_daily,
+    expected_phases,
+    snapshot,
+    stored_attempts,
+    stored_daily,
+    stored_phases,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -42,10 +63,16 @@ class Tally:
     slots_left: list[int] = field(default_factory=list)
     loads_left: list[int] = field(default_factory=list)
     runs_reclaimed: list[int] = field(default_factory=list)
+    # scenarios that also compare the marts with the truth: rows lost, extra and wrong there
+    marts_checked: bool = False
+    mart_rows_lost: int = 0
+    mart_rows_extra: int = 0
+    mart_rows_wrong: int = 0
 
     @property
     def exact(self) -> bool:
-        return self.rows_lost == 0 and self.rows_extra == 0 and self.duplicates == 0
+        marts = self.mart_rows_lost + self.mart_rows_extra + self.mart_rows_wrong
+        return self.rows_lost == 0 and self.rows_extra == 0 and self.duplicates == 0 and not marts
 
 
 def stored_keys(database_url: str) -> tuple[set[EventKey], int]:
@@ -370,3 +397,198 @@ def token_churn_run(
         faults=sum(after["faults"].values()) - sum(before["faults"].values()),
         output=(done.stdout + done.stderr)[-600:],
     )
+
+
+# Issue 16, part 2: 7 days where 5% of the events become visible 1-30 h late, loaded by a nightly
+# `run` of yesterday with a 48 h lookback; the marts must end equal to the truth.
+HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
+LATE_CONFIG = HistoryConfig(services=12, days=7, end_date=date(2026, 11, 20))
+LATE_SHARE = 0.05
+LOOKBACK_HOURS = 48
+# API faults under the nights (no `arrival`: it would add events outside the truth), on pages of
+# 50 events so that a day takes several requests
+LATE_FAULT_ARGS = [
+    "--fault-rate", "0.15", "--fault-kinds", "throttle,error_json,error_html,drop,truncate,slow",
+    "--slow-s", "0.2", "--retry-after-s", "0", "--duplicate-rate", "0.02",
+]  # fmt: skip
+
+
+def late_visibility(history: History, rng: random.Random) -> list[tuple[int, ServiceEvent]]:
+    """Each event of the history with the time the API first shows it: LATE_SHARE of them 1-30 h
+    after they occurred, the others at once."""
+    visible: list[tuple[int, ServiceEvent]] = []
+    for service_id, events in history.events_by_service.items():
+        for e in events:
+            late = rng.random() < LATE_SHARE
+            delay = rng.randint(HOUR_MS, 30 * HOUR_MS) if late else 0
+            visible.append((e.occur_time + delay, ServiceEvent(service_id, *astuple(e))))
+    return visible
+
+
+def late_simulator_args(config: HistoryConfig) -> list[str]:
+    """A simulator with the services of `config` (same seed, same ids) whose own events lie in
+    January 2000, outside every window of the nights: in the week it shows exactly what the
+    scenario posts (post_events)."""
+    return ["--services", str(config.services), "--seed", str(config.seed),
+            "--days", "1", "--end-date", "2000-01-02"]  # fmt: skip
+
+
+def post_events(info: SimulatorInfo, service_id: str, events: list[tuple[int, str, str]]) -> None:
+    """Make (occur_time, event_type, event_info) events of a service visible in the simulator."""
+    import requests
+
+    body = {
+        "service_id": service_id,
+        "events": [{"occur_time": t, "event_type": k, "event_info": i} for t, k, i in events],
+    }
+    answer = requests.post(f"{info.url}/_sim/events", json=body, timeout=30)
+    if answer.status_code >= 300:
+        raise RuntimeError(f"POST /_sim/events: HTTP {answer.status_code}: {answer.text[:300]}")
+
+
+MartCounts = tuple[int, int, int]  # rows lost, extra, wrong
+
+
+def _count_differences(actual: dict[Row, Any], expected: dict[Row, Any]) -> MartCounts:
+    def same(got: Any, want: Any) -> bool:
+        if isinstance(want, tuple) and isinstance(got, tuple) and len(got) == len(want):
+            return all(same(g, w) for g, w in zip(got, want, strict=True))
+        if isinstance(want, float) and isinstance(got, float):
+            return math.isclose(got, want, rel_tol=1e-12)
+        return bool(got == want)
+
+    wrong = sum(1 for k in expected.keys() & actual.keys() if not same(actual[k], expected[k]))
+    return len(expected.keys() - actual.keys()), len(actual.keys() - expected.keys()), wrong
+
+
+def marts_against_truth(engine: Engine, truth: list[AttemptTruth]) -> dict[str, MartCounts]:
+    """Per mart, the rows the truth has and the mart lacks, the mart's rows the truth lacks, and
+    the rows of the same key with other values (what assert_marts_equal_truth asserts equal)."""
+
+    def keyed(rows: set[Row], width: int) -> dict[Row, Row]:
+        return {r[:width]: r[width:] for r in rows}
+
+    return {
+        "deployment_attempts": _count_differences(
+            keyed(stored_attempts(engine), 2), keyed(expected_attempts(truth), 2)
+        ),
+        "deployment_phases": _count_differences(
+            keyed(stored_phases(engine), 4), keyed(expected_phases(truth), 4)
+        ),
+        "deployment_outcomes_daily": _count_differences(
+            stored_daily(engine, "deployment_outcomes_daily", 2), expected_outcomes_daily(truth)
+        ),
+        "deployment_phase_durations_daily": _count_differences(
+            stored_daily(engine, "deployment_phase_durations_daily", 3),
+            expected_phase_durations_daily(truth),
+        ),
+        "deployment_failure_causes_daily": _count_differences(
+            stored_daily(engine, "deployment_failure_causes_daily", 4),
+            expected_failure_causes_daily(truth),
+        ),
+    }
+
+
+def marts_against_rebuild(engine: Engine, days: list[date]) -> int:
+    """Rows of the six marts (either side) that differ from a rebuild of every day from scratch;
+    the marts are left as rebuilt."""
+    incremental = snapshot(engine)
+    with engine.begin() as conn:
+        for table in incremental:
+            conn.execute(text(f"delete from analytics.{table}"))
+    rebuild_marts(engine, days)
+    scratch = snapshot(engine)
+    return sum(len(incremental[t] ^ scratch[t]) for t in incremental)
+
+
+@dataclass
+class LateRound:
+    """One week of nightly runs over late events, and what the marts held afterwards."""
+
+    events: int
+    late: int  # events visible 1-30 h after they occurred
+    api_faults: int  # 429, 5xx, drops, truncated and slow answers
+    nights: int
+    reruns: int  # nights whose run failed and was run again
+    seconds: float
+    failed: str | None  # a night still failing after its reruns
+    against_truth: dict[str, MartCounts] = field(default_factory=dict)
+    against_rebuild: int = 0  # mart rows differing from a rebuild from scratch
+    queued_left: int = 0  # rows left in mart_rebuild_queue after the last night
+
+
+def late_event_nights(
+    info: SimulatorInfo,
+    database_url: str,
+    history: History,
+    visible: list[tuple[int, ServiceEvent]],
+    dagster_home: Path,
+    offset_mode: str = "page",
+) -> LateRound:
+    """Night n (at 01:00 of day n) posts to the simulator what became visible by then and runs
+    `modelarts-etl run` of yesterday with MODELARTS_LOOKBACK_HOURS=48; a night whose run fails is
+    run again (twice at most). The nights go on two days past the data, until every late event
+    is visible and inside a lookback. Then the marts are compared with the truth."""
+    import requests
+
+    env = {
+        **pipeline_env(info, database_url, dagster_home),
+        "MODELARTS_LOOKBACK_HOURS": str(LOOKBACK_HOURS),
+        "MODELARTS_OFFSET_MODE": offset_mode,
+        "MODELARTS_PAGE_LIMIT": "50",
+        "MODELARTS_RETRY_BUDGET": "100000",
+    }
+    pending = sorted(visible, key=lambda v: v[0])
+    days = (history.end_ms - history.start_ms) // DAY_MS
+    first = datetime.fromtimestamp(history.start_ms / 1000, UTC).date()
+    before = requests.get(f"{info.url}/_sim/stats", timeout=30).json()
+    began = time.monotonic()
+    round_ = LateRound(
+        events=len(visible),
+        late=sum(1 for at, e in visible if at > e.occur_time),
+        api_faults=0, nights=0, reruns=0, seconds=0.0, failed=None,
+    )  # fmt: skip
+    for night in range(1, days + 3):
+        now_ms = history.start_ms + night * DAY_MS + HOUR_MS
+        shown = [e for at, e in pending if at <= now_ms]
+        pending = [(at, e) for at, e in pending if at > now_ms]
+        by_service: dict[str, list[tuple[int, str, str]]] = {}
+        for e in shown:
+            by_service.setdefault(e.service_id, []).append(
+                (e.occur_time, e.event_type, e.event_info)
+            )
+        for service_id, events in by_service.items():
+            post_events(info, service_id, events)
+        yesterday = (first + timedelta(days=night - 1)).isoformat()
+        for attempt in range(3):
+            if attempt:
+                round_.reruns += 1
+            done = subprocess.run(
+                pipeline_command(yesterday, yesterday), env=env, cwd=dagster_home,
+                capture_output=True, text=True, timeout=900,
+            )  # fmt: skip
+            if done.returncode == 0:
+                break
+        round_.nights += 1
+        if done.returncode != 0:
+            round_.failed = f"night {night} ({yesterday}): {done.stderr[-300:]}"
+            break
+    round_.seconds = time.monotonic() - began
+    after = requests.get(f"{info.url}/_sim/stats", timeout=30).json()
+    round_.api_faults = sum(
+        int(after["faults"].get(k, 0)) - int(before["faults"].get(k, 0))
+        for k in after["faults"]
+        if k != "duplicate"
+    )
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("select count(*) from mart_rebuild_queue").fetchone()
+        round_.queued_left = int(row[0]) if row else 0
+    engine = create_warehouse_engine(database_url)
+    try:
+        round_.against_truth = marts_against_truth(engine, history.attempts)
+        all_days = [first + timedelta(days=i) for i in range(days + 2)]
+        round_.against_rebuild = marts_against_rebuild(engine, all_days)
+    finally:
+        engine.dispose()
+    return round_
