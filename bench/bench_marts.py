@@ -43,12 +43,13 @@ from pipelines.simulator.synthetic import (
     insert_synthetic_history,
     synthetic_day,
 )
-from pipelines.source.models import ServiceEvent, TimeWindow
+from pipelines.source.models import ServiceEvent
 from pipelines.warehouse.database import create_warehouse_engine
 from pipelines.warehouse.embedded import ensure_database, start_embedded_server
 from pipelines.warehouse.loader import WindowLoad
 from pipelines.warehouse.marts import explain_marts, rebuild_marts
 from pipelines.warehouse.migrations import apply_migrations
+from pipelines.windows import TimeWindow
 
 MART_TABLES = {
     "deployment_attempts": "attempt_date",

@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 
 from pipelines.source.client import ModelArtsClient
 from pipelines.source.extract import ExtractSettings, extract_window
-from pipelines.source.models import RejectedEvent, ServiceEvent, TimeWindow
+from pipelines.source.models import RejectedEvent, ServiceEvent
 from pipelines.warehouse.loader import (
     DEFAULT_CHUNK_ROWS,
     EncodedEvents,
@@ -28,6 +28,7 @@ from pipelines.warehouse.loader import (
     encode_copy_rows,
     record_failed_load,
 )
+from pipelines.windows import TimeWindow
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,9 @@ import psycopg
 from sqlalchemy import Engine
 
 from pipelines import settings
-from pipelines.source.models import RejectedEvent, ServiceEvent, ServiceInfo, TimeWindow
+from pipelines.source.models import RejectedEvent, ServiceEvent, ServiceInfo
 from pipelines.warehouse.sql_files import read_sql
+from pipelines.windows import TimeWindow
 
 log = logging.getLogger(__name__)
 

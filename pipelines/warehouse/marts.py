@@ -15,8 +15,8 @@ from typing import Any
 import psycopg
 from sqlalchemy import Engine
 
-from pipelines.source.models import TimeWindow
 from pipelines.warehouse.sql_files import read_sql
+from pipelines.windows import TimeWindow
 
 log = logging.getLogger(__name__)
 

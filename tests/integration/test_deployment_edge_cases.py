@@ -6,9 +6,10 @@ import pytest
 from sqlalchemy import Engine, text
 
 from pipelines.simulator import vocabulary as v
-from pipelines.source.models import ServiceEvent, TimeWindow
+from pipelines.source.models import ServiceEvent
 from pipelines.warehouse.loader import WindowLoad
 from pipelines.warehouse.marts import rebuild_marts_for_day
+from pipelines.windows import TimeWindow
 
 pytestmark = pytest.mark.integration
 

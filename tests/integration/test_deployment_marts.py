@@ -15,9 +15,10 @@ from sqlalchemy import Engine, text
 from pipelines.simulator import families
 from pipelines.simulator.history import HistoryConfig, generate_history, truth_as_of
 from pipelines.simulator.models import AttemptTruth, History, PhaseTruth
-from pipelines.source.models import ServiceEvent, TimeWindow
+from pipelines.source.models import ServiceEvent
 from pipelines.warehouse.loader import WindowLoad
 from pipelines.warehouse.marts import rebuild_marts, rebuild_marts_for_day
+from pipelines.windows import TimeWindow
 
 pytestmark = pytest.mark.integration
 

@@ -12,11 +12,12 @@ import psycopg
 import pytest
 from sqlalchemy import Engine, text
 
-from pipelines.source.models import ServiceEvent, TimeWindow
+from pipelines.source.models import ServiceEvent
 from pipelines.warehouse.loader import WindowLoad
 from pipelines.warehouse.marts import day_parameters, pass_parameters, rebuild_marts_for_day
 from pipelines.warehouse.rules import parse_rules, rules_path, sync_event_text_rules
 from pipelines.warehouse.sql_files import read_sql
+from pipelines.windows import TimeWindow
 
 pytestmark = pytest.mark.integration
 

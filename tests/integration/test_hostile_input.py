@@ -14,9 +14,9 @@ from pipelines.definitions import build_resources
 from pipelines.simulator.hostile import BAD_ANSWERS, HOSTILE_SERVICE_ID, MEGABYTE
 from pipelines.simulator.process import SimulatorInfo, running_simulator
 from pipelines.source.errors import PagingError, SourceError
-from pipelines.source.models import TimeWindow
 from pipelines.source.paging import iter_event_pages
 from pipelines.warehouse.database import sqlalchemy_url
+from pipelines.windows import TimeWindow
 from tests.integration.conftest import simulator_env
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,7 @@ from pipelines.simulator.process import running_simulator
 from pipelines.source.auth import Secret, StaticToken
 from pipelines.source.client import HttpSettings, ModelArtsClient, build_session
 from pipelines.source.extract import ExtractSettings
-from pipelines.source.models import TimeWindow
+from pipelines.windows import TimeWindow
 
 pytestmark = pytest.mark.integration
 

@@ -7,8 +7,9 @@ import logging
 import pytest
 from sqlalchemy import Engine, text
 
-from pipelines.source.models import RejectedEvent, ServiceEvent, TimeWindow
+from pipelines.source.models import RejectedEvent, ServiceEvent
 from pipelines.warehouse.loader import HashCollisionError, WindowLoad
+from pipelines.windows import TimeWindow
 
 pytestmark = pytest.mark.integration
 

@@ -11,9 +11,10 @@ import psycopg
 import pytest
 from sqlalchemy import Engine, text
 
-from pipelines.source.models import ServiceEvent, TimeWindow
+from pipelines.source.models import ServiceEvent
 from pipelines.warehouse.database import create_warehouse_engine
 from pipelines.warehouse.loader import LoadResult, WindowLoad
+from pipelines.windows import TimeWindow
 
 pytestmark = pytest.mark.integration
 

@@ -7,9 +7,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, text
 
-from pipelines.source.models import ServiceEvent, TimeWindow
+from pipelines.source.models import ServiceEvent
 from pipelines.source.validation import repair_text
 from pipelines.warehouse.loader import WindowLoad
+from pipelines.windows import TimeWindow
 
 pytestmark = pytest.mark.integration
 

@@ -18,10 +18,11 @@ from sqlalchemy import Engine, text
 
 from pipelines.simulator.history import HistoryConfig, generate_history
 from pipelines.simulator.process import SimulatorInfo, running_simulator
-from pipelines.source.models import ServiceEvent, TimeWindow
+from pipelines.source.models import ServiceEvent
 from pipelines.warehouse.database import create_warehouse_engine
 from pipelines.warehouse.loader import WindowLoad
 from pipelines.warehouse.marts import rebuild_marts
+from pipelines.windows import TimeWindow
 from tests.integration.conftest import expected_events, simulator_days, stored_events
 from tests.integration.test_deployment_marts import assert_marts_equal_truth, snapshot, utc_date
 from tests.reliability.scenarios import pipeline_env

@@ -15,10 +15,11 @@ import pytest
 from sqlalchemy import Engine
 
 from pipelines.simulator.synthetic import day_ms, insert_synthetic_history, synthetic_day
-from pipelines.source.models import ServiceEvent, TimeWindow
+from pipelines.source.models import ServiceEvent
 from pipelines.warehouse.loader import WindowLoad
 from pipelines.warehouse.marts import explain_marts, rebuild_marts
 from pipelines.warehouse.sql_files import read_sql
+from pipelines.windows import TimeWindow
 
 pytestmark = pytest.mark.integration
 

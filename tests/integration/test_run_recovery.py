@@ -40,8 +40,9 @@ from pipelines.dagster_runs import (
     reclaim_dead_runs,
 )
 from pipelines.operate import partition_status
-from pipelines.source.models import ServiceEvent, TimeWindow
+from pipelines.source.models import ServiceEvent
 from pipelines.warehouse.loader import DAY_MS, LOAD_LOCK_CLASS, LoadLockTimeout, WindowLoad
+from pipelines.windows import TimeWindow
 
 pytestmark = pytest.mark.integration
 
