@@ -70,7 +70,8 @@ def _connect(url: str) -> Iterator[psycopg.Connection[Any]]:
 def _load(engine: Engine, day: dt.date, events: Sequence[ServiceEvent]) -> float:
     started = time.perf_counter()
     with WindowLoad(engine, TimeWindow(day_ms(day), day_ms(day) + DAY_MS)) as load:
-        load.add_events(events)
+        for i in range(0, len(events), 10_000):  # in blocks, as extraction hands them over
+            load.add_encoded(load.encode_events(events[i : i + 10_000]))
         load.commit()
     return time.perf_counter() - started
 

@@ -56,7 +56,9 @@ def _load_days(engine: Engine, history: History, days: range) -> None:
     for index in days:
         window = _window(history, index)
         with WindowLoad(engine, window) as load:
-            load.add_events(by_day[index])
+            loaded = by_day[index]
+            for i in range(0, len(loaded), 10_000):  # in blocks, as extraction hands them over
+                load.add_encoded(load.encode_events(loaded[i : i + 10_000]))
             load.commit()
         rebuild_marts(engine, [day_parameters(window)["day"]])
 

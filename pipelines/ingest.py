@@ -20,14 +20,9 @@ from sqlalchemy import Engine
 from pipelines.source.client import ModelArtsClient
 from pipelines.source.extract import ExtractSettings, extract_window
 from pipelines.source.models import RejectedEvent, ServiceEvent
-from pipelines.warehouse.loader import (
-    DEFAULT_CHUNK_ROWS,
-    EncodedEvents,
-    LoadResult,
-    WindowLoad,
-    encode_copy_rows,
-    record_failed_load,
-)
+from pipelines.warehouse.audit import record_failed_load
+from pipelines.warehouse.encoding import EncodedEvents, encode_copy_rows
+from pipelines.warehouse.loader import DEFAULT_CHUNK_ROWS, LoadResult, WindowLoad
 from pipelines.windows import TimeWindow
 
 log = logging.getLogger(__name__)

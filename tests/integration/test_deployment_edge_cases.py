@@ -10,6 +10,7 @@ from pipelines.source.models import ServiceEvent
 from pipelines.warehouse.loader import WindowLoad
 from pipelines.warehouse.marts import rebuild_marts_for_day
 from pipelines.windows import TimeWindow
+from tests.integration.conftest import add_events
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +46,7 @@ def test_seeded_rules_give_every_vocabulary_reason_its_cause(
 
 def _load_and_rebuild(engine: Engine, events: list[tuple[int, str, str]]) -> None:
     with WindowLoad(engine, WINDOW) as load:
-        load.add_events(ServiceEvent("svc", T0 + t, kind, info) for t, kind, info in events)
+        add_events(load, [ServiceEvent("svc", T0 + t, kind, info) for t, kind, info in events])
         load.commit()
     rebuild_marts_for_day(engine, WINDOW)
 

@@ -19,6 +19,7 @@ from pipelines.source.models import ServiceEvent
 from pipelines.warehouse.loader import WindowLoad
 from pipelines.warehouse.marts import rebuild_marts, rebuild_marts_for_day
 from pipelines.windows import TimeWindow
+from tests.integration.conftest import add_events
 
 pytestmark = pytest.mark.integration
 
@@ -39,11 +40,14 @@ def day_window(history: History, index: int) -> TimeWindow:
 def load_day(engine: Engine, history: History, window: TimeWindow) -> None:
     """Land the history's events of the window through the project's loader."""
     with WindowLoad(engine, window) as load:
-        load.add_events(
-            ServiceEvent(service_id, e.occur_time, e.event_type, e.event_info)
-            for service_id, events in history.events_by_service.items()
-            for e in events
-            if window.contains(e.occur_time)
+        add_events(
+            load,
+            [
+                ServiceEvent(service_id, e.occur_time, e.event_type, e.event_info)
+                for service_id, events in history.events_by_service.items()
+                for e in events
+                if window.contains(e.occur_time)
+            ],
         )
         load.commit()
 

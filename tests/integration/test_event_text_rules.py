@@ -18,6 +18,7 @@ from pipelines.warehouse.marts import day_parameters, pass_parameters, rebuild_m
 from pipelines.warehouse.rules import parse_rules, rules_path, sync_event_text_rules
 from pipelines.warehouse.sql_files import read_sql
 from pipelines.windows import TimeWindow
+from tests.integration.conftest import add_events
 
 pytestmark = pytest.mark.integration
 
@@ -34,9 +35,12 @@ MB = 1 << 20
 def load(engine: Engine, texts: list[str], event_type: str = "normal") -> None:
     """One event per text, each of its own service, a second apart."""
     with WindowLoad(engine, WINDOW) as window_load:
-        window_load.add_events(
-            ServiceEvent(f"svc-{i:04d}", T0 + 1000 * (i + 1), event_type, t)
-            for i, t in enumerate(texts)
+        add_events(
+            window_load,
+            [
+                ServiceEvent(f"svc-{i:04d}", T0 + 1000 * (i + 1), event_type, t)
+                for i, t in enumerate(texts)
+            ],
         )
         window_load.commit()
 
@@ -91,11 +95,12 @@ def test_every_rule_classifies_its_example(engine: Engine) -> None:
 def test_every_cause_rule_categorises_its_example(engine: Engine, rule: Any) -> None:
     start = next(r.example for r in TEXT_RULES if r.role == "start")
     with WindowLoad(engine, WINDOW) as window_load:
-        window_load.add_events(
+        add_events(
+            window_load,
             [
                 ServiceEvent("svc", T0 + 1000, "normal", start),
                 ServiceEvent("svc", T0 + 2000, "abnormal", rule.example),
-            ]
+            ],
         )
         window_load.commit()
     rebuild_marts_for_day(engine, WINDOW)
@@ -159,11 +164,12 @@ def test_an_event_type_restricts_a_rule(engine: Engine, tmp_path: Path) -> None:
         assert isinstance(raw, psycopg.Connection)
         sync_event_text_rules(raw, changed)
     with WindowLoad(engine, WINDOW) as window_load:
-        window_load.add_events(
+        add_events(
+            window_load,
             [
                 ServiceEvent("svc-a", T0 + 1, "abnormal", "node n7 drained"),
                 ServiceEvent("svc-b", T0 + 1, "normal", "node n7 drained"),
-            ]
+            ],
         )
         window_load.commit()
     assert [(r["service_id"], r["kind"]) for r in staged_events(engine)] == [

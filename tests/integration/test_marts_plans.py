@@ -20,6 +20,7 @@ from pipelines.warehouse.loader import WindowLoad
 from pipelines.warehouse.marts import explain_marts, rebuild_marts
 from pipelines.warehouse.sql_files import read_sql
 from pipelines.windows import TimeWindow
+from tests.integration.conftest import add_events
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +42,7 @@ def _window(day: date) -> TimeWindow:
 
 def _load(engine: Engine, day: date, events: list[ServiceEvent]) -> int:
     with WindowLoad(engine, _window(day)) as load:
-        load.add_events(events)
+        add_events(load, events)
         return load.commit().batch_id
 
 

@@ -43,6 +43,7 @@ from pipelines.operate import partition_status
 from pipelines.source.models import ServiceEvent
 from pipelines.warehouse.loader import DAY_MS, LOAD_LOCK_CLASS, LoadLockTimeout, WindowLoad
 from pipelines.windows import TimeWindow
+from tests.integration.conftest import add_events
 
 pytestmark = pytest.mark.integration
 
@@ -216,7 +217,7 @@ def test_a_load_left_running_by_a_dead_process_is_stale_then_taken_over(
 
         event = ServiceEvent("svc", T0 + 5, "normal", "pulling model image", False)
         with WindowLoad(engine, WINDOW, partition_key=DAY.isoformat()) as load:
-            load.add_events([event])
+            add_events(load, [event])
             result = load.commit({})
 
         statuses = _statuses(engine)

@@ -15,7 +15,7 @@ from pipelines.source.client import HttpSettings, ModelArtsClient, parse_json
 from pipelines.source.extract import _validate_page
 from pipelines.source.models import RejectedEvent, ServiceEvent
 from pipelines.source.validation import MAX_OCCUR_TIME_MS, MIN_OCCUR_TIME_MS, validate_event
-from pipelines.warehouse.loader import raw_record_json
+from pipelines.warehouse.encoding import raw_record_json
 from pipelines.windows import TimeWindow
 
 scalars = st.one_of(
