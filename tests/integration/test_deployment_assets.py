@@ -51,6 +51,7 @@ def _materialize_marts(day: str, instance: DagsterInstance) -> Any:
     return result
 
 
+@pytest.mark.usefixtures("engine")  # migrated: a run never migrates
 def test_marts_through_dagster_equal_the_served_truth(
     simulator: SimulatorInfo, pipeline_env: dict[str, str]
 ) -> None:

@@ -56,6 +56,7 @@ def _materialize_first_day() -> bool:
     ).success  # fmt: skip
 
 
+@pytest.mark.usefixtures("engine")  # migrated: a run never migrates
 def test_hostile_records_are_stored_repaired_or_exact(
     hostile_simulator: SimulatorInfo, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -110,6 +111,7 @@ def test_wrong_answers_end_in_a_clear_error_naming_the_service(
     assert service_id in message and words in message.lower()
 
 
+@pytest.mark.usefixtures("engine")  # migrated: a run never migrates
 def test_a_run_meeting_wrong_answers_fails_and_loads_nothing(
     bad_answers_simulator: SimulatorInfo, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -138,6 +138,7 @@ def test_the_readme_has_sql_examples() -> None:
     assert any(e.sql.lower().startswith("select") for e in examples)
 
 
+@pytest.mark.usefixtures("engine")  # migrated: a run never migrates
 def test_every_readme_query_runs_on_a_loaded_warehouse(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
