@@ -77,18 +77,15 @@ def fail_load_batch(engine: Engine, batch_id: int, error: str) -> None:
 
 
 def record_failed_load(
-    engine: Engine,
-    window: TimeWindow,
-    error: BaseException,
-    *,
-    run_id: str | None = None,
-    partition_key: str | None = None,
+    engine: Engine, window: TimeWindow, error: BaseException, run: dict[str, str | None]
 ) -> int:
     """The audit row of a window whose load never began because its extraction failed (a range
-    extracts all its days before loading any): status failed, with the error. Returns its id."""
+    extracts all its days before loading any): status failed, with the error. Returns its id.
+
+    `run`: its run_id and partition_key, as for `open_load_batch`.
+    """
     with pooled_connection(engine) as conn:
         loader_pid = conn.info.backend_pid
-    run = {"run_id": run_id, "partition_key": partition_key}
     batch_id = open_load_batch(engine, window, run, loader_pid)
     fail_load_batch(engine, batch_id, f"extraction failed: {type(error).__name__}: {error}")
     return batch_id
