@@ -10,9 +10,9 @@ class ServiceEvent(NamedTuple):
     """One event of a service's log, validated.
 
     A named tuple, not a frozen dataclass: one is built per event fetched, and a frozen
-    dataclass costs four times as much to build (0.52 us against 0.13-0.22 us), a tenth of the
-    extractor's CPU per event. Its first four fields are the row the loader copies; `repaired`
-    takes part in equality, as in any tuple.
+    dataclass costs several times as much to build (bench/README.md, "Figures behind comments
+    in the code"). Its first four fields are the row the loader copies; `repaired` takes part
+    in equality, as in any tuple.
     """
 
     service_id: str

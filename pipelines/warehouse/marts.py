@@ -54,8 +54,8 @@ _STEPS = (
 
 # The steps that join the staged scope with a mart table that grows with history. Their join
 # bounds are per-service ranges the planner cannot estimate (it takes each side of a range for a
-# third of the rows), and, misjudging them, it hashes the whole table: 1.5 M phase rows read to
-# delete 4 k on a year of 1,000 services (bench_marts.py). With hash and merge joins off for
+# third of the rows), and, misjudging them, it hashes the whole table to change a few rows of it
+# (bench/README.md, "Figures behind comments in the code"). With hash and merge joins off for
 # these statements alone, the plan left is a loop over the scope with an index range per row,
 # whatever the statistics. The coverage upserts join the pass's days with the daily tables: one
 # key range per day, not a scan of every day's rows. (service_events is read through subqueries
@@ -337,17 +337,6 @@ def explain_marts(engine: Engine, days: Sequence[date]) -> dict[str, str]:
     with suppress(_RolledBack):
         _rebuild_pass(engine, runs[0][0], runs[0][-1], runs[0], plans)
     return plans
-
-
-def rebuild_marts_for_day(engine: Engine, window: TimeWindow) -> MartRefresh:
-    """`rebuild_marts` of the UTC day that starts `window`."""
-    return rebuild_marts(engine, [day_parameters(window)["day"]])
-
-
-def apply_bi_grants(engine: Engine) -> None:
-    """Create (idempotently) the read-only BI role and grant it the analytics schema."""
-    with transaction(engine) as conn:
-        conn.execute(read_sql("grants/grant_analytics_reader.sql"))
 
 
 @dataclass(frozen=True)

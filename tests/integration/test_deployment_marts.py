@@ -17,7 +17,7 @@ from pipelines.simulator.history import HistoryConfig, generate_history, truth_a
 from pipelines.simulator.models import AttemptTruth, History, PhaseTruth
 from pipelines.source.models import ServiceEvent
 from pipelines.warehouse.loader import WindowLoad
-from pipelines.warehouse.marts import rebuild_marts, rebuild_marts_for_day
+from pipelines.warehouse.marts import rebuild_marts
 from pipelines.windows import TimeWindow
 from tests.integration.conftest import add_events
 
@@ -282,7 +282,7 @@ def assert_marts_equal_truth(engine: Engine, truth: list[AttemptTruth]) -> None:
 
 def rebuild(engine: Engine, history: History, days: Iterable[int]) -> None:
     for index in days:
-        rebuild_marts_for_day(engine, day_window(history, index))
+        rebuild_marts(engine, [utc_date(day_window(history, index).start_ms)])
 
 
 # --- tests -------------------------------------------------------------------------------------
@@ -306,7 +306,7 @@ def test_each_loaded_day_gives_the_truth_as_of_its_end(engine: Engine, history: 
     for index in range(CONFIG.days):
         window = day_window(history, index)
         load_day(engine, history, window)
-        refresh = rebuild_marts_for_day(engine, window)
+        refresh = rebuild_marts(engine, [utc_date(window.start_ms)])
         assert_marts_equal_truth(engine, truth_as_of(history, window.end_ms - 1))
         if index == 0:
             assert (crossing.service_id, crossing.attempt_start, "in_progress") in {
@@ -358,7 +358,7 @@ def test_days_loaded_out_of_order_converge_to_the_truth(engine: Engine, history:
     for index in reversed(range(CONFIG.days)):
         window = day_window(history, index)
         load_day(engine, history, window)
-        rebuild_marts_for_day(engine, window)
+        rebuild_marts(engine, [utc_date(window.start_ms)])
     assert_marts_equal_truth(engine, history.attempts)
 
 
