@@ -57,7 +57,9 @@ def test_marts_through_dagster_equal_the_served_truth(
 ) -> None:
     instance = DagsterInstance.ephemeral()
     resources = build_resources()
-    assert materialize(ASSETS, selection=["services"], instance=instance, resources=resources)
+    assert materialize(
+        ASSETS, selection=["services"], instance=instance, resources=resources
+    ).success
     days = simulator_days(simulator)
     results = []
     for day in days:

@@ -149,7 +149,9 @@ def test_every_readme_query_runs_on_a_loaded_warehouse(
         for key, value in simulator_env(info, database_url).items():
             monkeypatch.setenv(key, value)
         instance, resources = DagsterInstance.ephemeral(), build_resources()
-        assert materialize(ASSETS, selection=["services"], instance=instance, resources=resources)
+        assert materialize(
+            ASSETS, selection=["services"], instance=instance, resources=resources
+        ).success
         for day in simulator_days(info):
             for selection in (["service_events"], MART_KEYS):
                 assert materialize(
