@@ -61,9 +61,10 @@ def child_ours(config: dict[str, Any]) -> dict[str, Any]:
 
     from pipelines.ingest import load_events_window
     from pipelines.resources import ModelArtsResource
-    from pipelines.source.models import TimeWindow
     from pipelines.warehouse.database import create_warehouse_engine
-    from pipelines.warehouse.loader import DEFAULT_CHUNK_ROWS, upsert_services
+    from pipelines.warehouse.loader import DEFAULT_CHUNK_ROWS
+    from pipelines.warehouse.services import upsert_services
+    from pipelines.windows import TimeWindow
 
     timeline = _install_timeline() if config.get("timeline") else None
     modelarts = ModelArtsResource(**config["modelarts"])
@@ -176,9 +177,10 @@ def child_limit(config: dict[str, Any]) -> dict[str, Any]:
 
 def child_stage(config: dict[str, Any]) -> dict[str, Any]:
     """WindowLoad alone, fed the loaded rows from memory, into an empty warehouse."""
-    from pipelines.source.models import ServiceEvent, TimeWindow
+    from pipelines.source.models import ServiceEvent
     from pipelines.warehouse.database import create_warehouse_engine
     from pipelines.warehouse.loader import WindowLoad
+    from pipelines.windows import TimeWindow
 
     with psycopg.connect(config["source_url"]) as conn:
         events = [
@@ -190,7 +192,8 @@ def child_stage(config: dict[str, Any]) -> dict[str, Any]:
     engine = create_warehouse_engine(config["database_url"])
     started = time.perf_counter()
     with WindowLoad(engine, TimeWindow(config["start_ms"], config["end_ms"])) as load:
-        load.add_events(events)
+        for i in range(0, len(events), 10_000):  # in blocks, as extraction hands them over
+            load.add_encoded(load.encode_events(events[i : i + 10_000]))
         result = load.commit()
     seconds = time.perf_counter() - started
     engine.dispose()

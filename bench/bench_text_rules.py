@@ -25,13 +25,14 @@ import psycopg
 from sqlalchemy import Engine
 
 from pipelines.simulator.history import History, HistoryConfig, generate_history
-from pipelines.source.models import ServiceEvent, TimeWindow
+from pipelines.source.models import ServiceEvent
 from pipelines.warehouse.database import create_warehouse_engine
 from pipelines.warehouse.embedded import ensure_database, start_embedded_server
 from pipelines.warehouse.loader import WindowLoad
 from pipelines.warehouse.marts import day_parameters, rebuild_marts
 from pipelines.warehouse.migrations import apply_migrations
 from pipelines.warehouse.sql_files import sql_root
+from pipelines.windows import TimeWindow
 
 REPO = Path(__file__).resolve().parents[1]
 DAY_MS = 86_400_000
@@ -55,7 +56,9 @@ def _load_days(engine: Engine, history: History, days: range) -> None:
     for index in days:
         window = _window(history, index)
         with WindowLoad(engine, window) as load:
-            load.add_events(by_day[index])
+            loaded = by_day[index]
+            for i in range(0, len(loaded), 10_000):  # in blocks, as extraction hands them over
+                load.add_encoded(load.encode_events(loaded[i : i + 10_000]))
             load.commit()
         rebuild_marts(engine, [day_parameters(window)["day"]])
 

@@ -19,15 +19,11 @@ from sqlalchemy import Engine
 
 from pipelines.source.client import ModelArtsClient
 from pipelines.source.extract import ExtractSettings, extract_window
-from pipelines.source.models import RejectedEvent, ServiceEvent, TimeWindow
-from pipelines.warehouse.loader import (
-    DEFAULT_CHUNK_ROWS,
-    EncodedEvents,
-    LoadResult,
-    WindowLoad,
-    encode_copy_rows,
-    record_failed_load,
-)
+from pipelines.source.models import RejectedEvent, ServiceEvent
+from pipelines.warehouse.audit import record_failed_load
+from pipelines.warehouse.encoding import EncodedEvents, encode_copy_rows
+from pipelines.warehouse.loader import DEFAULT_CHUNK_ROWS, LoadResult, WindowLoad
+from pipelines.windows import TimeWindow
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +56,11 @@ def _fewer_gc_passes() -> Iterator[None]:
 
     Every fetched event allocates a dict, its strings and a tuple that live until its page is
     loaded, so with the default threshold the collector scans the young objects once every 700
-    allocations, over and over: about a third of the client's CPU in a 1 M event load (4.8 s ->
-    3.5 s of CPU, bench/README.md). Those objects are freed by reference counting either way;
-    the collector only looks for reference cycles, which now wait a little longer (peak RSS
-    +4 MB at 2 M events). The threshold is process-wide: it is raised while any load runs and
-    restored when the last one ends.
+    allocations, over and over: a large share of the client's CPU in a big load (bench/README.md,
+    bench_load.py). Those objects are freed by reference counting either way; the collector
+    only looks for reference cycles, which now wait a little longer (a few MB more at the peak).
+    The threshold is process-wide: it is raised while any load runs and restored when the last
+    one ends.
     """
     global _gc_loads, _gc_saved
     with _gc_lock:
@@ -123,8 +119,8 @@ def load_events_window(
     """
     started = time.perf_counter()
     # Room for about two chunks of events even when pages are half full, so the workers keep
-    # fetching while Postgres inserts a chunk (bench_load.py: 200 pages of 500 events loaded 1 M
-    # 13% faster than 100 pages, and 400 pages no faster; +11 MB peak RSS).
+    # fetching while Postgres inserts a chunk (measured: bench/README.md, "Figures behind
+    # comments in the code").
     buffered_pages = max(settings.max_buffered_pages, 4 * chunk_rows // max(1, settings.page_limit))
     settings = dataclasses.replace(settings, max_buffered_pages=buffered_pages)
     rejected: list[RejectedEvent] = []
@@ -244,7 +240,9 @@ def load_events_range(
                 extracted.close()  # stop the workers first
                 # nothing loaded: each day says so in its audit row (`modelarts-etl status`)
                 for key, window in segments:
-                    record_failed_load(engine, window, exc, run_id=run_id, partition_key=key)
+                    record_failed_load(
+                        engine, window, exc, {"run_id": run_id, "partition_key": key}
+                    )
                 raise
             finally:
                 extracted.close()  # see load_events_window

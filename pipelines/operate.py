@@ -11,8 +11,8 @@ from sqlalchemy import Engine
 
 from pipelines.source.client import ModelArtsClient
 from pipelines.source.errors import ServiceNotFoundError
-from pipelines.source.models import TimeWindow
 from pipelines.warehouse.sql_files import read_sql
+from pipelines.windows import TimeWindow
 
 
 @dataclass(frozen=True)

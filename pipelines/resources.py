@@ -190,10 +190,9 @@ class WarehouseResource(ConfigurableResource):
 
     _engine: Engine | None = PrivateAttr(default=None)
 
-    def setup_for_execution(self, context: InitResourceContext) -> None:
-        self._engine = warehouse_engine(self.database_url, Path(self.data_dir))
-
     def get_engine(self) -> Engine:
+        """The loader's engine. A warehouse with a migration pending fails here, naming
+        `modelarts-etl migrate`: a run never changes the schema."""
         if self._engine is None:
             self._engine = warehouse_engine(self.database_url, Path(self.data_dir))
         return self._engine

@@ -14,7 +14,6 @@ from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, Metada
 from sqlalchemy import Engine
 
 from pipelines import settings
-from pipelines.source.models import TimeWindow
 from pipelines.warehouse.coverage import (
     DayCoverage,
     UnmatchedText,
@@ -22,6 +21,7 @@ from pipelines.warehouse.coverage import (
     top_unmatched_texts,
 )
 from pipelines.warehouse.marts import day_parameters, query_check
+from pipelines.windows import TimeWindow
 
 UNIQUE_KEYS = AssetCheckSpec(
     "unique_mart_keys",

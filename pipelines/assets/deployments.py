@@ -28,7 +28,6 @@ from pipelines.assets.events import service_events
 from pipelines.assets.partitions import daily_partitions, day_windows
 from pipelines.failures import failing_fast, transformer_connection
 from pipelines.resources import WarehouseResource
-from pipelines.source.models import TimeWindow
 from pipelines.warehouse.coverage import coverage_of_days, top_unmatched_texts
 from pipelines.warehouse.marts import (
     TrendDay,
@@ -37,6 +36,7 @@ from pipelines.warehouse.marts import (
     outcomes_trend,
     rebuild_marts,
 )
+from pipelines.windows import TimeWindow
 
 MART_DESCRIPTIONS = {
     "deployment_attempts": "One row per deployment attempt: outcome, failure phase and cause.",

@@ -15,9 +15,9 @@ from pipelines.assets.schedules import STEP_RETRY
 from pipelines.failures import failing_fast, loader_connection
 from pipelines.ingest import load_events_range
 from pipelines.resources import ModelArtsResource, WarehouseResource
-from pipelines.source.models import TimeWindow
 from pipelines.source.stats import ExtractionStats
-from pipelines.warehouse.loader import upsert_services
+from pipelines.warehouse.services import upsert_services
+from pipelines.windows import TimeWindow
 
 # Every asset that calls the API is in this pool: its limit (dagster.yaml) caps concurrent callers.
 API_POOL = "modelarts_api"

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from dagster import DailyPartitionsDefinition
 
 from pipelines import settings
-from pipelines.source.models import TimeWindow
+from pipelines.windows import TimeWindow
 
 # PIPELINES_PARTITIONS_START, else 30 days before today: read when the code is loaded.
 PARTITIONS_START = settings.partitions_start()

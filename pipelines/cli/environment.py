@@ -134,7 +134,11 @@ def check_database(url: str) -> None:
 def _check_schema_current(command: str) -> None:
     """A read-only command on a warehouse with pending migrations: `db` says so and goes on (it
     only connects), `status` and `verify` stop with one line (exit 1) naming what applies them."""
-    from pipelines.warehouse.database import create_warehouse_engine, describe_url
+    from pipelines.warehouse.database import (
+        create_warehouse_engine,
+        describe_pending,
+        describe_url,
+    )
     from pipelines.warehouse.migrations import pending_migrations
 
     url = os.environ[settings.DATABASE_URL]
@@ -145,11 +149,10 @@ def _check_schema_current(command: str) -> None:
         engine.dispose()
     if not pending:
         return
-    versions = pending[0] if len(pending) == 1 else f"{pending[0]}..{pending[-1]}"
     message = (
-        f"the warehouse at {describe_url(url)} has {len(pending)} pending migration(s) "
-        f"({versions}): `modelarts-etl migrate` applies them, as the schema owner (so does a "
-        "`run`, `backfill` or `rerun` by the owner)"
+        f"the warehouse at {describe_url(url)} has {describe_pending(pending)}: "
+        "`modelarts-etl migrate` applies them, as the schema owner (so does a `run`, "
+        "`backfill` or `rerun` by the owner)"
     )
     if command == "db":
         print(message[0].upper() + message[1:])
@@ -158,14 +161,16 @@ def _check_schema_current(command: str) -> None:
 
 
 def _migrate_announced() -> None:
-    """Apply pending migrations before anything runs, and say which: the schema never changes
-    unannounced (`migrate` is the explicit step)."""
-    from pipelines.warehouse.database import describe_url, migrated_engine
+    """Apply pending migrations before anything runs, announced in one line first: the schema
+    never changes unannounced (`migrate` is the explicit step)."""
+    from pipelines.warehouse.database import describe_pending, describe_url, migrate_warehouse
 
     url = os.environ[settings.DATABASE_URL]
-    _, applied = migrated_engine(url)  # the engine the command then uses (`read_engine`)
-    if applied:
-        print(f"warehouse: applied migrations {', '.join(applied)} to {describe_url(url)}")
+
+    def announce(pending: list[str]) -> None:
+        print(f"warehouse: applying {describe_pending(pending)} to {describe_url(url)}")
+
+    migrate_warehouse(url, announce)  # its engine is the one the command's run then uses
 
 
 def read_engine() -> Engine:

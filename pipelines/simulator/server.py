@@ -3,12 +3,8 @@
 Each response is written in one piece (head and body together), so keep-alive connections never
 wait on Nagle's algorithm; event pages are joins of records encoded once (see store.py).
 
-Measured with bench/bench_simulator.py (2-core machine, loopback, simulator subprocess holding
-200 services x 5000 events, 1000-event pages with order=asc, requests.Session keep-alive clients
-in one other process that also parse each page with .json()):
-  1 client:  ~400-460 pages/s (~0.4 M events/s)
-  4 clients: ~330-360 pages/s in total (both processes share the 2 cores; the client side, not
-             the server, is the limit: a page takes ~2 ms end to end, of which ~1 ms is parsing)
+Its throughput is measured by bench/bench_simulator.py (figures in bench/README.md): the client
+side, which parses each page, is the limit, not this server.
 """
 
 from __future__ import annotations

@@ -26,9 +26,10 @@ from pipelines.source.errors import (
     SourceError,
     TransientHTTPError,
 )
-from pipelines.source.models import EventPage, ServiceInfo, TimeWindow
+from pipelines.source.models import EventPage, ServiceInfo
 from pipelines.source.retrying import RateLimiter, RetryBudget, RetryPolicy, call_with_retries
 from pipelines.source.stats import ExtractionStats
+from pipelines.windows import TimeWindow
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,11 @@ from typing import Any
 
 from pipelines.source.client import ModelArtsClient
 from pipelines.source.errors import ExtractionStalledError, ServiceNotFoundError
-from pipelines.source.models import RejectedEvent, ServiceEvent, TimeWindow
+from pipelines.source.models import RejectedEvent, ServiceEvent
 from pipelines.source.paging import OffsetMode
 from pipelines.source.split import iter_window_pages
 from pipelines.source.validation import KNOWN_EVENT_TYPES, validate_event
+from pipelines.windows import TimeWindow
 
 log = logging.getLogger(__name__)
 

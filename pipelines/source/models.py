@@ -3,35 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, NamedTuple
-
-
-@dataclass(frozen=True, slots=True)
-class TimeWindow:
-    """A half-open window [start_ms, end_ms) in epoch milliseconds UTC."""
-
-    start_ms: int
-    end_ms: int
-
-    def __post_init__(self) -> None:
-        if self.end_ms <= self.start_ms:
-            raise ValueError(f"empty window [{self.start_ms}, {self.end_ms})")
-
-    def contains(self, occur_time: int) -> bool:
-        return self.start_ms <= occur_time < self.end_ms
-
-    def __str__(self) -> str:
-        return f"[{self.start_ms}, {self.end_ms}) = [{_iso(self.start_ms)}, {_iso(self.end_ms)})"
 
 
 class ServiceEvent(NamedTuple):
     """One event of a service's log, validated.
 
     A named tuple, not a frozen dataclass: one is built per event fetched, and a frozen
-    dataclass costs four times as much to build (0.52 us against 0.13-0.22 us), a tenth of the
-    extractor's CPU per event. Its first four fields are the row the loader copies; `repaired`
-    takes part in equality, as in any tuple.
+    dataclass costs several times as much to build (bench/README.md, "Figures behind comments
+    in the code"). Its first four fields are the row the loader copies; `repaired` takes part
+    in equality, as in any tuple.
     """
 
     service_id: str
@@ -74,7 +55,3 @@ class EventPage:
     total_count: int
     count: int
     events: list[Any]
-
-
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")

@@ -9,8 +9,9 @@ from typing import Any, Protocol
 import orjson
 
 from pipelines.source.errors import PagingError
-from pipelines.source.models import EventPage, TimeWindow
+from pipelines.source.models import EventPage
 from pipelines.source.validation import MAX_OCCUR_TIME_MS, MIN_OCCUR_TIME_MS
+from pipelines.windows import TimeWindow
 
 MAX_LIMIT = 1000
 

@@ -6,8 +6,9 @@ import logging
 from collections.abc import Iterator
 
 from pipelines.source.client import ModelArtsClient
-from pipelines.source.models import EventPage, TimeWindow
+from pipelines.source.models import EventPage
 from pipelines.source.paging import OffsetMode, iter_event_pages
+from pipelines.windows import TimeWindow
 
 log = logging.getLogger(__name__)
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine
@@ -12,9 +12,11 @@ from sqlalchemy.engine import make_url
 
 from pipelines import settings
 from pipelines.warehouse.embedded import start_embedded_postgres
-from pipelines.warehouse.migrations import apply_migrations
-
-log = logging.getLogger(__name__)
+from pipelines.warehouse.migrations import (
+    MigrationPendingError,
+    apply_migrations,
+    pending_migrations,
+)
 
 
 def sqlalchemy_url(database_url: str) -> str:
@@ -75,28 +77,51 @@ _engines_lock = threading.Lock()
 
 
 def warehouse_engine(database_url: str | None, data_dir: Path) -> Engine:
-    """One migrated engine per database per process.
+    """This process's engine of the warehouse, its schema checked when first made.
 
-    Pending migrations are applied (a least-privilege role gets a clear error instead) and
-    logged as a warning naming the database: `modelarts-etl migrate` is the explicit step.
+    Nothing is migrated here: a pending migration raises MigrationPendingError, one line that
+    names `modelarts-etl migrate` (the explicit step, as the schema owner).
     """
     url = resolve_database_url(database_url, data_dir)
-    engine, applied = migrated_engine(url)
-    if applied:
-        log.warning(
-            "warehouse %s: applied pending migrations %s", describe_url(url), ", ".join(applied)
-        )
-    return engine
-
-
-def migrated_engine(url: str) -> tuple[Engine, list[str]]:
-    """This process's engine of `url`, and the migrations applied in making it (none once it
-    exists)."""
     with _engines_lock:
         engine = _engines.get(url)
-        if engine is not None:
-            return engine, []
-        engine = create_warehouse_engine(url)
-        applied = apply_migrations(engine)
+        if engine is None:
+            engine = create_warehouse_engine(url)
+            try:
+                pending = pending_migrations(engine)
+            except BaseException:
+                engine.dispose()
+                raise
+            if pending:
+                engine.dispose()
+                raise MigrationPendingError(
+                    f"the warehouse at {describe_url(url)} has {describe_pending(pending)}: "
+                    "run `modelarts-etl migrate` as the schema owner"
+                )
+            _engines[url] = engine
+        return engine
+
+
+def migrate_warehouse(url: str, announce: Callable[[list[str]], None]) -> list[str]:
+    """Apply the pending migrations of the warehouse at `url`, first passing their versions to
+    `announce` (nothing when none is pending); returns them. The engine then serves this
+    process's `warehouse_engine(url)`, checked."""
+    with _engines_lock:
+        engine = _engines.get(url) or create_warehouse_engine(url)
+        try:
+            pending = pending_migrations(engine)
+            if pending:
+                announce(pending)
+                apply_migrations(engine)
+        except BaseException:
+            _engines.pop(url, None)
+            engine.dispose()
+            raise
         _engines[url] = engine
-        return engine, applied
+        return pending
+
+
+def describe_pending(pending: list[str]) -> str:
+    """'3 pending migration(s) (0007..0009)'."""
+    versions = pending[0] if len(pending) == 1 else f"{pending[0]}..{pending[-1]}"
+    return f"{len(pending)} pending migration(s) ({versions})"

@@ -6,45 +6,33 @@ events COPYs into a stage and inserts the keys not yet stored (see `WindowLoad._
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from itertools import islice
 from types import TracebackType
-from typing import Any, NamedTuple, Self
+from typing import Any, Self
 
-import orjson
 import psycopg
 from sqlalchemy import Engine
 
 from pipelines import settings
-from pipelines.source.models import RejectedEvent, ServiceEvent, ServiceInfo, TimeWindow
+from pipelines.source.models import RejectedEvent, ServiceEvent
+from pipelines.warehouse.audit import fail_load_batch, finish_load_batch, open_load_batch
+from pipelines.warehouse.encoding import EncodedEvents, encode_copy_rows, raw_record_json
 from pipelines.warehouse.sql_files import read_sql
+from pipelines.windows import TimeWindow
 
 log = logging.getLogger(__name__)
 
 _COLUMNS = "(service_id, occur_time, event_type, event_info, load_batch_id)"
 _COPY_STAGE = f"copy event_stage {_COLUMNS} from stdin"
 _COPY_EVENTS = f"copy service_events {_COLUMNS} from stdin"
-# COPY text format: these four characters inside a value are written as escapes
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 DAY_MS = 86_400_000
 # First key of the two-int advisory locks that serialize loads of the same UTC day ("ME" 0x4d45).
 LOAD_LOCK_CLASS = 0x4D45
 # Rows per chunk: big enough for set-based inserts, small enough that the pages fetched while a
 # chunk is inserted stay a few tens of MB (see ingest.py) and the chunk's sort fits in work_mem.
 DEFAULT_CHUNK_ROWS = 50_000
-
-
-class EncodedEvents(NamedTuple):
-    """Events as rows of COPY text (UTF-8), ready to send: see `WindowLoad.encode_events`."""
-
-    data: bytes
-    rows: int
-    # (service_id, occur_time) of the first event: a chunk's blocks are sent in this order
-    first_key: tuple[str, int]
 
 
 class LoadLockTimeout(RuntimeError):
@@ -70,55 +58,6 @@ class LoadResult:
     inserted: int
     already_present: int
     quarantined: int
-
-
-@contextmanager
-def _raw_connection(engine: Engine) -> Iterator[psycopg.Connection[Any]]:
-    """A plain psycopg connection from the engine's pool (COPY needs the driver's API)."""
-    pooled = engine.raw_connection()
-    try:
-        driver = pooled.driver_connection
-        assert isinstance(driver, psycopg.Connection)
-        yield driver
-    finally:
-        pooled.close()  # back to the pool, which rolls back anything left open
-
-
-def encode_copy_rows(
-    events: Sequence[ServiceEvent], row_end: str, window: TimeWindow | None = None
-) -> EncodedEvents:
-    """Events as rows of COPY text (UTF-8), each row ending in `row_end` (the load's batch id
-    column and a newline, or a bare newline to add it later: `WindowLoad.add_copy_rows`).
-
-    With `window` given, an event outside it raises ValueError.
-    """
-    if window is not None:
-        start_ms, end_ms = window.start_ms, window.end_ms
-        for service_id, occur_time, _, _, _ in events:
-            if not start_ms <= occur_time < end_ms:
-                raise ValueError(
-                    f"event of service {service_id} at {occur_time} is outside "
-                    f"the load's window {window}"
-                )
-    text = "".join(
-        [
-            f"{service_id}\t{occur_time}\t{event_type}\t{event_info}{row_end}"
-            for service_id, occur_time, event_type, event_info, _ in events
-        ]
-    )
-    # A tab, newline, CR or backslash inside a value shows as extra separators or a
-    # backslash: only then are the values escaped one by one.
-    n = len(events)
-    tabs = 3 + row_end.count("\t")
-    if text.count("\t") != tabs * n or text.count("\n") != n or "\\" in text or "\r" in text:
-        text = "".join(
-            f"{service_id.translate(_COPY_ESCAPES)}\t{occur_time}\t"
-            f"{event_type.translate(_COPY_ESCAPES)}\t{event_info.translate(_COPY_ESCAPES)}"
-            f"{row_end}"
-            for service_id, occur_time, event_type, event_info, _ in events
-        )
-    first_key = (events[0][0], events[0][1]) if n else ("", 0)
-    return EncodedEvents(text.encode("utf-8"), n, first_key)
 
 
 class WindowLoad:
@@ -168,7 +107,8 @@ class WindowLoad:
         conn.autocommit = False
         self._conn = conn
         try:
-            self.batch_id = self._open_audit_row(conn.info.backend_pid)
+            run = {"run_id": self._run_id, "partition_key": self._partition_key}
+            self.batch_id = open_load_batch(self._engine, self.window, run, conn.info.backend_pid)
             self._begin(conn)
         except BaseException as exc:
             self.__exit__(type(exc), exc, exc.__traceback__)
@@ -245,14 +185,6 @@ class WindowLoad:
             self._flush_chunk()
         return encoded.rows
 
-    def add_events(self, events: Iterable[ServiceEvent]) -> int:
-        """Encode and take events (see `encode_events`); returns how many."""
-        iterator = iter(events)
-        n = 0
-        while part := list(islice(iterator, min(self._chunk_rows, 10_000))):
-            n += self.add_encoded(self.encode_events(part))
-        return n
-
     def add_rejected(self, rejected: Iterable[RejectedEvent]) -> int:
         """Keep malformed records in quarantine with their reason (deduplicated on rerun)."""
         conn = self._require_conn()
@@ -297,9 +229,16 @@ class WindowLoad:
                     "end_ms": self.window.end_ms,
                 },
             )
-        conn.execute(
-            read_sql("load/finish_load_batch.sql"),
-            _audit_params(self.batch_id, "succeeded", counts or {}, result, None),
+        finish_load_batch(
+            conn,
+            self.batch_id,
+            "succeeded",
+            {
+                **(counts or {}),
+                "inserted": result.inserted,
+                "already_present": result.already_present,
+                "quarantined": result.quarantined,
+            },
         )
         conn.commit()
         self._finished = True
@@ -314,9 +253,9 @@ class WindowLoad:
         chunk and the later ones then take the probing path: COPY into the stage, then one pass
         that folds repeats, merges the stage with the stored rows of its services, compares
         texts and inserts what is absent (insert_new_events.sql). If that pass meets a
-        unique_violation too (two texts with one md5, or a writer that does not take the window
-        locks), it is redone with ON CONFLICT DO NOTHING and the skipped keys' texts are
-        compared. An md5 collision raises HashCollisionError.
+        unique_violation too, the stage is searched for two texts with one md5; without one (a
+        writer that does not take the window locks committed some keys), the pass runs again
+        and finds them stored. An md5 collision raises HashCollisionError.
         """
         conn = self._require_conn()
         # in key order, as pages of one service come in time order: the probing pass's sort of
@@ -349,22 +288,18 @@ class WindowLoad:
             with conn.transaction(savepoint_name="insert_new_events"):
                 row = conn.execute(query, params).fetchone()
         except psycopg.errors.UniqueViolation:
-            log.warning(
-                "batch %s: unique violation; redoing the chunk with on conflict", self.batch_id
-            )
-            row = conn.execute(_on_conflict_do_nothing(query), params).fetchone()
+            # Two staged texts with one md5, or keys that a writer outside the window locks
+            # committed while the pass ran: the first fails the load; the second's rows are
+            # seen by the pass run again (a new statement, a new snapshot) and counted present.
+            _raise_on_collisions(conn, "load/find_staged_hash_collisions.sql", "staged")
+            log.warning("batch %s: unique violation; running the chunk's pass again", self.batch_id)
+            row = conn.execute(query, params).fetchone()
         assert row is not None
-        distinct, repeated, present, collisions, absent, inserted = (int(v) for v in row)
-        if inserted < absent and not collisions:
-            collisions = len(conn.execute(read_sql("load/find_hash_collisions.sql")).fetchall())
+        distinct, repeated, present, collisions, _absent, inserted = (int(v) for v in row)
         if collisions:
-            sample = conn.execute(read_sql("load/find_hash_collisions.sql")).fetchmany(1)
-            raise HashCollisionError(
-                f"{collisions} staged event(s) share an md5 with a different stored text, "
-                + (f"e.g. service {sample[0][0]} at {sample[0][1]}" if sample else "")
-            )
+            _raise_on_collisions(conn, "load/find_hash_collisions.sql", "stored", collisions)
         self._totals.distinct += distinct - repeated
-        self._totals.already_present += present + (absent - inserted)
+        self._totals.already_present += present
         self._totals.inserted += inserted
         conn.execute(read_sql("load/truncate_event_stage.sql"))
 
@@ -388,55 +323,12 @@ class WindowLoad:
             pooled.close()
         if not self._finished and self.batch_id >= 0:
             error = f"{exc_type.__name__}: {exc}" if exc_type else "load ended without commit"
-            self._close_audit_row_failed(error)
+            fail_load_batch(self._engine, self.batch_id, error)
 
     def _require_conn(self) -> psycopg.Connection[Any]:
         if self._conn is None:
             raise RuntimeError("WindowLoad used outside its `with` block")
         return self._conn
-
-    def _open_audit_row(self, loader_pid: int) -> int:
-        with _raw_connection(self._engine) as conn, conn.transaction():
-            row = conn.execute(
-                read_sql("load/start_load_batch.sql"),
-                {
-                    "run_id": self._run_id,
-                    "partition_key": self._partition_key,
-                    "window_start_ms": self.window.start_ms,
-                    "window_end_ms": self.window.end_ms,
-                    "loader_pid": loader_pid,
-                },
-            ).fetchone()
-        assert row is not None
-        return int(row[0])
-
-    def _close_audit_row_failed(self, error: str) -> None:
-        try:
-            with _raw_connection(self._engine) as conn, conn.transaction():
-                conn.execute(
-                    read_sql("load/finish_load_batch.sql"),
-                    _audit_params(self.batch_id, "failed", {}, None, error[:2000]),
-                )
-        except Exception:  # the load's own error matters more than the audit update's
-            log.exception("could not mark load batch %s failed", self.batch_id)
-
-
-def record_failed_load(
-    engine: Engine,
-    window: TimeWindow,
-    error: BaseException,
-    *,
-    run_id: str | None = None,
-    partition_key: str | None = None,
-) -> int:
-    """The audit row of a window whose load never began because its extraction failed (a range
-    extracts all its days before loading any): status failed, with the error. Returns its id."""
-    load = WindowLoad(engine, window, run_id=run_id, partition_key=partition_key)
-    with _raw_connection(engine) as conn:
-        loader_pid = conn.info.backend_pid
-    load.batch_id = load._open_audit_row(loader_pid)
-    load._close_audit_row_failed(f"extraction failed: {type(error).__name__}: {error}")
-    return load.batch_id
 
 
 def _describe_holders(holders: Sequence[tuple[Any, ...]]) -> str:
@@ -447,34 +339,17 @@ def _describe_holders(holders: Sequence[tuple[Any, ...]]) -> str:
     )
 
 
-def upsert_services(engine: Engine, services: Iterable[ServiceInfo]) -> int:
-    """Insert or refresh services in the `services` dimension; returns how many."""
-    params: list[dict[str, Any]] = [
-        {
-            "service_id": s.service_id,
-            "service_name": s.service_name,
-            "status": s.status,
-            "infer_type": s.infer_type,
-            "owner": s.owner,
-            "publish_at_ms": s.publish_at_ms,
-            "raw": raw_record_json(s.raw),
-        }
-        for s in services
-    ]
-    # One order for every writer, so concurrent upserts cannot deadlock.
-    params.sort(key=lambda row: str(row["service_id"]))
-    with _raw_connection(engine) as conn, conn.transaction(), conn.cursor() as cur:
-        cur.executemany(read_sql("load/upsert_services.sql"), params)
-    return len(params)
-
-
-def _on_conflict_do_nothing(query: str) -> str:
-    """insert_new_events.sql with its insert skipping keys that are already stored."""
-    returning = "\n    returning 1\n"
-    assert query.count(returning) == 1
-    return query.replace(
-        returning, "\n    on conflict on constraint service_events_key do nothing" + returning
-    )
+def _raise_on_collisions(
+    conn: psycopg.Connection[Any], query: str, other: str, counted: int = 0
+) -> None:
+    """HashCollisionError when `query` finds staged events sharing an md5 with a different
+    `other` text (or the pass `counted` some), naming the first."""
+    found = conn.execute(read_sql(query)).fetchall()
+    if found or counted:
+        raise HashCollisionError(
+            f"{max(len(found), counted)} staged event(s) share an md5 with a different {other} "
+            "text" + (f", e.g. service {found[0][0]} at {found[0][1]}" if found else "")
+        )
 
 
 def _copy_blocks(conn: psycopg.Connection[Any], statement: str, blocks: list[bytes]) -> None:
@@ -487,39 +362,3 @@ def _scalar(conn: psycopg.Connection[Any], query: str, params: dict[str, Any] | 
     row = conn.execute(query, params).fetchone()
     assert row is not None
     return int(row[0])
-
-
-def raw_record_json(raw: Any) -> str:
-    """JSON text of a raw record (a NUL stays the six characters of its JSON escape).
-
-    The standard library takes over where orjson refuses: integers beyond 64 bits and lone
-    surrogates, both of which a hostile body can carry into a rejected record.
-    """
-    try:
-        return orjson.dumps(raw, default=repr).decode("utf-8")
-    except TypeError:
-        return json.dumps(raw, default=repr, ensure_ascii=True)
-
-
-def _audit_params(
-    batch_id: int,
-    status: str,
-    counts: dict[str, int],
-    result: LoadResult | None,
-    error: str | None,
-) -> dict[str, Any]:
-    return {
-        "batch_id": batch_id,
-        "status": status,
-        "services": counts.get("services", 0),
-        "services_missing": counts.get("services_missing", 0),
-        "pages": counts.get("pages", 0),
-        "requests": counts.get("requests", 0),
-        "retries": counts.get("retries", 0),
-        "fetched": counts.get("fetched", 0),
-        "out_of_window": counts.get("out_of_window", 0),
-        "inserted": result.inserted if result else 0,
-        "already_present": result.already_present if result else 0,
-        "quarantined": result.quarantined if result else counts.get("quarantined", 0),
-        "error": error,
-    }

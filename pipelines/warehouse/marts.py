@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Iterable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -15,8 +15,9 @@ from typing import Any
 import psycopg
 from sqlalchemy import Engine
 
-from pipelines.source.models import TimeWindow
 from pipelines.warehouse.sql_files import read_sql
+from pipelines.warehouse.transactions import transaction
+from pipelines.windows import TimeWindow
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +54,8 @@ _STEPS = (
 
 # The steps that join the staged scope with a mart table that grows with history. Their join
 # bounds are per-service ranges the planner cannot estimate (it takes each side of a range for a
-# third of the rows), and, misjudging them, it hashes the whole table: 1.5 M phase rows read to
-# delete 4 k on a year of 1,000 services (bench_marts.py). With hash and merge joins off for
+# third of the rows), and, misjudging them, it hashes the whole table to change a few rows of it
+# (bench/README.md, "Figures behind comments in the code"). With hash and merge joins off for
 # these statements alone, the plan left is a loop over the scope with an index range per row,
 # whatever the statistics. The coverage upserts join the pass's days with the daily tables: one
 # key range per day, not a scan of every day's rows. (service_events is read through subqueries
@@ -147,23 +148,6 @@ def day_parameters(window: TimeWindow) -> dict[str, Any]:
     }
 
 
-@contextmanager
-def _transaction(engine: Engine) -> Iterator[psycopg.Connection[Any]]:
-    pooled = engine.raw_connection()
-    try:
-        conn = pooled.driver_connection
-        assert isinstance(conn, psycopg.Connection)
-        conn.autocommit = False
-        try:
-            yield conn
-            conn.commit()
-        except BaseException:
-            conn.rollback()
-            raise
-    finally:
-        pooled.close()
-
-
 # Days per pass at most: a pass stages all its events in temporary tables, so a year queued by a
 # backfill whose marts never ran is rebuilt a month at a time rather than in one transaction.
 MAX_PASS_DAYS = 31
@@ -211,7 +195,7 @@ def _rebuild_pass(
 ) -> _Pass:
     params = pass_parameters(first_day, last_day, partition_days)
     step_seconds: dict[str, float] = {}
-    with _transaction(engine) as conn:
+    with transaction(engine) as conn:
         # Client-side binding: CREATE TABLE AS does not take server-side parameters.
         cur = psycopg.ClientCursor(conn)
         cur.execute("select pg_advisory_xact_lock(%s)", (_MARTS_LOCK_KEY,))
@@ -272,7 +256,7 @@ def _setting(cur: psycopg.ClientCursor[Any], name: str) -> str:
 def _pending(engine: Engine) -> tuple[int | None, list[date]]:
     """The rule version the passes will apply (logged), and the days the loader queued. The
     analytics schema is read first: a login that may not read it (a loader's) fails naming it."""
-    with _transaction(engine) as conn:
+    with transaction(engine) as conn:
         version = conn.execute(
             "select max(rule_version) from analytics.event_text_rule_versions"
         ).fetchone()
@@ -305,7 +289,7 @@ def rebuild_marts(engine: Engine, days: Sequence[date]) -> MartRefresh:
     for done in passes:
         for step, seconds in done.step_seconds.items():
             step_seconds[step] = step_seconds.get(step, 0.0) + seconds
-    with _transaction(engine) as conn:
+    with transaction(engine) as conn:
         coverage = conn.execute(
             "select rule_version, event_coverage from analytics.event_text_coverage_daily"
             " where event_date = %s",
@@ -355,17 +339,6 @@ def explain_marts(engine: Engine, days: Sequence[date]) -> dict[str, str]:
     return plans
 
 
-def rebuild_marts_for_day(engine: Engine, window: TimeWindow) -> MartRefresh:
-    """`rebuild_marts` of the UTC day that starts `window`."""
-    return rebuild_marts(engine, [day_parameters(window)["day"]])
-
-
-def apply_bi_grants(engine: Engine) -> None:
-    """Create (idempotently) the read-only BI role and grant it the analytics schema."""
-    with _transaction(engine) as conn:
-        conn.execute(read_sql("grants/grant_analytics_reader.sql"))
-
-
 @dataclass(frozen=True)
 class TrendDay:
     """All services' attempts of one UTC day, for the materialization's chart."""
@@ -380,7 +353,7 @@ class TrendDay:
 
 def outcomes_trend(engine: Engine, day: date, days: int = 14) -> list[TrendDay]:
     """The `days` days up to `day`: attempts, success rate, p95 time to running."""
-    with _transaction(engine) as conn:
+    with transaction(engine) as conn:
         rows = psycopg.ClientCursor(conn).execute(
             read_sql("marts/select_outcomes_trend.sql"), {"day": day, "trend_days": days}
         )
@@ -389,7 +362,7 @@ def outcomes_trend(engine: Engine, day: date, days: int = 14) -> list[TrendDay]:
 
 def failure_causes_of_day(engine: Engine, day: date) -> list[tuple[str, str, int, int]]:
     """(cause, phase, failures, services) of the day's failed attempts, most frequent first."""
-    with _transaction(engine) as conn:
+    with transaction(engine) as conn:
         rows = psycopg.ClientCursor(conn).execute(
             read_sql("marts/select_failure_causes_of_day.sql"), {"day": day}
         )
@@ -398,6 +371,6 @@ def failure_causes_of_day(engine: Engine, day: date) -> list[tuple[str, str, int
 
 def query_check(engine: Engine, name: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
     """The rows of `sql/checks/<name>.sql` (for most checks: the offending rows)."""
-    with _transaction(engine) as conn:
+    with transaction(engine) as conn:
         rows = psycopg.ClientCursor(conn).execute(read_sql(f"checks/{name}.sql"), params)
         return [tuple(r) for r in rows.fetchall()]

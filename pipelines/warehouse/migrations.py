@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 
 from pipelines.warehouse.rules import sync_event_text_rules
 from pipelines.warehouse.sql_files import sql_root
+from pipelines.warehouse.transactions import pooled_connection
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +74,8 @@ def apply_migrations(engine: Engine, folder: Path | None = None) -> list[str]:
     """
     migrations = discover_migrations(folder)
     applied_now: list[str] = []
-    with engine.connect() as conn:
-        raw = conn.connection.driver_connection
-        assert raw is not None
-        conn.commit()
-        raw.autocommit = True
+    # autocommit: the advisory lock is the session's, and each file commits on its own
+    with pooled_connection(engine, autocommit=True) as raw:
         raw.execute("select pg_advisory_lock(%s)", (_MIGRATION_LOCK_KEY,))
         try:
             # Checked first: a least-privilege role (the loader) may not CREATE, even "if not
@@ -117,7 +115,6 @@ def apply_migrations(engine: Engine, folder: Path | None = None) -> list[str]:
             _load_event_text_rules(raw)
         finally:
             raw.execute("select pg_advisory_unlock(%s)", (_MIGRATION_LOCK_KEY,))
-            raw.autocommit = False
     return applied_now
 
 

@@ -7,8 +7,8 @@
 -- rerun of 1 M events (bench/README.md).
 -- A plain insert: the loader holds the window's advisory locks, so no other load writes these
 -- keys; anything that still collides (two texts with one md5 in the chunk, a foreign writer)
--- raises unique_violation and the loader reruns this pass with ON CONFLICT DO NOTHING added
--- (loader.py), then compares the skipped keys' texts (find_hash_collisions.sql).
+-- raises unique_violation; without two texts of one md5 in the stage
+-- (find_staged_hash_collisions.sql) the loader runs this pass again, which sees them stored.
 with hashed as (
     select
         stage.service_id,

@@ -3,8 +3,9 @@ pipeline's resources at it and at the test's own database."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import date, timedelta
+from itertools import islice
 from typing import Any
 
 import psycopg
@@ -13,6 +14,8 @@ import requests
 
 from pipelines import settings
 from pipelines.simulator.process import SimulatorInfo, pipeline_environment, running_simulator
+from pipelines.source.models import ServiceEvent
+from pipelines.warehouse.loader import WindowLoad
 
 # A fixed history: 12 services over 3 days ending (exclusive) 2026-11-20.
 SIM_ARGS = ["--services", "12", "--days", "3", "--seed", "7", "--end-date", "2026-11-20"]
@@ -67,3 +70,13 @@ def pipeline_env(
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return env
+
+
+def add_events(load: WindowLoad, events: Iterable[ServiceEvent], block_rows: int = 10_000) -> int:
+    """Encode `events` and hand them to the load in blocks of `block_rows`, as the extraction
+    workers hand it pages; returns how many."""
+    iterator = iter(events)
+    taken = 0
+    while block := list(islice(iterator, block_rows)):
+        taken += load.add_encoded(load.encode_events(block))
+    return taken

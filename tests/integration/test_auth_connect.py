@@ -92,6 +92,7 @@ def test_temporary_keys_that_expire_during_the_run_lose_nothing(
     assert stats["tokens_issued"] == 0
 
 
+@pytest.mark.usefixtures("engine")  # migrated: a run never migrates
 def test_a_wrong_sk_fails_the_run_in_one_line_naming_the_source_with_nothing_loaded(
     database_url: str, tmp_path: Path
 ) -> None:

@@ -44,6 +44,7 @@ def _yesterday_rows(database_url: str) -> int:
         engine.dispose()
 
 
+@pytest.mark.usefixtures("engine")  # migrated: a run never migrates
 def test_the_daemon_runs_the_nightly_schedule_and_rows_land(
     database_url: str, tmp_path: Path
 ) -> None:

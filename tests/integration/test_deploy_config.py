@@ -29,7 +29,8 @@ def test_production_instance_stores_runs_in_postgres(
         assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
         assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
         run = create_run_for_test(instance, job_name="nightly", status=DagsterRunStatus.SUCCESS)
-        assert instance.get_run_by_id(run.run_id) is not None
+        stored = instance.get_run_by_id(run.run_id)  # read back from Postgres
+        assert stored is not None and stored.status == DagsterRunStatus.SUCCESS
         assert instance.get_concurrency_config().pool_config.default_pool_limit == 2
         # the daemon evaluates the daily assets' freshness policies (no sensor to turn on)
         assert "FRESHNESS_DAEMON" in instance.get_required_daemon_types()

@@ -6,15 +6,18 @@ import pytest
 from sqlalchemy import Engine, text
 
 from pipelines.simulator import vocabulary as v
-from pipelines.source.models import ServiceEvent, TimeWindow
+from pipelines.source.models import ServiceEvent
 from pipelines.warehouse.loader import WindowLoad
-from pipelines.warehouse.marts import rebuild_marts_for_day
+from pipelines.warehouse.marts import day_parameters, rebuild_marts
+from pipelines.windows import TimeWindow
+from tests.integration.conftest import add_events
 
 pytestmark = pytest.mark.integration
 
 DAY = 86_400_000
 T0 = 1_795_046_400_000  # 2026-11-19T00:00:00Z
 WINDOW = TimeWindow(T0, T0 + DAY)
+WINDOW_DAY = day_parameters(WINDOW)["day"]
 M = "TF 3.0.0"
 
 CAUSE_CASES = [
@@ -44,9 +47,9 @@ def test_seeded_rules_give_every_vocabulary_reason_its_cause(
 
 def _load_and_rebuild(engine: Engine, events: list[tuple[int, str, str]]) -> None:
     with WindowLoad(engine, WINDOW) as load:
-        load.add_events(ServiceEvent("svc", T0 + t, kind, info) for t, kind, info in events)
+        add_events(load, [ServiceEvent("svc", T0 + t, kind, info) for t, kind, info in events])
         load.commit()
-    rebuild_marts_for_day(engine, WINDOW)
+    rebuild_marts(engine, [WINDOW_DAY])
 
 
 def _attempts(engine: Engine) -> list[tuple[object, ...]]:
@@ -130,7 +133,7 @@ def test_unknown_failure_reasons_are_unclassified_until_a_rule_is_added(engine: 
                 " values (50, 'gremlins', 'gremlins')"
             )
         )
-    rebuild_marts_for_day(engine, WINDOW)
+    rebuild_marts(engine, [WINDOW_DAY])
     assert _attempts(engine)[0][4] == "gremlins"
     with engine.connect() as conn:
         causes = conn.execute(

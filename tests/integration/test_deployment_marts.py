@@ -15,9 +15,11 @@ from sqlalchemy import Engine, text
 from pipelines.simulator import families
 from pipelines.simulator.history import HistoryConfig, generate_history, truth_as_of
 from pipelines.simulator.models import AttemptTruth, History, PhaseTruth
-from pipelines.source.models import ServiceEvent, TimeWindow
+from pipelines.source.models import ServiceEvent
 from pipelines.warehouse.loader import WindowLoad
-from pipelines.warehouse.marts import rebuild_marts, rebuild_marts_for_day
+from pipelines.warehouse.marts import rebuild_marts
+from pipelines.windows import TimeWindow
+from tests.integration.conftest import add_events
 
 pytestmark = pytest.mark.integration
 
@@ -38,11 +40,14 @@ def day_window(history: History, index: int) -> TimeWindow:
 def load_day(engine: Engine, history: History, window: TimeWindow) -> None:
     """Land the history's events of the window through the project's loader."""
     with WindowLoad(engine, window) as load:
-        load.add_events(
-            ServiceEvent(service_id, e.occur_time, e.event_type, e.event_info)
-            for service_id, events in history.events_by_service.items()
-            for e in events
-            if window.contains(e.occur_time)
+        add_events(
+            load,
+            [
+                ServiceEvent(service_id, e.occur_time, e.event_type, e.event_info)
+                for service_id, events in history.events_by_service.items()
+                for e in events
+                if window.contains(e.occur_time)
+            ],
         )
         load.commit()
 
@@ -277,7 +282,7 @@ def assert_marts_equal_truth(engine: Engine, truth: list[AttemptTruth]) -> None:
 
 def rebuild(engine: Engine, history: History, days: Iterable[int]) -> None:
     for index in days:
-        rebuild_marts_for_day(engine, day_window(history, index))
+        rebuild_marts(engine, [utc_date(day_window(history, index).start_ms)])
 
 
 # --- tests -------------------------------------------------------------------------------------
@@ -301,7 +306,7 @@ def test_each_loaded_day_gives_the_truth_as_of_its_end(engine: Engine, history: 
     for index in range(CONFIG.days):
         window = day_window(history, index)
         load_day(engine, history, window)
-        refresh = rebuild_marts_for_day(engine, window)
+        refresh = rebuild_marts(engine, [utc_date(window.start_ms)])
         assert_marts_equal_truth(engine, truth_as_of(history, window.end_ms - 1))
         if index == 0:
             assert (crossing.service_id, crossing.attempt_start, "in_progress") in {
@@ -353,7 +358,7 @@ def test_days_loaded_out_of_order_converge_to_the_truth(engine: Engine, history:
     for index in reversed(range(CONFIG.days)):
         window = day_window(history, index)
         load_day(engine, history, window)
-        rebuild_marts_for_day(engine, window)
+        rebuild_marts(engine, [utc_date(window.start_ms)])
     assert_marts_equal_truth(engine, history.attempts)
 
 

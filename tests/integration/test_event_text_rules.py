@@ -12,17 +12,20 @@ import psycopg
 import pytest
 from sqlalchemy import Engine, text
 
-from pipelines.source.models import ServiceEvent, TimeWindow
+from pipelines.source.models import ServiceEvent
 from pipelines.warehouse.loader import WindowLoad
-from pipelines.warehouse.marts import day_parameters, pass_parameters, rebuild_marts_for_day
+from pipelines.warehouse.marts import day_parameters, pass_parameters, rebuild_marts
 from pipelines.warehouse.rules import parse_rules, rules_path, sync_event_text_rules
 from pipelines.warehouse.sql_files import read_sql
+from pipelines.windows import TimeWindow
+from tests.integration.conftest import add_events
 
 pytestmark = pytest.mark.integration
 
 DAY = 86_400_000
 T0 = 1_795_046_400_000  # 2026-11-19T00:00:00Z
 WINDOW = TimeWindow(T0, T0 + DAY)
+WINDOW_DAY = day_parameters(WINDOW)["day"]
 RULES = parse_rules(rules_path().read_text(encoding="utf-8"))
 TEXT_RULES = [r for r in RULES if r.role != "cause"]
 CAUSE_RULES = [r for r in RULES if r.role == "cause"]
@@ -33,9 +36,12 @@ MB = 1 << 20
 def load(engine: Engine, texts: list[str], event_type: str = "normal") -> None:
     """One event per text, each of its own service, a second apart."""
     with WindowLoad(engine, WINDOW) as window_load:
-        window_load.add_events(
-            ServiceEvent(f"svc-{i:04d}", T0 + 1000 * (i + 1), event_type, t)
-            for i, t in enumerate(texts)
+        add_events(
+            window_load,
+            [
+                ServiceEvent(f"svc-{i:04d}", T0 + 1000 * (i + 1), event_type, t)
+                for i, t in enumerate(texts)
+            ],
         )
         window_load.commit()
 
@@ -90,14 +96,15 @@ def test_every_rule_classifies_its_example(engine: Engine) -> None:
 def test_every_cause_rule_categorises_its_example(engine: Engine, rule: Any) -> None:
     start = next(r.example for r in TEXT_RULES if r.role == "start")
     with WindowLoad(engine, WINDOW) as window_load:
-        window_load.add_events(
+        add_events(
+            window_load,
             [
                 ServiceEvent("svc", T0 + 1000, "normal", start),
                 ServiceEvent("svc", T0 + 2000, "abnormal", rule.example),
-            ]
+            ],
         )
         window_load.commit()
-    rebuild_marts_for_day(engine, WINDOW)
+    rebuild_marts(engine, [WINDOW_DAY])
     with engine.connect() as conn:
         found = conn.execute(
             text("select outcome, cause_category from analytics.deployment_attempts")
@@ -158,11 +165,12 @@ def test_an_event_type_restricts_a_rule(engine: Engine, tmp_path: Path) -> None:
         assert isinstance(raw, psycopg.Connection)
         sync_event_text_rules(raw, changed)
     with WindowLoad(engine, WINDOW) as window_load:
-        window_load.add_events(
+        add_events(
+            window_load,
             [
                 ServiceEvent("svc-a", T0 + 1, "abnormal", "node n7 drained"),
                 ServiceEvent("svc-b", T0 + 1, "normal", "node n7 drained"),
-            ]
+            ],
         )
         window_load.commit()
     assert [(r["service_id"], r["kind"]) for r in staged_events(engine)] == [
@@ -195,7 +203,9 @@ def test_one_megabyte_texts_are_classified(
     assert row["kind"] == kind
     if model_length is not None:
         assert len(row["model"]) == model_length
-    rebuild_marts_for_day(engine, WINDOW)  # the whole rebuild, shapes of unknown texts included
+    rebuild_marts(
+        engine, [day_parameters(WINDOW)["day"]]
+    )  # the whole rebuild, shapes of unknown texts included
     with engine.connect() as conn:
         shapes = (
             conn.execute(
@@ -270,7 +280,7 @@ def test_a_changed_rules_file_is_a_new_version_and_reclassifies(
     assert (again.version, again.loaded_now) == (1, False)
     load(engine, ["start to deploy service", "custom hook executed: warmup"])
     assert [r["kind"] for r in staged_events(engine)] == ["deployment_start", "unknown"]
-    rebuild_marts_for_day(engine, WINDOW)
+    rebuild_marts(engine, [WINDOW_DAY])
 
     changed = tmp_path / "event_text_rules.tsv"
     line = (
@@ -286,7 +296,7 @@ def test_a_changed_rules_file_is_a_new_version_and_reclassifies(
     assert [v[0] for v in versions] == [1, 2] and versions[1][1] != checksum
     assert [r["kind"] for r in staged_events(engine)] == ["deployment_start", "runtime"]
 
-    refresh = rebuild_marts_for_day(engine, WINDOW)
+    refresh = rebuild_marts(engine, [WINDOW_DAY])
     assert (refresh.rule_version, refresh.unclassified_events, refresh.event_coverage) == (
         2,
         0,

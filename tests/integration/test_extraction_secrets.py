@@ -19,6 +19,7 @@ pytestmark = pytest.mark.integration
 PASSWORD = "pw-Very$ecret-7d1c"
 
 
+@pytest.mark.usefixtures("engine")  # migrated: a run never migrates
 def test_password_and_tokens_never_appear_in_a_run_with_iam_auth(
     database_url: str,
     monkeypatch: pytest.MonkeyPatch,

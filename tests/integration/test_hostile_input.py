@@ -14,9 +14,9 @@ from pipelines.definitions import build_resources
 from pipelines.simulator.hostile import BAD_ANSWERS, HOSTILE_SERVICE_ID, MEGABYTE
 from pipelines.simulator.process import SimulatorInfo, running_simulator
 from pipelines.source.errors import PagingError, SourceError
-from pipelines.source.models import TimeWindow
 from pipelines.source.paging import iter_event_pages
 from pipelines.warehouse.database import sqlalchemy_url
+from pipelines.windows import TimeWindow
 from tests.integration.conftest import simulator_env
 
 pytestmark = pytest.mark.integration
@@ -56,6 +56,7 @@ def _materialize_first_day() -> bool:
     ).success  # fmt: skip
 
 
+@pytest.mark.usefixtures("engine")  # migrated: a run never migrates
 def test_hostile_records_are_stored_repaired_or_exact(
     hostile_simulator: SimulatorInfo, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -110,6 +111,7 @@ def test_wrong_answers_end_in_a_clear_error_naming_the_service(
     assert service_id in message and words in message.lower()
 
 
+@pytest.mark.usefixtures("engine")  # migrated: a run never migrates
 def test_a_run_meeting_wrong_answers_fails_and_loads_nothing(
     bad_answers_simulator: SimulatorInfo, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

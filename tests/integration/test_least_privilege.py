@@ -70,7 +70,9 @@ def test_the_pipeline_runs_as_loader_and_transformer(
     monkeypatch.setenv("PIPELINES_DATA_DIR", str(tmp_path))
     instance, resources = DagsterInstance.ephemeral(), build_resources()
     assets = [services, service_events, deployment_marts, deployment_report]
-    assert materialize(assets, selection=["services"], instance=instance, resources=resources)
+    assert materialize(
+        assets, selection=["services"], instance=instance, resources=resources
+    ).success
     day = simulator_days(simulator)[1]
     selection = [
         "service_events",

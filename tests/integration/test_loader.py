@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 
+import psycopg
 import pytest
 from sqlalchemy import Engine, text
 
-from pipelines.source.models import RejectedEvent, ServiceEvent, TimeWindow
+from pipelines.source.models import RejectedEvent, ServiceEvent
 from pipelines.warehouse.loader import HashCollisionError, WindowLoad
+from pipelines.windows import TimeWindow
+from tests.integration.conftest import add_events
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +43,7 @@ def _load(
     engine: Engine, events: list[ServiceEvent], window: TimeWindow = WINDOW
 ) -> tuple[int, int]:
     with WindowLoad(engine, window) as load:
-        load.add_events(events)
+        add_events(load, events)
         result = load.commit()
     return result.inserted, result.already_present
 
@@ -70,7 +75,7 @@ def test_a_first_load_repeating_itself_across_chunks_counts_each_key_once(
         caplog.at_level(logging.INFO, logger="pipelines.warehouse.loader"),
         WindowLoad(engine, WINDOW, chunk_rows=chunk_rows) as load,
     ):
-        load.add_events(repeated)
+        add_events(load, repeated, block_rows=chunk_rows)
         result = load.commit()
     # the fallback is taken, and said at INFO: API duplicates are expected, not a warning
     fallback = [r for r in caplog.records if "repeats a key" in r.message]
@@ -117,7 +122,7 @@ def test_an_md5_collision_in_one_load_fails_it_instead_of_merging(
         pytest.raises(HashCollisionError),
         WindowLoad(engine, WINDOW, chunk_rows=chunk_rows) as load,
     ):
-        load.add_events([a, b])
+        add_events(load, [a, b], block_rows=chunk_rows)
         load.commit()
     assert _stored(engine) == set()
     with engine.connect() as conn:
@@ -130,6 +135,46 @@ def test_an_md5_collision_with_a_stored_event_fails_the_load(engine: Engine) -> 
     with pytest.raises(HashCollisionError):
         _load(engine, [b])
     assert _stored(engine) == {("svc", T0, "normal", COLLIDING[0])}
+
+
+def test_keys_a_writer_outside_the_locks_commits_mid_pass_are_counted_present(
+    engine: Engine, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A writer that does not take the window's locks inserts a key the probing pass is about to
+    # insert: the pass waits on it, meets unique_violation when it commits, finds no md5
+    # collision in the stage and runs again, which sees the key stored.
+    stored, foreign, new = _events(3)
+    assert _load(engine, [stored]) == (1, 0)  # the window holds events: the probing pass
+    outcome: list[tuple[int, int]] = []
+    with (
+        psycopg.connect(database_url) as writer,
+        psycopg.connect(database_url, autocommit=True) as monitor,
+    ):
+        writer.execute(
+            "insert into service_events (service_id, occur_time, event_type, event_info,"
+            " load_batch_id) select %s, %s, %s, %s, max(batch_id) from load_batches",
+            foreign[:4],
+        )
+        with caplog.at_level(logging.WARNING, logger="pipelines.warehouse.loader"):
+            loading = threading.Thread(
+                target=lambda: outcome.append(_load(engine, [stored, foreign, new]))
+            )
+            loading.start()
+            # the pass waits on the writer's row (a transaction of its own per look: the
+            # activity view is read once per transaction)
+            while not monitor.execute(
+                "select count(*) from pg_stat_activity where wait_event_type = 'Lock'"
+                " and datname = current_database()"
+            ).fetchone()[0]:  # type: ignore[index]
+                assert loading.is_alive(), "the load ended without waiting on the writer"
+                time.sleep(0.05)
+            writer.commit()
+            loading.join(timeout=60)
+    assert outcome == [(1, 2)]  # `new` inserted; `stored` and `foreign` already present
+    assert "unique violation; running the chunk's pass again" in caplog.text
+    assert _stored(engine) == {
+        (e.service_id, e.occur_time, e.event_type, e.event_info) for e in (stored, foreign, new)
+    }
 
 
 def test_overlapping_windows_land_the_union_once(engine: Engine) -> None:
@@ -175,7 +220,7 @@ def test_event_info_of_any_length_is_keyed(engine: Engine) -> None:
 
 def test_a_failed_load_leaves_no_rows_and_a_failed_audit_row(engine: Engine) -> None:
     with pytest.raises(RuntimeError, match="boom"), WindowLoad(engine, WINDOW) as load:
-        load.add_events(_events(100))
+        add_events(load, _events(100))
         raise RuntimeError("boom")
     assert _stored(engine) == set()
     with engine.connect() as conn:

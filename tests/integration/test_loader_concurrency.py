@@ -11,9 +11,11 @@ import psycopg
 import pytest
 from sqlalchemy import Engine, text
 
-from pipelines.source.models import ServiceEvent, TimeWindow
+from pipelines.source.models import ServiceEvent
 from pipelines.warehouse.database import create_warehouse_engine
 from pipelines.warehouse.loader import LoadResult, WindowLoad
+from pipelines.windows import TimeWindow
+from tests.integration.conftest import add_events
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +54,7 @@ def _audit(engine: Engine) -> list[dict[str, object]]:
 
 def _load(engine: Engine, window: TimeWindow, events: list[ServiceEvent]) -> LoadResult:
     with WindowLoad(engine, window, chunk_rows=CHUNK) as load:
-        load.add_events(events)
+        add_events(load, events, block_rows=CHUNK)
         return load.commit()
 
 
@@ -149,7 +151,7 @@ def test_a_load_failing_mid_copy_after_chunks_were_inserted_leaves_no_rows(
     window = WINDOWS[0]
     events = _events(window)
     with pytest.raises(ConnectionError), WindowLoad(engine, window, chunk_rows=CHUNK) as load:
-        load.add_events(_raising_after(events, 5 * CHUNK + 3))
+        add_events(load, _raising_after(events, 5 * CHUNK + 3), block_rows=CHUNK)
     assert _stored(engine) == []
     (audit,) = _audit(engine)
     assert audit["status"] == "failed" and "API went away" in str(audit["error"])
@@ -176,7 +178,7 @@ def test_a_load_whose_connection_is_killed_mid_copy_leaves_no_rows(
         pytest.raises(psycopg.OperationalError),
         WindowLoad(engine, window, chunk_rows=CHUNK) as load,
     ):
-        load.add_events(killing_after(load, 3 * CHUNK + 10))
+        add_events(load, killing_after(load, 3 * CHUNK + 10), block_rows=CHUNK)
     assert _stored(engine) == []
     (audit,) = _audit(engine)
     assert audit["status"] == "failed" and audit["finished_at"] is not None
@@ -187,7 +189,7 @@ def test_events_outside_the_window_are_refused(engine: Engine) -> None:
     window = WINDOWS[0]
     stray = ServiceEvent("svc-0", window.end_ms, "normal", "on the next midnight")
     with pytest.raises(ValueError, match="outside"), WindowLoad(engine, window) as load:
-        load.add_events([*_events(window)[:10], stray])
+        add_events(load, [*_events(window)[:10], stray])
     assert _stored(engine) == []
 
 
@@ -197,10 +199,10 @@ def test_the_audit_row_holds_the_whole_story(engine: Engine) -> None:
     counts = {"services": 3, "pages": 7, "requests": 9, "retries": 2, "fetched": len(events) + 5}
     counts |= {"out_of_window": 5, "services_missing": 0}
     with WindowLoad(engine, window, run_id="run-42", partition_key="2025-11-28") as load:
-        load.add_events(events[:100])
+        add_events(load, events[:100])
         first = load.commit(counts)
     with WindowLoad(engine, window, run_id="run-43", partition_key="2025-11-28") as load:
-        load.add_events(events)
+        add_events(load, events)
         second = load.commit(counts)
     audit = sorted(_audit(engine), key=lambda a: int(str(a["batch_id"])))
     assert [a["batch_id"] for a in audit] == [first.batch_id, second.batch_id]

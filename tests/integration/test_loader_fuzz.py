@@ -7,9 +7,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, text
 
-from pipelines.source.models import ServiceEvent, TimeWindow
+from pipelines.source.models import ServiceEvent
 from pipelines.source.validation import repair_text
 from pipelines.warehouse.loader import WindowLoad
+from pipelines.windows import TimeWindow
+from tests.integration.conftest import add_events
 
 pytestmark = pytest.mark.integration
 
@@ -44,7 +46,7 @@ def test_any_batch_lands_once_per_key(
         conn.execute(text("truncate service_events"))
     for _ in range(2 if twice else 1):
         with WindowLoad(engine, WINDOW) as load:
-            load.add_events(batch)
+            add_events(load, batch)
             load.commit()
     with engine.connect() as conn:
         rows = conn.execute(

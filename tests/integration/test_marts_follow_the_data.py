@@ -18,11 +18,11 @@ from sqlalchemy import Engine, text
 
 from pipelines.simulator.history import generate_history
 from pipelines.simulator.process import SimulatorInfo, running_simulator
-from pipelines.source.models import TimeWindow
 from pipelines.warehouse.database import create_warehouse_engine
 from pipelines.warehouse.loader import WindowLoad
 from pipelines.warehouse.marts import rebuild_marts
-from tests.integration.conftest import expected_events, simulator_days, stored_events
+from pipelines.windows import TimeWindow
+from tests.integration.conftest import add_events, expected_events, simulator_days, stored_events
 from tests.integration.test_deployment_marts import assert_marts_equal_truth, snapshot, utc_date
 from tests.reliability.scenarios import (
     DAY_MS,
@@ -152,8 +152,9 @@ def test_nightly_loads_with_lookback_of_late_events_end_with_the_marts_of_the_tr
 
     def load(window: TimeWindow, now_ms: int) -> None:
         with WindowLoad(engine, window) as batch:
-            batch.add_events(
-                e for at, e in visible if window.contains(e.occur_time) and at <= now_ms
+            add_events(
+                batch,
+                [e for at, e in visible if window.contains(e.occur_time) and at <= now_ms],
             )
             batch.commit()
 

@@ -15,10 +15,12 @@ import pytest
 from sqlalchemy import Engine
 
 from pipelines.simulator.synthetic import day_ms, insert_synthetic_history, synthetic_day
-from pipelines.source.models import ServiceEvent, TimeWindow
+from pipelines.source.models import ServiceEvent
 from pipelines.warehouse.loader import WindowLoad
 from pipelines.warehouse.marts import explain_marts, rebuild_marts
 from pipelines.warehouse.sql_files import read_sql
+from pipelines.windows import TimeWindow
+from tests.integration.conftest import add_events
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +42,7 @@ def _window(day: date) -> TimeWindow:
 
 def _load(engine: Engine, day: date, events: list[ServiceEvent]) -> int:
     with WindowLoad(engine, _window(day)) as load:
-        load.add_events(events)
+        add_events(load, events)
         return load.commit().batch_id
 
 

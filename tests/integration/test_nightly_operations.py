@@ -85,6 +85,7 @@ def late_simulator() -> Iterator[SimulatorInfo]:
         yield info
 
 
+@pytest.mark.usefixtures("engine")  # migrated: a run never migrates
 def test_a_late_event_reaches_its_day_and_that_days_marts_on_the_next_nightly_run(
     late_simulator: SimulatorInfo, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

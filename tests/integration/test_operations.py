@@ -20,6 +20,7 @@ from tests.integration.conftest import expected_events, simulator_days, stored_e
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.usefixtures("engine")  # migrated: a run never migrates
 def test_the_nightly_job_runs_a_partition_range_in_one_run(
     simulator: SimulatorInfo, pipeline_env: dict[str, str]
 ) -> None:

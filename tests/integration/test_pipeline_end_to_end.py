@@ -7,8 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
 import pytest
-from dagster import DagsterInstance, materialize
+from dagster import DagsterEventType, DagsterInstance, materialize
 
 from pipelines.assets.events import service_events, services
 from pipelines.assets.partitions import daily_partitions
@@ -61,9 +62,45 @@ def test_definitions_load(pipeline_env: dict[str, str]) -> None:
         "unclassified_event_texts_daily",
         "deployment_report",
     }
-    assert defs.get_repository_def() is not None
+    # the repository resolves (every asset's resources bound) with the nightly job, its
+    # schedule and the failure sensor
+    repository = defs.get_repository_def()
+    assert {job.name for job in repository.get_all_jobs()} == {"__ASSET_JOB", "nightly"}
+    assert [s.name for s in repository.schedule_defs] == ["nightly_schedule"]
+    assert [s.job_name for s in repository.schedule_defs] == ["nightly"]
+    assert [s.name for s in repository.sensor_defs] == ["alert_on_run_failure"]
+    assert sorted(repository.get_top_level_resources()) == ["alerts", "modelarts", "warehouse"]
 
 
+def test_a_run_on_an_unmigrated_warehouse_fails_at_once_naming_migrate(
+    simulator: SimulatorInfo, pipeline_env: dict[str, str]
+) -> None:
+    # The nightly job as the daemon launches it never migrates: its first step that needs the
+    # warehouse fails, unretried, on one line naming the owner's command; nothing is created.
+    nightly = build_definitions().resolve_job_def("nightly")
+    result = nightly.execute_in_process(
+        partition_key=simulator_days(simulator)[0],
+        instance=DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+    assert not result.success
+    failures = [e for e in result.all_events if e.is_step_failure]
+    assert [e.step_key for e in failures] == ["service_events"]  # the marts after it never start
+    assert not [e for e in result.all_events if e.event_type == DagsterEventType.STEP_UP_FOR_RETRY]
+    data = failures[0].step_failure_data
+    description = data.user_failure_data.description if data and data.user_failure_data else ""
+    assert "\n" not in description
+    assert "pending migration(s) (0001.." in description
+    assert description.endswith("run `modelarts-etl migrate` as the schema owner")
+    with psycopg.connect(pipeline_env["DATABASE_URL"]) as conn:
+        tables = conn.execute(
+            "select count(*) from pg_tables where schemaname not in ('pg_catalog',"
+            " 'information_schema')"
+        ).fetchone()
+    assert tables == (0,)
+
+
+@pytest.mark.usefixtures("engine")  # migrated: a run never migrates
 def test_days_land_exactly_the_simulators_events_and_a_rerun_inserts_nothing(
     simulator: SimulatorInfo, pipeline_env: dict[str, str]
 ) -> None:
@@ -83,6 +120,7 @@ def test_days_land_exactly_the_simulators_events_and_a_rerun_inserts_nothing(
     assert stored_events(pipeline_env["DATABASE_URL"]) == expected
 
 
+@pytest.mark.usefixtures("engine")  # migrated: a run never migrates
 def test_each_day_holds_only_its_own_window(
     simulator: SimulatorInfo, pipeline_env: dict[str, str]
 ) -> None:
@@ -94,6 +132,7 @@ def test_each_day_holds_only_its_own_window(
     )
 
 
+@pytest.mark.usefixtures("engine")  # migrated: a run never migrates
 def test_one_partition_materializes_from_the_dagster_cli(
     simulator: SimulatorInfo, pipeline_env: dict[str, str], tmp_path: Path
 ) -> None:

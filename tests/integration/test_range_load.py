@@ -25,7 +25,7 @@ from pipelines.source.auth import Secret, StaticToken
 from pipelines.source.client import HttpSettings, ModelArtsClient, build_session
 from pipelines.source.errors import PagingError
 from pipelines.source.extract import ExtractSettings
-from pipelines.source.models import TimeWindow
+from pipelines.windows import TimeWindow
 from tests.integration.conftest import expected_events, stored_events
 
 pytestmark = pytest.mark.integration

@@ -67,6 +67,9 @@ def warehouse(pg_admin_url: str, tmp_path_factory: pytest.TempPathFactory) -> It
     middle day, a loaded day without events after them, and the report asset materialized."""
     name = f"test_report_{uuid.uuid4().hex[:10]}"
     database_url = ensure_database(pg_admin_url, name)
+    owner = create_warehouse_engine(database_url)
+    apply_migrations(owner)  # the owner's `modelarts-etl migrate`: a run never migrates
+    owner.dispose()
     data_dir = tmp_path_factory.mktemp("report-data")
     with running_simulator(SIM_ARGS) as info, pytest.MonkeyPatch.context() as env:
         env.delenv(settings.MODELARTS_TOKEN, raising=False)

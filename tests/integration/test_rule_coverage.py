@@ -172,6 +172,7 @@ def noisy_simulator() -> Iterator[SimulatorInfo]:
         yield info
 
 
+@pytest.mark.usefixtures("engine")  # migrated: a run never migrates
 def test_through_dagster_the_check_warns_on_texts_no_rule_knows(
     noisy_simulator: SimulatorInfo, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -35,8 +35,10 @@ from pipelines.assets.events import API_POOL
 from pipelines.dagster_runs import process_tags, reclaim_dead_runs
 from pipelines.operate import partition_status
 from pipelines.pool_wait import install_pool_wait_guard
-from pipelines.source.models import ServiceEvent, TimeWindow
+from pipelines.source.models import ServiceEvent
 from pipelines.warehouse.loader import DAY_MS, LOAD_LOCK_CLASS, LoadLockTimeout, WindowLoad
+from pipelines.windows import TimeWindow
+from tests.integration.conftest import add_events
 
 pytestmark = pytest.mark.integration
 
@@ -210,7 +212,7 @@ def test_a_load_left_running_by_a_dead_process_is_stale_then_taken_over(
 
         event = ServiceEvent("svc", T0 + 5, "normal", "pulling model image", False)
         with WindowLoad(engine, WINDOW, partition_key=DAY.isoformat()) as load:
-            load.add_events([event])
+            add_events(load, [event])
             result = load.commit({})
 
         statuses = _statuses(engine)

@@ -28,9 +28,9 @@ from pipelines.simulator.history import generate_history
 from pipelines.simulator.hostile import BAD_ANSWERS, HOSTILE_SERVICE_ID
 from pipelines.simulator.process import SimulatorInfo, running_simulator
 from pipelines.source.errors import SourceError
-from pipelines.source.models import TimeWindow
 from pipelines.source.paging import iter_event_pages
 from pipelines.warehouse.embedded import ensure_database, start_embedded_server
+from pipelines.windows import TimeWindow
 from tests.reliability.conftest import CRASH_SIM_ARGS, expected_keys
 from tests.reliability.scenarios import (
     LATE_CONFIG,

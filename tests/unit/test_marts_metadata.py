@@ -7,8 +7,8 @@ from datetime import UTC, date, datetime
 import pytest
 
 from pipelines.assets.deployments import BAR_WIDTH, causes_table, trend_table
-from pipelines.source.models import TimeWindow
 from pipelines.warehouse.marts import TrendDay, consecutive_runs, day_parameters
+from pipelines.windows import TimeWindow
 
 
 @pytest.mark.parametrize(

@@ -15,8 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipelines.source.errors import PagingError
-from pipelines.source.models import EventPage, TimeWindow
+from pipelines.source.models import EventPage
 from pipelines.source.paging import OffsetMode, iter_event_pages
+from pipelines.windows import TimeWindow
 
 WINDOW = TimeWindow(1_700_000_000_000, 1_700_000_100_000)
 

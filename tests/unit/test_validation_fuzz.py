@@ -13,9 +13,10 @@ from hypothesis import strategies as st
 from pipelines.source.auth import Secret, StaticToken
 from pipelines.source.client import HttpSettings, ModelArtsClient, parse_json
 from pipelines.source.extract import _validate_page
-from pipelines.source.models import RejectedEvent, ServiceEvent, TimeWindow
+from pipelines.source.models import RejectedEvent, ServiceEvent
 from pipelines.source.validation import MAX_OCCUR_TIME_MS, MIN_OCCUR_TIME_MS, validate_event
-from pipelines.warehouse.loader import raw_record_json
+from pipelines.warehouse.encoding import raw_record_json
+from pipelines.windows import TimeWindow
 
 scalars = st.one_of(
     st.none(),
@@ -70,11 +71,25 @@ def test_any_body_parses_or_raises_the_retryable_decode_error(body: bytes) -> No
 
 
 @pytest.mark.parametrize(
-    "body",
-    [b'{"events":[{"event_info":"a \\ud800 b"}]}', b'{"x": "\\udc00"}', b"[1, 2]", b'"text"'],
+    ("body", "parsed"),
+    [
+        (b'{"events":[{"event_info":"a \\ud800 b"}]}', {"events": [{"event_info": "a \ud800 b"}]}),
+        (b'{"x": "\\udc00"}', {"x": "\udc00"}),
+        (b"[1, 2]", [1, 2]),
+        (b'"text"', "text"),
+    ],
 )
-def test_valid_json_that_orjson_refuses_still_parses(body: bytes) -> None:
-    assert parse_json(body) is not None
+def test_valid_json_that_orjson_refuses_still_parses(body: bytes, parsed: object) -> None:
+    assert parse_json(body) == parsed
+
+
+def test_a_lone_surrogate_parsed_from_a_body_is_replaced_by_validation() -> None:
+    body = b'{"occur_time": 1764288000000, "event_type": "normal", "event_info": "a \\ud800 b"}'
+    raw = parse_json(body)
+    assert raw["event_info"] == "a \ud800 b"  # kept by the parser: what the API sent
+    checked = validate_event("svc", raw)
+    # repaired: the event keeps the text with U+FFFD in place, and says so
+    assert checked == ServiceEvent("svc", 1_764_288_000_000, "normal", "a \ufffd b", repaired=True)
 
 
 def _reference_page(raws: list[object], window: TimeWindow) -> tuple[list[object], list[object]]:
