@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 
 def dagster_instance() -> DagsterInstance:
-    """The instance of DAGSTER_HOME, made once per process and home (each costs ~0.1 s)."""
+    """The instance of DAGSTER_HOME, made once per process and home."""
     from dagster import DagsterInstance
 
     home = os.environ["DAGSTER_HOME"]
