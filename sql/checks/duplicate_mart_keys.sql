@@ -5,7 +5,7 @@ with attempt_keys as (
         attempts.service_id || ' ' || attempts.attempt_start as mart_key,
         count(*) as copies
     from analytics.deployment_attempts as attempts
-    where attempts.attempt_date = any(%(days)s::date [])
+    where attempts.attempt_date = any(%(days)s::date[])
     group by attempts.service_id, attempts.attempt_start
     having count(*) > 1
 ),
@@ -17,7 +17,7 @@ phase_keys as (
             as mart_key,
         count(*) as copies
     from analytics.deployment_phases as phases
-    where phases.attempt_date = any(%(days)s::date [])
+    where phases.attempt_date = any(%(days)s::date[])
     group by phases.service_id, phases.attempt_start, phases.model, phases.phase
     having count(*) > 1
 ),
@@ -28,7 +28,7 @@ outcome_keys as (
         daily.attempt_date || ' ' || daily.service_id as mart_key,
         count(*) as copies
     from analytics.deployment_outcomes_daily as daily
-    where daily.attempt_date = any(%(days)s::date [])
+    where daily.attempt_date = any(%(days)s::date[])
     group by daily.attempt_date, daily.service_id
     having count(*) > 1
 ),
@@ -39,7 +39,7 @@ duration_keys as (
         concat_ws(' ', daily.attempt_date, daily.service_id, daily.phase) as mart_key,
         count(*) as copies
     from analytics.deployment_phase_durations_daily as daily
-    where daily.attempt_date = any(%(days)s::date [])
+    where daily.attempt_date = any(%(days)s::date[])
     group by daily.attempt_date, daily.service_id, daily.phase
     having count(*) > 1
 ),
@@ -52,7 +52,7 @@ cause_keys as (
         ) as mart_key,
         count(*) as copies
     from analytics.deployment_failure_causes_daily as daily
-    where daily.attempt_date = any(%(days)s::date [])
+    where daily.attempt_date = any(%(days)s::date[])
     group by daily.attempt_date, daily.service_id, daily.failure_cause, daily.cause_category
     having count(*) > 1
 ),

@@ -39,7 +39,7 @@ changed as (
             and events.occur_time >= %(start_ms)s
             and events.occur_time < %(end_ms)s
             and events.load_batch_id = %(batch_id)s
-        offset 0
+        offset 0 -- noqa: AM09
     ) as batch_events
 )
 

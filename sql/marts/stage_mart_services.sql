@@ -32,7 +32,7 @@ partition_range as (
     select
         (min(days.day) - date '1970-01-01')::bigint * 86400000 as start_ms,
         (max(days.day) + 1 - date '1970-01-01')::bigint * 86400000 as end_ms
-    from unnest(%(partition_days)s::date []) as days (day)
+    from unnest(%(partition_days)s::date[]) as days (day)
 ),
 
 partition_services as (
@@ -42,16 +42,17 @@ partition_services as (
         (to_timestamp(last_event.occur_time / 1000.0) at time zone 'UTC')::date as last_day
     from service_ids
     cross join partition_range
-    cross join lateral (
-        select events.occur_time
-        from service_events as events
-        where
-            events.service_id = service_ids.service_id
-            and events.occur_time >= partition_range.start_ms
-            and events.occur_time < partition_range.end_ms
-        order by events.occur_time
-        limit 1
-    ) as first_event
+    cross join
+        lateral (
+            select events.occur_time
+            from service_events as events
+            where
+                events.service_id = service_ids.service_id
+                and events.occur_time >= partition_range.start_ms
+                and events.occur_time < partition_range.end_ms
+            order by events.occur_time
+            limit 1
+        ) as first_event
     cross join lateral (
         select events.occur_time
         from service_events as events
