@@ -132,6 +132,12 @@ def test_no_statement_of_a_rebuild_scans_service_events(
     # index predicate (is_deployment_boundary, migration 0010)
     scope_plan = plans["marts/stage_mart_scope.sql"]
     assert scope_plan.count("service_events_deployment_boundary_idx") == 3, scope_plan
+    # the starts check after a rebuild: a probe of the boundary index per service and day
+    check_plan = _plan(
+        database_url, read_sql("checks/lost_deployment_starts.sql"), {"days": [LAST_DAY, new_day]}
+    )
+    assert not SEQ_SCAN.search(check_plan) and not MART_SEQ_SCAN.search(check_plan), check_plan
+    assert "service_events_deployment_boundary_idx" in check_plan, check_plan
     services_plan = plans["marts/stage_mart_services.sql"]
     assert "Recursive Union" in services_plan, services_plan
     assert "stored_service_ids" not in services_plan, services_plan
