@@ -15,25 +15,28 @@ create or replace function is_deployment_start(event_info text) returns boolean
 language sql immutable parallel safe
 return event_info in ('start to deploy service', 'The service starts to deploy.');
 
--- Starts, successes and failures of both rule families: the texts that bound attempts (LIKE
--- only: evaluated for every row inserted into service_events, migration 0005).
+-- Starts, successes and failures of both rule families: the texts that bound attempts, the same
+-- as migration 0008's index predicate (LIKE only: evaluated for every row inserted into
+-- service_events, migration 0005).
 create or replace function is_deployment_boundary(event_info text) returns boolean
 language sql immutable parallel safe
 return (
     is_deployment_start(event_info)
     or event_info = 'service is running'
-    or event_info like 'deploy service failed: %'
-    or event_info like 'model (%) build image failed: %'
-    or event_info like '[%] prepare environment failed: %'
-    or event_info like '[%] schedule resource failed: %'
-    or event_info like '[%] pull image failed: %'
-    or event_info like '[%] start model failed: %'
-    or event_info like 'Service % started.'
-    or event_info like 'Service % failed. Error: %'
-    or event_info like 'Service deployment timed out. Error: %'
-    or event_info like 'Failed to create model image %. Error: %'
-    or event_info like 'Failed to start service %. Error: %'
-    or event_info like 'Insufficient %. The scheduling failed. Supplementary information: %'
+    or event_info like any(array[
+        'deploy service failed: %',
+        'model (%) build image failed: %',
+        '[%] prepare environment failed: %',
+        '[%] schedule resource failed: %',
+        '[%] pull image failed: %',
+        '[%] start model failed: %',
+        'Service % started.',
+        'Service % failed. Error: %',
+        'Service deployment timed out. Error: %',
+        'Failed to create model image %. Error: %',
+        'Failed to start service %. Error: %',
+        'Insufficient %. The scheduling failed. Supplementary information: %'
+    ])
 );
 
 comment on function is_deployment_boundary(text) is
