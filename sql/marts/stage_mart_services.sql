@@ -18,33 +18,26 @@ with partition_range as (
 partition_services as (
     select
         service_ids.service_id,
-        (to_timestamp(first_event.occur_time / 1000.0) at time zone 'UTC')::date as first_day,
-        (to_timestamp(last_event.occur_time / 1000.0) at time zone 'UTC')::date as last_day
+        (to_timestamp(range_events.first_ms / 1000.0) at time zone 'UTC')::date as first_day,
+        (to_timestamp(range_events.last_ms / 1000.0) at time zone 'UTC')::date as last_day
     from stored_service_ids() as service_ids
     cross join partition_range
-    -- sqlfluff 4.5 wants the first of two cross join laterals indented as no other join
+    -- sqlfluff 4.5 wants this cross join lateral (after a cross join) indented as no other join
     -- noqa: disable=LT02
     cross join lateral (
-        select events.occur_time
+        -- the first and the last event in the range: the planner makes min and max one probe of
+        -- the key index each (a forward and a backward scan, limit 1)
+        select
+            min(events.occur_time) as first_ms,
+            max(events.occur_time) as last_ms
         from service_events as events
         where
             events.service_id = service_ids.service_id
             and events.occur_time >= partition_range.start_ms
             and events.occur_time < partition_range.end_ms
-        order by events.occur_time
-        limit 1
-    ) as first_event
+    ) as range_events
     -- noqa: enable=LT02
-    cross join lateral (
-        select events.occur_time
-        from service_events as events
-        where
-            events.service_id = service_ids.service_id
-            and events.occur_time >= partition_range.start_ms
-            and events.occur_time < partition_range.end_ms
-        order by events.occur_time desc
-        limit 1
-    ) as last_event
+    where range_events.first_ms is not null
 ),
 
 scoped_days as (

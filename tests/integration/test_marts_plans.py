@@ -141,3 +141,5 @@ def test_no_statement_of_a_rebuild_scans_service_events(
     services_plan = plans["marts/stage_mart_services.sql"]
     assert "Recursive Union" in services_plan, services_plan
     assert "stored_service_ids" not in services_plan, services_plan
+    # each service's first and last event of the range (min, max): a probe of the key index each
+    assert "Index Only Scan Backward using service_events_key" in services_plan, services_plan
