@@ -29,9 +29,8 @@ from pipelines.source.models import ServiceEvent
 from pipelines.warehouse.database import create_warehouse_engine
 from pipelines.warehouse.embedded import ensure_database, start_embedded_server
 from pipelines.warehouse.loader import WindowLoad
-from pipelines.warehouse.marts import day_parameters, rebuild_marts
+from pipelines.warehouse.marts import day_parameters, rebuild_marts, step_statement
 from pipelines.warehouse.migrations import apply_migrations
-from pipelines.warehouse.sql_files import sql_root
 from pipelines.windows import TimeWindow
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,10 +76,14 @@ def steps_of(rev: str | None) -> list[tuple[str, str]]:
         marts_py = _git_show(rev, "pipelines/warehouse/marts.py")
     begin = marts_py.index("_STEPS = (")
     steps_block = marts_py[begin : marts_py.index(")", begin)]
-    names = re.findall(r'"(marts/[a-z_]+\.sql)"', steps_block)
+    # a step is a file, or "file:table" (the file's template for that mart table)
+    names = re.findall(r'"(marts/[a-z_]+\.sql(?::[a-z_]+)?)"', steps_block)
     if rev is None:
-        return [(n, (sql_root() / n).read_text(encoding="utf-8")) for n in names]
-    return [(n, _git_show(rev, f"sql/{n}")) for n in names]
+        return [(n, step_statement(n).as_string()) for n in names]
+    return [
+        (n, step_statement(n, _git_show(rev, f"sql/{n.partition(':')[0]}")).as_string())
+        for n in names
+    ]
 
 
 def rebuild(

@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from sqlalchemy import Engine
 
 from pipelines.warehouse.sql_files import read_sql
@@ -25,7 +26,8 @@ log = logging.getLogger(__name__)
 # delete+insert of the same rows from two transactions would otherwise collide.
 _MARTS_LOCK_KEY = 7_345_190_113
 
-# The order matters: each step reads the temporary tables of the steps before it.
+# The order matters: each step reads the temporary tables of the steps before it. A step
+# "file:table" runs the file as a template for that table of schema analytics (`step_statement`).
 _STEPS = (
     "marts/stage_event_text_rules.sql",
     "marts/stage_mart_queue.sql",
@@ -35,15 +37,15 @@ _STEPS = (
     "marts/stage_deployment_phases.sql",
     "marts/stage_deployment_attempts.sql",
     "marts/stage_affected_days.sql",
-    "marts/delete_deployment_phases.sql",
-    "marts/delete_deployment_attempts.sql",
+    "marts/delete_scoped_attempts.sql:deployment_phases",
+    "marts/delete_scoped_attempts.sql:deployment_attempts",
     "marts/insert_deployment_attempts.sql",
     "marts/insert_deployment_phases.sql",
-    "marts/delete_deployment_outcomes_daily.sql",
+    "marts/delete_affected_days.sql:deployment_outcomes_daily",
     "marts/insert_deployment_outcomes_daily.sql",
-    "marts/delete_deployment_phase_durations_daily.sql",
+    "marts/delete_affected_days.sql:deployment_phase_durations_daily",
     "marts/insert_deployment_phase_durations_daily.sql",
-    "marts/delete_deployment_failure_causes_daily.sql",
+    "marts/delete_affected_days.sql:deployment_failure_causes_daily",
     "marts/insert_deployment_failure_causes_daily.sql",
     "marts/delete_unclassified_event_texts_daily.sql",
     "marts/insert_unclassified_event_texts_daily.sql",
@@ -63,13 +65,13 @@ _STEPS = (
 _INDEX_LOOP_STEPS = frozenset(
     {
         "marts/stage_affected_days.sql",
-        "marts/delete_deployment_phases.sql",
-        "marts/delete_deployment_attempts.sql",
-        "marts/delete_deployment_outcomes_daily.sql",
+        "marts/delete_scoped_attempts.sql:deployment_phases",
+        "marts/delete_scoped_attempts.sql:deployment_attempts",
+        "marts/delete_affected_days.sql:deployment_outcomes_daily",
         "marts/insert_deployment_outcomes_daily.sql",
-        "marts/delete_deployment_phase_durations_daily.sql",
+        "marts/delete_affected_days.sql:deployment_phase_durations_daily",
         "marts/insert_deployment_phase_durations_daily.sql",
-        "marts/delete_deployment_failure_causes_daily.sql",
+        "marts/delete_affected_days.sql:deployment_failure_causes_daily",
         "marts/insert_deployment_failure_causes_daily.sql",
         "marts/delete_unclassified_event_texts_daily.sql",
         "marts/upsert_event_text_coverage_of_day.sql",
@@ -88,6 +90,15 @@ _STAGED_TABLES = {
     "marts/stage_deployment_attempts.sql": "deployment_attempt_stage",
     "marts/stage_affected_days.sql": "mart_affected_days",
 }
+
+
+def step_statement(step: str, text: str | None = None) -> sql.SQL | sql.Composed:
+    """The statement of a rebuild step: its file's SQL (`text`, or read from sql/), and for a
+    "file:table" step the file's template with {mart} as that table of schema analytics, quoted
+    as an identifier. The table names are the fixed ones of `_STEPS`, never data."""
+    file, _, mart = step.partition(":")
+    template = sql.SQL(read_sql(file) if text is None else text)
+    return template.format(mart=sql.Identifier("analytics", mart)) if mart else template
 
 
 @dataclass(frozen=True)
@@ -208,11 +219,12 @@ def _rebuild_pass(
                     cur.execute(
                         "select set_config(%s, %s, true)", (name, "off" if looping else value)
                     )
+            statement = step_statement(step)
             if plans is not None:
-                cur.execute("explain " + read_sql(step), params)
+                cur.execute(sql.SQL("explain ") + statement, params)
                 plans[step] = "\n".join(str(row[0]) for row in cur.fetchall())
             started = time.perf_counter()
-            cur.execute(read_sql(step), params)
+            cur.execute(statement, params)
             staged = _STAGED_TABLES.get(step)
             if staged:
                 # temporary tables have no statistics until analysed; without them the planner

@@ -2,7 +2,7 @@
 with day_phases as (
     select phases.*
     from analytics.deployment_phases as phases
-    where phases.attempt_date = any(%(days)s::date [])
+    where phases.attempt_date = any(%(days)s::date[])
 ),
 
 final as (

@@ -2,7 +2,7 @@
 with day_texts as (
     select daily.*
     from analytics.unclassified_event_texts_daily as daily
-    where daily.event_date = any(%(days)s::date [])
+    where daily.event_date = any(%(days)s::date[])
 ),
 
 final as (
@@ -16,5 +16,5 @@ final as (
 )
 
 select * from final
-order by events desc, text_shape
+order by events desc, text_shape asc
 limit %(limit)s

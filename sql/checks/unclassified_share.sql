@@ -1,6 +1,6 @@
 -- Rule coverage of the given days: the share of their events and of their attempts the event text rules explain.
 with days as (
-    select unnest(%(days)s::date []) as event_date
+    select unnest(%(days)s::date[]) as event_date
 ),
 
 final as (

@@ -9,14 +9,14 @@ with from_attempts as (
         count(*) filter (where attempts.outcome = 'superseded') as superseded,
         count(*) filter (where attempts.outcome = 'in_progress') as in_progress
     from analytics.deployment_attempts as attempts
-    where attempts.attempt_date = any(%(days)s::date [])
+    where attempts.attempt_date = any(%(days)s::date[])
     group by attempts.attempt_date, attempts.service_id
 ),
 
 day_outcomes as (
     select daily.*
     from analytics.deployment_outcomes_daily as daily
-    where daily.attempt_date = any(%(days)s::date [])
+    where daily.attempt_date = any(%(days)s::date[])
 ),
 
 day_causes as (
@@ -25,7 +25,7 @@ day_causes as (
         daily.service_id,
         sum(daily.failures) as failures
     from analytics.deployment_failure_causes_daily as daily
-    where daily.attempt_date = any(%(days)s::date [])
+    where daily.attempt_date = any(%(days)s::date[])
     group by daily.attempt_date, daily.service_id
 ),
 
@@ -44,14 +44,19 @@ final as (
             and from_attempts.service_id = day_outcomes.service_id
     left join day_causes
         on
-            coalesce(from_attempts.attempt_date, day_outcomes.attempt_date) = day_causes.attempt_date
+            coalesce(from_attempts.attempt_date, day_outcomes.attempt_date)
+            = day_causes.attempt_date
             and coalesce(from_attempts.service_id, day_outcomes.service_id) = day_causes.service_id
     where
-        (from_attempts.attempts, from_attempts.succeeded, from_attempts.failed,
-            from_attempts.superseded, from_attempts.in_progress)
+        (
+            from_attempts.attempts, from_attempts.succeeded, from_attempts.failed,
+            from_attempts.superseded, from_attempts.in_progress
+        )
         is distinct from
-        (day_outcomes.attempts, day_outcomes.succeeded, day_outcomes.failed,
-            day_outcomes.superseded, day_outcomes.in_progress)
+        (
+            day_outcomes.attempts, day_outcomes.succeeded, day_outcomes.failed,
+            day_outcomes.superseded, day_outcomes.in_progress
+        )
         or coalesce(from_attempts.failed, 0) <> coalesce(day_causes.failures, 0)
         or day_outcomes.attempts
         <> day_outcomes.succeeded + day_outcomes.failed + day_outcomes.superseded

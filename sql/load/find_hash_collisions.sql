@@ -7,7 +7,7 @@ select
 from event_stage as stage
 inner join service_events as stored
     on
-        stored.service_id = stage.service_id
-        and stored.occur_time = stage.occur_time
+        stage.service_id = stored.service_id
+        and stage.occur_time = stored.occur_time
         and stored.event_info_md5 = md5(stage.event_info)::uuid
 where stored.event_info <> stage.event_info

@@ -20,7 +20,9 @@ with hashed as (
 ),
 
 staged as (
-    select distinct on (hashed.service_id, hashed.occur_time, hashed.event_info_md5, hashed.event_info)
+    select distinct on (
+        hashed.service_id, hashed.occur_time, hashed.event_info_md5, hashed.event_info
+    )
         hashed.service_id,
         hashed.occur_time,
         hashed.event_type,
@@ -52,7 +54,7 @@ stored as (
         existing.load_batch_id
     from service_events as existing
     where
-        existing.service_id = any((select chunk.service_ids from chunk)::text [])
+        existing.service_id = any((select chunk.service_ids from chunk)::text[])
         and existing.occur_time >= (select chunk.first_time from chunk)
         and existing.occur_time <= (select chunk.last_time from chunk)
 ),
@@ -80,7 +82,7 @@ inserted as (
         probed.occur_time,
         probed.event_type,
         probed.event_info,
-        %(batch_id)s
+        %(batch_id)s as load_batch_id
     from probed
     where probed.stored_event_info is null
     returning 1

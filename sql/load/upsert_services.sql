@@ -1,6 +1,14 @@
 -- Insert or refresh one service of the listing; first_seen_at is kept from the first sighting.
 insert into services (
-    service_id, service_name, status, infer_type, owner, publish_at, raw, first_seen_at, last_seen_at
+    service_id,
+    service_name,
+    status,
+    infer_type,
+    owner,
+    publish_at,
+    raw,
+    first_seen_at,
+    last_seen_at
 )
 values (
     %(service_id)s,

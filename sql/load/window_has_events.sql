@@ -1,6 +1,6 @@
 -- Whether service_events holds any event of the load's window. Asked once the window's day locks
 -- are held, so the answer stays true until the load commits: no other load writes these days.
-select exists (
+select exists(
     select 1
     from service_events as events
     where

@@ -21,10 +21,12 @@ counted as (
         count(*) filter (where affected_attempts.outcome = 'failed') as failed,
         count(*) filter (where affected_attempts.outcome = 'superseded') as superseded,
         count(*) filter (where affected_attempts.outcome = 'in_progress') as in_progress,
-        percentile_cont(0.5) within group (order by affected_attempts.time_to_running_ms)
-            filter (where affected_attempts.outcome = 'succeeded') as p50_time_to_running_ms,
-        percentile_cont(0.95) within group (order by affected_attempts.time_to_running_ms)
-            filter (where affected_attempts.outcome = 'succeeded') as p95_time_to_running_ms
+        percentile_cont(0.5) within group (
+            order by affected_attempts.time_to_running_ms
+        ) filter (where affected_attempts.outcome = 'succeeded') as p50_time_to_running_ms,
+        percentile_cont(0.95) within group (
+            order by affected_attempts.time_to_running_ms
+        ) filter (where affected_attempts.outcome = 'succeeded') as p95_time_to_running_ms
     from affected_attempts
     group by affected_attempts.attempt_date, affected_attempts.service_id
 ),

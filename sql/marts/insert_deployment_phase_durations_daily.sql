@@ -27,14 +27,18 @@ final as (
         count(*) filter (where affected_phases.status = 'succeeded') as succeeded,
         count(*) filter (where affected_phases.status = 'failed') as failed,
         count(*) filter (where affected_phases.status = 'in_progress') as in_progress,
-        percentile_cont(0.5) within group (order by affected_phases.duration_ms)
-            filter (where affected_phases.status = 'succeeded') as p50_ms,
-        percentile_cont(0.9) within group (order by affected_phases.duration_ms)
-            filter (where affected_phases.status = 'succeeded') as p90_ms,
-        percentile_cont(0.95) within group (order by affected_phases.duration_ms)
-            filter (where affected_phases.status = 'succeeded') as p95_ms,
-        max(affected_phases.duration_ms)
-            filter (where affected_phases.status = 'succeeded') as max_ms
+        percentile_cont(0.5) within group (
+            order by affected_phases.duration_ms
+        ) filter (where affected_phases.status = 'succeeded') as p50_ms,
+        percentile_cont(0.9) within group (
+            order by affected_phases.duration_ms
+        ) filter (where affected_phases.status = 'succeeded') as p90_ms,
+        percentile_cont(0.95) within group (
+            order by affected_phases.duration_ms
+        ) filter (where affected_phases.status = 'succeeded') as p95_ms,
+        max(affected_phases.duration_ms) filter (
+            where affected_phases.status = 'succeeded'
+        ) as max_ms
     from affected_phases
     group by affected_phases.attempt_date, affected_phases.service_id, affected_phases.phase
 )

@@ -16,4 +16,4 @@ final as (
 )
 
 select * from final
-order by failures desc, failure_cause, failure_phase
+order by failures desc, failure_cause asc, failure_phase asc

@@ -16,8 +16,9 @@ final as (
         count(*) filter (where recent.outcome = 'succeeded')::double precision
         / nullif(count(*) filter (where recent.outcome in ('succeeded', 'failed')), 0)
             as success_rate,
-        percentile_cont(0.95) within group (order by recent.time_to_running_ms)
-            filter (where recent.outcome = 'succeeded') as p95_time_to_running_ms
+        percentile_cont(0.95) within group (
+            order by recent.time_to_running_ms
+        ) filter (where recent.outcome = 'succeeded') as p95_time_to_running_ms
     from recent
     group by recent.attempt_date
 )

@@ -20,9 +20,15 @@ rebuilt as (
 ),
 
 final as (
-    select replaced.service_id, replaced.attempt_date from replaced
+    select
+        replaced.service_id,
+        replaced.attempt_date
+    from replaced
     union
-    select rebuilt.service_id, rebuilt.attempt_date from rebuilt
+    select
+        rebuilt.service_id,
+        rebuilt.attempt_date
+    from rebuilt
 )
 
 select * from final

@@ -89,7 +89,8 @@ open_phases as (
         phases.phase
     from deployment_phase_stage as phases
     where phases.status = 'in_progress'
-    order by phases.service_id, phases.attempt_start, phases.start_seq desc, phases.phase
+    order by
+        phases.service_id asc, phases.attempt_start asc, phases.start_seq desc, phases.phase asc
 ),
 
 joined as (
@@ -104,7 +105,7 @@ joined as (
         terminals.terminal_reason,
         terminals.terminal_category,
         open_phases.phase as open_phase,
-        coalesce(attempt_models.models, array[]::text []) as models,
+        coalesce(attempt_models.models, array[]::text[]) as models,
         coalesce(event_counts.events, 0) as events,
         coalesce(event_counts.unknown_events, 0) as unknown_events
     from starts
@@ -145,7 +146,8 @@ final as (
     select
         with_outcome.service_id,
         with_outcome.attempt_start,
-        (to_timestamp(with_outcome.attempt_start / 1000.0) at time zone 'UTC')::date as attempt_date,
+        (to_timestamp(with_outcome.attempt_start / 1000.0) at time zone 'UTC')::date
+            as attempt_date,
         to_timestamp(with_outcome.attempt_start / 1000.0) as started_at,
         with_outcome.attempt_end,
         to_timestamp(with_outcome.attempt_end / 1000.0) as ended_at,
@@ -194,8 +196,7 @@ final as (
             and with_outcome.terminal_info ilike cause_rules.like_pattern
         order by cause_rules.priority, cause_rules.rule_key
         limit 1
-    ) as cause_rule
-        on with_outcome.outcome = 'failed' and with_outcome.terminal_category is null
+    ) as cause_rule on with_outcome.outcome = 'failed' and with_outcome.terminal_category is null
 )
 
 select * from final

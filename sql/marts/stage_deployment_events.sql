@@ -22,7 +22,7 @@ with scoped as (
             service_events.service_id = scope.service_id
             and service_events.occur_time >= scope.lo_ms
             and service_events.occur_time < coalesce(scope.hi_ms, 9223372036854775807)
-        offset 0
+        offset 0 -- noqa: AM09
     ) as events
 ),
 
@@ -63,7 +63,8 @@ candidates_first_try as (
 ),
 
 matches as (
-    select * from candidates_first_try
+    select candidates_first_try.*
+    from candidates_first_try
     where candidates_first_try.rule_key is not null
 ),
 
@@ -163,8 +164,9 @@ parsed as (
             when 'start' then 'deployment_start'
             when 'phase_begin' then 'phase_start'
             when 'phase_success' then 'phase_succeeded'
-            when 'failure' then
-                case when texts.phase is null then 'deployment_failure' else 'phase_failed' end
+            when 'failure'
+                then
+                    case when texts.phase is null then 'deployment_failure' else 'phase_failed' end
             when 'success' then 'running'
             when 'waiting' then 'waiting'
             when 'runtime' then 'runtime'

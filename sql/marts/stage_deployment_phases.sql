@@ -125,7 +125,7 @@ matched as (
             and first_starts.attempt_start = phase_ends.attempt_start
             and first_starts.model = phase_ends.model
             and first_starts.phase = phase_ends.phase
-            and phase_ends.seq > first_starts.seq
+            and first_starts.seq < phase_ends.seq
     order by
         first_starts.service_id,
         first_starts.attempt_start,

@@ -6,7 +6,23 @@ with latest as (
 ),
 
 final as (
-    select rules.*
+    select
+        rules.rule_version,
+        rules.rule_key,
+        rules.family,
+        rules.priority,
+        rules.event_type,
+        rules.template,
+        rules.role,
+        rules.phase,
+        rules.cause_category,
+        rules.example,
+        rules.like_pattern,
+        rules.first_char,
+        rules.model_from,
+        rules.model_until,
+        rules.model_until_is_suffix,
+        rules.reason_after
     from analytics.event_text_rules as rules
     inner join latest on rules.rule_version = latest.rule_version
 )

@@ -1,6 +1,6 @@
 -- For each service in scope (mart_services), the event range whose attempts its days can change.
--- Boundaries (starts, successes, failures) of both rule families; the predicate is the one of the
--- index service_events_deployment_boundary_idx (migration 0008), kept identical.
+-- Boundaries: the texts that start or end an attempt (is_deployment_boundary, migration 0010), the
+-- predicate of the partial index service_events_deployment_boundary_idx.
 -- lo: the last boundary before its first day is an open start (that attempt may end in the days)
 -- or the first day's start. The attempts starting in [lo_ms, end_ms) are rebuilt.
 -- hi (exclusive): the last day's end, or past the first boundary after it when the last attempt
@@ -27,30 +27,12 @@ with final as (
     left join lateral (
         select
             events.occur_time,
-            events.event_info in ('start to deploy service', 'The service starts to deploy.')
-                as is_start
+            is_deployment_start(events.event_info) as is_start
         from service_events as events
         where
             events.service_id = services.service_id
             and events.occur_time < services.first_ms
-            and (
-                events.event_info = 'start to deploy service'
-                or events.event_info = 'service is running'
-                or events.event_info like 'deploy service failed: %%'
-                or events.event_info like 'model (%%) build image failed: %%'
-                or events.event_info like '[%%] prepare environment failed: %%'
-                or events.event_info like '[%%] schedule resource failed: %%'
-                or events.event_info like '[%%] pull image failed: %%'
-                or events.event_info like '[%%] start model failed: %%'
-                or events.event_info = 'The service starts to deploy.'
-                or events.event_info like 'Service %% started.'
-                or events.event_info like 'Service %% failed. Error: %%'
-                or events.event_info like 'Service deployment timed out. Error: %%'
-                or events.event_info like 'Failed to create model image %%. Error: %%'
-                or events.event_info like 'Failed to start service %%. Error: %%'
-                or events.event_info
-                like 'Insufficient %%. The scheduling failed. Supplementary information: %%'
-            )
+            and is_deployment_boundary(events.event_info)
         -- in one millisecond a terminal event closes the previous attempt before a start opens one
         order by events.occur_time desc, is_start desc
         limit 1
@@ -58,30 +40,12 @@ with final as (
     left join lateral (
         select
             events.occur_time,
-            events.event_info in ('start to deploy service', 'The service starts to deploy.')
-                as is_start
+            is_deployment_start(events.event_info) as is_start
         from service_events as events
         where
             events.service_id = services.service_id
             and events.occur_time < services.end_ms
-            and (
-                events.event_info = 'start to deploy service'
-                or events.event_info = 'service is running'
-                or events.event_info like 'deploy service failed: %%'
-                or events.event_info like 'model (%%) build image failed: %%'
-                or events.event_info like '[%%] prepare environment failed: %%'
-                or events.event_info like '[%%] schedule resource failed: %%'
-                or events.event_info like '[%%] pull image failed: %%'
-                or events.event_info like '[%%] start model failed: %%'
-                or events.event_info = 'The service starts to deploy.'
-                or events.event_info like 'Service %% started.'
-                or events.event_info like 'Service %% failed. Error: %%'
-                or events.event_info like 'Service deployment timed out. Error: %%'
-                or events.event_info like 'Failed to create model image %%. Error: %%'
-                or events.event_info like 'Failed to start service %%. Error: %%'
-                or events.event_info
-                like 'Insufficient %%. The scheduling failed. Supplementary information: %%'
-            )
+            and is_deployment_boundary(events.event_info)
         order by events.occur_time desc, is_start desc
         limit 1
     ) as before_end on true
@@ -91,24 +55,7 @@ with final as (
         where
             events.service_id = services.service_id
             and events.occur_time >= services.end_ms
-            and (
-                events.event_info = 'start to deploy service'
-                or events.event_info = 'service is running'
-                or events.event_info like 'deploy service failed: %%'
-                or events.event_info like 'model (%%) build image failed: %%'
-                or events.event_info like '[%%] prepare environment failed: %%'
-                or events.event_info like '[%%] schedule resource failed: %%'
-                or events.event_info like '[%%] pull image failed: %%'
-                or events.event_info like '[%%] start model failed: %%'
-                or events.event_info = 'The service starts to deploy.'
-                or events.event_info like 'Service %% started.'
-                or events.event_info like 'Service %% failed. Error: %%'
-                or events.event_info like 'Service deployment timed out. Error: %%'
-                or events.event_info like 'Failed to create model image %%. Error: %%'
-                or events.event_info like 'Failed to start service %%. Error: %%'
-                or events.event_info
-                like 'Insufficient %%. The scheduling failed. Supplementary information: %%'
-            )
+            and is_deployment_boundary(events.event_info)
         order by events.occur_time
         limit 1
     ) as after_end on true

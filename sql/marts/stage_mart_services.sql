@@ -3,65 +3,41 @@
 -- them (mart_queued); from the first of those days to the last. Staged and analysed before
 -- anything joins it, so the planner knows how many services the per-service ranges loop over.
 -- Every read is a probe of the key index (service_id, occur_time, ...): the distinct services by
--- a skip from one to the next, then each one's first and last event in the range. Not the BRIN
--- index of occurred_at: its ranges widen wherever a load fills free space that a vacuum left in
--- old pages, and a day's lookup then reads most of the table (bench_marts.py, 3,650 days).
+-- a skip from one to the next (stored_service_ids, migration 0010), then each one's first and
+-- last event in the range. Not the BRIN index of occurred_at: its ranges widen wherever a load
+-- fills free space that a vacuum left in old pages, and a day's lookup then reads most of the
+-- table (bench_marts.py, 3,650 days).
 create temporary table mart_services on commit drop as
-with recursive service_ids as (
-    (
-        select events.service_id
-        from service_events as events
-        order by events.service_id
-        limit 1
-    )
-
-    union all
-
-    select next_id.service_id
-    from service_ids
-    cross join lateral (
-        select events.service_id
-        from service_events as events
-        where events.service_id > service_ids.service_id
-        order by events.service_id
-        limit 1
-    ) as next_id
-),
-
-partition_range as (
+with partition_range as (
     select
         (min(days.day) - date '1970-01-01')::bigint * 86400000 as start_ms,
         (max(days.day) + 1 - date '1970-01-01')::bigint * 86400000 as end_ms
-    from unnest(%(partition_days)s::date []) as days (day)
+    from unnest(%(partition_days)s::date[]) as days (day)
 ),
 
 partition_services as (
     select
         service_ids.service_id,
-        (to_timestamp(first_event.occur_time / 1000.0) at time zone 'UTC')::date as first_day,
-        (to_timestamp(last_event.occur_time / 1000.0) at time zone 'UTC')::date as last_day
-    from service_ids
+        (to_timestamp(range_events.first_ms / 1000.0) at time zone 'UTC')::date as first_day,
+        (to_timestamp(range_events.last_ms / 1000.0) at time zone 'UTC')::date as last_day
+    from stored_service_ids() as service_ids
     cross join partition_range
+    -- sqlfluff 4.5 wants this cross join lateral (after a cross join) indented as no other join
+    -- noqa: disable=LT02
     cross join lateral (
-        select events.occur_time
+        -- the first and the last event in the range: the planner makes min and max one probe of
+        -- the key index each (a forward and a backward scan, limit 1)
+        select
+            min(events.occur_time) as first_ms,
+            max(events.occur_time) as last_ms
         from service_events as events
         where
             events.service_id = service_ids.service_id
             and events.occur_time >= partition_range.start_ms
             and events.occur_time < partition_range.end_ms
-        order by events.occur_time
-        limit 1
-    ) as first_event
-    cross join lateral (
-        select events.occur_time
-        from service_events as events
-        where
-            events.service_id = service_ids.service_id
-            and events.occur_time >= partition_range.start_ms
-            and events.occur_time < partition_range.end_ms
-        order by events.occur_time desc
-        limit 1
-    ) as last_event
+    ) as range_events
+    -- noqa: enable=LT02
+    where range_events.first_ms is not null
 ),
 
 scoped_days as (

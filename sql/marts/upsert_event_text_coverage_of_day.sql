@@ -9,7 +9,7 @@ with asked as (
     select
         min(days.day) as first_day,
         max(days.day) as last_day
-    from unnest(%(partition_days)s::date []) as days (day)
+    from unnest(%(partition_days)s::date[]) as days (day)
 ),
 
 whole_days as (

@@ -39,7 +39,7 @@ stored as (
     where
         events.occurred_at >= %(first_day)s::date::timestamp at time zone 'UTC'
         and events.occurred_at < (%(last_day)s::date + 1)::timestamp at time zone 'UTC'
-    group by 1
+    group by (events.occurred_at at time zone 'UTC')::date
 ),
 
 final as (
@@ -56,7 +56,7 @@ final as (
         coalesce(stored.events, 0) as events
     from days
     left join latest_load on latest_load.partition_key = days.day::text
-    left join stored on stored.day = days.day
+    left join stored on days.day = stored.day
 )
 
 select * from final

@@ -10,10 +10,13 @@ with causes as (
 ),
 
 final as (
-    select causes.failure_cause, causes.failures, causes.services
+    select
+        causes.failure_cause,
+        causes.failures,
+        causes.services
     from causes
     where causes.failures > 0
 )
 
 select * from final
-order by failures desc, failure_cause
+order by failures desc, failure_cause asc

@@ -1,6 +1,8 @@
 -- Failed attempts of the range per phase in progress at the failure, most frequent first.
 with failed as (
-    select attempts.service_id, attempts.failure_phase
+    select
+        attempts.service_id,
+        attempts.failure_phase
     from analytics.deployment_attempts as attempts
     where
         attempts.attempt_date between %(first_day)s and %(last_day)s
@@ -17,4 +19,4 @@ final as (
 )
 
 select * from final
-order by failures desc, failure_phase
+order by failures desc, failure_phase asc

@@ -21,8 +21,8 @@ current_phase as (
     from analytics.deployment_phases as phases
     inner join open_attempts
         on
-            open_attempts.service_id = phases.service_id
-            and open_attempts.attempt_start = phases.attempt_start
+            phases.service_id = open_attempts.service_id
+            and phases.attempt_start = open_attempts.attempt_start
     where phases.status = 'in_progress'
     order by phases.service_id asc, phases.attempt_start asc, phases.phase_start desc
 ),
@@ -39,9 +39,9 @@ final as (
     from open_attempts
     left join current_phase
         on
-            current_phase.service_id = open_attempts.service_id
-            and current_phase.attempt_start = open_attempts.attempt_start
-    left join services on services.service_id = open_attempts.service_id
+            open_attempts.service_id = current_phase.service_id
+            and open_attempts.attempt_start = current_phase.attempt_start
+    left join services on open_attempts.service_id = services.service_id
 )
 
 select * from final

@@ -42,8 +42,8 @@ later as (
     from first_complete
     inner join succeeded
         on
-            succeeded.start_day = first_complete.day
-            and succeeded.batch_id > first_complete.batch_id
+            first_complete.day = succeeded.start_day
+            and first_complete.batch_id < succeeded.batch_id
     group by first_complete.day
 ),
 
@@ -57,8 +57,8 @@ final as (
         coalesce(later.late_events, 0)::bigint as late_events,
         coalesce(later.last_loaded_at, first_complete.finished_at) as last_loaded_at
     from days
-    left join first_complete on first_complete.day = days.day
-    left join later on later.day = days.day
+    left join first_complete on days.day = first_complete.day
+    left join later on days.day = later.day
 )
 
 select * from final

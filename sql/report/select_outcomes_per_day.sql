@@ -28,7 +28,7 @@ final as (
         outcomes.succeeded::double precision
         / nullif(outcomes.succeeded + outcomes.failed, 0) as success_rate
     from days
-    left join outcomes on outcomes.attempt_date = days.day
+    left join outcomes on days.day = outcomes.attempt_date
 )
 
 select * from final

@@ -1,6 +1,9 @@
 -- Per UTC day of the attempts' start and phase: p50 and p95 of the succeeded phases' durations across all services (ms).
 with succeeded as (
-    select phases.attempt_date, phases.phase, phases.duration_ms
+    select
+        phases.attempt_date,
+        phases.phase,
+        phases.duration_ms
     from analytics.deployment_phases as phases
     where
         phases.attempt_date between %(first_day)s and %(last_day)s

@@ -12,11 +12,13 @@ day_events as (
     where
         events.occurred_at >= %(first_day)s::date::timestamp at time zone 'UTC'
         and events.occurred_at < (%(last_day)s::date + 1)::timestamp at time zone 'UTC'
-    group by 1
+    group by (events.occurred_at at time zone 'UTC')::date
 ),
 
 unknown_texts as (
-    select texts.event_date as day, sum(texts.events) as unknown_text_events
+    select
+        texts.event_date as day,
+        sum(texts.events) as unknown_text_events
     from analytics.unclassified_event_texts_daily as texts
     where texts.event_date between %(first_day)s and %(last_day)s
     group by texts.event_date
@@ -47,9 +49,9 @@ final as (
         )::double precision
         / nullif(day_events.events, 0) as unclassified_share
     from days
-    left join day_events on day_events.day = days.day
-    left join unknown_texts on unknown_texts.day = days.day
-    left join failures on failures.day = days.day
+    left join day_events on days.day = day_events.day
+    left join unknown_texts on days.day = unknown_texts.day
+    left join failures on days.day = failures.day
 )
 
 select * from final

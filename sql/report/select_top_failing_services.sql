@@ -20,10 +20,10 @@ final as (
         per_service.succeeded::double precision
         / nullif(per_service.succeeded + per_service.failed, 0) as success_rate
     from per_service
-    left join services on services.service_id = per_service.service_id
+    left join services on per_service.service_id = services.service_id
     where per_service.failed > 0
 )
 
 select * from final
-order by failed desc, service_id
+order by failed desc, service_id asc
 limit %(top_services)s

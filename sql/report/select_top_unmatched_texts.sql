@@ -35,5 +35,5 @@ final as (
 )
 
 select * from final
-order by occurrences desc, kind, text
+order by occurrences desc, kind asc, text asc
 limit %(top_texts)s

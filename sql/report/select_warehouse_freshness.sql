@@ -1,6 +1,9 @@
 -- The latest UTC day a load covered completely, when the last load finished, and when the marts were last rebuilt.
 with succeeded as (
-    select batches.window_start_ms, batches.window_end_ms, batches.finished_at
+    select
+        batches.window_start_ms,
+        batches.window_end_ms,
+        batches.finished_at
     from load_batches as batches
     where batches.status = 'succeeded'
 ),

@@ -9,11 +9,12 @@ with service_days as (
         services.n as service_n,
         'svc-' || lpad(services.n::text, 6, '0') as service_id,
         days.day_ms
-    from generate_series(
-        %(start_ms)s::bigint / 86400000 * 86400000 - 86400000,
-        %(end_ms)s::bigint - 1,
-        86400000
-    ) as days (day_ms)
+    from
+        generate_series(
+            %(start_ms)s::bigint / 86400000 * 86400000 - 86400000,
+            %(end_ms)s::bigint - 1,
+            86400000
+        ) as days (day_ms)
     cross join generate_series(0, %(services)s::integer - 1) as services (n)
 ),
 

@@ -84,7 +84,7 @@ def test_marts_through_dagster_equal_the_served_truth(
     last = results[-1]
     checks = {c.check_name: c for c in last.get_asset_check_evaluations()}
     assert set(checks) == {
-        "unique_mart_keys",
+        "every_start_has_its_attempt",
         "no_orphan_phases",
         "outcomes_reconcile_with_attempts",
         "unclassified_share_below_threshold",

@@ -235,24 +235,33 @@ def test_boundary_index_holds_exactly_the_start_success_and_failure_texts(
     engine: Engine, boundary_predicate: str, rule: Any
 ) -> None:
     """A day's rebuild finds the attempt open at midnight through the partial index of attempt
-    boundaries, whose predicate (migration 0008, sql/marts/stage_mart_scope.sql) lists their
-    shapes. A new start, success or failure text outside them fails here: extend the predicate
-    in a migration and in stage_mart_scope.sql. Other texts must stay out of it."""
+    boundaries, whose predicate (is_deployment_boundary, migration 0010) lists their shapes. A
+    new start, success or failure text outside them fails here: replace the function in a new
+    migration that also reindexes service_events_deployment_boundary_idx. Other texts must stay
+    out of it. The starts among them (is_deployment_start: the scope's open attempts, the
+    starts check) are exactly the start rules' texts."""
     with engine.connect() as conn:
-        inside = conn.execute(
-            text(f"select {boundary_predicate} from (select :t as event_info) as service_events"),
+        inside, start = conn.execute(
+            text(
+                f"select {boundary_predicate}, is_deployment_start(event_info)"
+                " from (select :t as event_info) as service_events"
+            ),
             {"t": rule.example},
-        ).scalar_one()
+        ).one()
     assert inside == (rule.role in BOUNDARY_ROLES)
+    assert start == (rule.role == "start")
 
 
-def test_the_scope_query_uses_the_predicate_of_the_index() -> None:
+def test_the_index_and_the_scope_query_share_one_boundary_definition(
+    boundary_predicate: str,
+) -> None:
+    """The texts that bound attempts are written once, in is_deployment_boundary (migration
+    0010): the partial index's predicate and the scope query's three probes call it, and no
+    statement spells the texts out again."""
+    assert boundary_predicate == "is_deployment_boundary(event_info)"
     scope = read_sql("marts/stage_mart_scope.sql")
-    migration = read_sql("migrations/0008_event_text_rules.sql")
-    index = migration[migration.index("create index if not exists service_events_deployment") :]
-    wanted = re.findall(r"event_info (?:=|like) '([^']*)'", index)
-    for pattern in wanted:
-        assert scope.count(pattern.replace("%", "%%")) >= 3, pattern
+    assert scope.count("is_deployment_boundary(events.event_info)") == 3
+    assert " like " not in scope and "deploy service failed" not in scope
 
 
 def _versions(engine: Engine) -> list[tuple[int, str, int]]:

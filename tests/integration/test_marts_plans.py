@@ -103,6 +103,9 @@ def test_no_statement_of_a_rebuild_scans_service_events(
         {"batch_id": batch_id, "start_ms": day_ms(LAST_DAY), "end_ms": day_ms(new_day)},
     )
     assert not SEQ_SCAN.search(queue_plan), queue_plan
+    # stored_service_ids() (migration 0010) is inlined: its skip over the key index is part of
+    # the plan, not a function run out of the planner's sight
+    assert "Recursive Union" in queue_plan and "stored_service_ids" not in queue_plan, queue_plan
     # not the BRIN index either: its ranges widen as loads fill the free space vacuum leaves
     assert "service_events_occurred_at_brin" not in queue_plan, queue_plan
 
@@ -132,6 +135,17 @@ def test_no_statement_of_a_rebuild_scans_service_events(
     assert "Anti Join" not in events_plan, events_plan
     # the boundaries before the first day, before the end and after it: one probe each of the
     # partial index, which the planner takes only while the query's condition implies the
-    # index predicate (migration 0005)
+    # index predicate (is_deployment_boundary, migration 0010)
     scope_plan = plans["marts/stage_mart_scope.sql"]
     assert scope_plan.count("service_events_deployment_boundary_idx") == 3, scope_plan
+    # the starts check after a rebuild: a probe of the boundary index per service and day
+    check_plan = _plan(
+        database_url, read_sql("checks/lost_deployment_starts.sql"), {"days": [LAST_DAY, new_day]}
+    )
+    assert not SEQ_SCAN.search(check_plan) and not MART_SEQ_SCAN.search(check_plan), check_plan
+    assert "service_events_deployment_boundary_idx" in check_plan, check_plan
+    services_plan = plans["marts/stage_mart_services.sql"]
+    assert "Recursive Union" in services_plan, services_plan
+    assert "stored_service_ids" not in services_plan, services_plan
+    # each service's first and last event of the range (min, max): a probe of the key index each
+    assert "Index Only Scan Backward using service_events_key" in services_plan, services_plan
