@@ -1,4 +1,6 @@
-"""Extract one window from the API and load it into the warehouse in one transaction."""
+"""Extract from the API and load into the warehouse: one window in one transaction
+(`load_events_window`), or a range of days with one extraction and one transaction per day
+(`load_events_range`)."""
 
 from __future__ import annotations
 
