@@ -8,7 +8,7 @@ Postgres server (the embedded one in a temporary folder, or the server of $DATAB
 interleave: ours, dlt, ours, dlt, ...
 
 - ours: `python -m pipelines.cli run|backfill --start D --end D` with MODELARTS_ENDPOINT and
-  DATABASE_URL set (so the CLI starts no simulator and no embedded server), IAM password auth,
+  DATABASE_URL set (so the CLI starts no simulator and no embedded server), AK/SK signing,
   an unmigrated database (the command applies the migrations), a DAGSTER_HOME kept between the
   repetitions of a size (made once before them), no client-side rate limit (dlt has none).
 - dlt: bench/dlt_pipeline.py in bench/.venv-dlt (see bench_load.py), the same range as one
@@ -19,6 +19,8 @@ interleave: ours, dlt, ours, dlt, ...
   database after the load (a service must be asked once to learn it has none).
 
 Run: .venv/bin/python bench/bench_command.py                   # all three sizes
+     .venv/bin/python bench/bench_command.py --latency-ms 50      # each API answer 50 ms late,
+                                  # as in a real region (loopback answers in ~2 ms)
      .venv/bin/python bench/bench_command.py --sizes 20x1 200x3 --reps 5
      .venv/bin/python bench/bench_command.py --ours-python V/bin/python --ours-checkout DIR
                                   # another checkout as ours: before/after comparisons
@@ -200,12 +202,12 @@ def fmt(values: list[float], unit: str = "") -> str:
 
 
 def bench_size(
-    size: Size, reps: int, admin_url: str, dlt_python: Path, runner: Ours
+    size: Size, reps: int, admin_url: str, dlt_python: Path, runner: Ours, latency_ms: float = 0
 ) -> dict[str, Any]:
     from pipelines.simulator.process import running_simulator
 
     sim_args = ["--services", str(size.services), "--days", str(size.days)]
-    sim_args += ["--end-date", END_DATE, "--seed", "19"]
+    sim_args += ["--end-date", END_DATE, "--seed", "19", "--latency-ms", str(latency_ms)]
     end = date.fromisoformat(END_DATE) - timedelta(days=1)
     first, last = (end - timedelta(days=size.days - 1)).isoformat(), end.isoformat()
     ours: list[Measured] = []
@@ -214,7 +216,7 @@ def bench_size(
     with running_simulator(sim_args, timeout_s=600) as info, tempfile.TemporaryDirectory() as home:
         print(
             f"{size.label}: {info.services} services, {info.events:,} events, {first}..{last}, "
-            f"`modelarts-etl {size.command}`, {reps} repetitions",
+            f"`modelarts-etl {size.command}`, {reps} repetitions, {latency_ms:g} ms per API answer",
             flush=True,
         )
         warm_dagster_home(Path(home))
@@ -277,6 +279,13 @@ def main() -> None:
         help="the folder ours runs in, whose `pipelines` it imports: another checkout for a "
         "before/after comparison (e.g. `git archive main | tar -x -C /tmp/main`)",
     )
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0,
+        help="the simulator answers every API request after this long, as a real region's "
+        "round trip (default: 0, loopback speed)",
+    )
     args = parser.parse_args()
     dlt_python = ensure_dlt_venv()
     runner = Ours(args.ours_python, args.ours_checkout)
@@ -284,7 +293,8 @@ def main() -> None:
     with postgres_server() as admin_url:
         for label in args.sizes:
             size = SIZES[label]
-            results.append(bench_size(size, args.reps or size.reps, admin_url, dlt_python, runner))
+            reps = args.reps or size.reps
+            results.append(bench_size(size, reps, admin_url, dlt_python, runner, args.latency_ms))
     print_table(results)
 
 

@@ -84,6 +84,13 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--static-token", default=None)
     s.add_argument("--offset-mode", choices=OFFSET_MODES, default=defaults.offset_mode)
     s.add_argument("--log-level", default="WARNING")
+    s.add_argument(
+        "--latency-ms",
+        type=float,
+        default=defaults.latency_s * 1000,
+        help="every ModelArts and IAM answer waits this long first, as a real region's round "
+        "trip (default: 0)",
+    )
     f = p.add_argument_group("faults (all off by default)")
     f.add_argument("--fault-rate", type=float, default=0.0)
     f.add_argument(
@@ -141,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         fault_kinds=tuple(k for k in args.fault_kinds.split(",") if k),
         retry_after_s=args.retry_after_s,
         slow_s=args.slow_s,
+        latency_s=args.latency_ms / 1000,
         duplicate_rate=args.duplicate_rate,
         arrival_rate=args.arrival_rate,
         malformed_rate=args.malformed_rate,

@@ -32,6 +32,9 @@ class SimulatorConfig:
     fault_kinds: tuple[str, ...] = FAULT_KINDS
     retry_after_s: int = 1
     slow_s: float = 2.0
+    # Every ModelArts and IAM answer waits this long first: the round trip of a real region's
+    # gateway (tens of ms in the region, more across the internet); 0: loopback speed.
+    latency_s: float = 0.0
     duplicate_rate: float = 0.0
     arrival_rate: float = 0.0
     malformed_rate: float = 0.0
@@ -45,6 +48,8 @@ class SimulatorConfig:
         unknown = set(self.fault_kinds) - set(FAULT_KINDS)
         if unknown:
             raise ValueError(f"unknown fault kinds {sorted(unknown)}; known: {FAULT_KINDS}")
+        if self.latency_s < 0:
+            raise ValueError("latency_s must be >= 0")
         for name in ("fault_rate", "duplicate_rate", "arrival_rate", "malformed_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be within 0..1")

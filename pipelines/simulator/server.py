@@ -68,6 +68,8 @@ class _Handler(BaseHTTPRequestHandler):
         query = parse_qs(split.query, keep_blank_values=True)
         body = self._read_body()
         kind = "unknown"
+        if state.config.latency_s and not split.path.startswith("/_sim/"):
+            time.sleep(state.config.latency_s)  # a real region's round trip (config.py)
         try:
             if split.path.startswith("/_sim/"):
                 kind = "admin"

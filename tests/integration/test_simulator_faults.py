@@ -90,6 +90,14 @@ def test_slow_response(history: History) -> None:
         assert r.status_code == 200 and time.perf_counter() - started >= 0.3
 
 
+def test_latency_delays_every_api_answer(history: History) -> None:
+    """The round trip of a real region (bench_command.py --latency-ms): an API answer waits."""
+    with _sim(history, latency_s=0.4) as info:
+        started = time.perf_counter()
+        assert _get(_events_url(info, history)).status_code == 200
+        assert time.perf_counter() - started >= 0.4
+
+
 def test_faults_spare_iam_and_admin(history: History) -> None:
     with _sim(history, fault_rate=1.0, fault_kinds=("drop",)) as info:
         body = {
