@@ -9,6 +9,7 @@ from typing import Any
 import psycopg
 from sqlalchemy import Engine
 
+from pipelines.report.queries import OutcomesDay
 from pipelines.source.client import ModelArtsClient
 from pipelines.source.errors import ServiceNotFoundError
 from pipelines.warehouse.sql_files import read_sql
@@ -29,19 +30,6 @@ class DayStatus:
     events: int
     rule_version: int | None = None  # the event text rules that last rebuilt the day's marts
     event_coverage: float | None = None  # the share of its events those rules explain
-
-
-@dataclass(frozen=True)
-class DayOutcomes:
-    """The deployment attempts that started on a UTC day, by outcome (all services)."""
-
-    day: date
-    attempts: int
-    succeeded: int
-    failed: int
-    superseded: int
-    in_progress: int
-    success_rate: float | None  # succeeded / (succeeded + failed); rounded where shown
 
 
 @dataclass(frozen=True)
@@ -81,14 +69,14 @@ def partition_status(engine: Engine, first_day: date, last_day: date) -> list[Da
     return statuses
 
 
-def deployment_outcomes(engine: Engine, first_day: date, last_day: date) -> list[DayOutcomes]:
+def deployment_outcomes(engine: Engine, first_day: date, last_day: date) -> list[OutcomesDay]:
     """One row per UTC day, from analytics.deployment_outcomes_daily (zeros for a day without)."""
     rows = _query(
         engine,
         "report/select_outcomes_per_day.sql",  # the report's figures, the same query
         {"first_day": first_day, "last_day": last_day},
     )
-    return [DayOutcomes(*row) for row in rows]
+    return [OutcomesDay(*row) for row in rows]
 
 
 def verify_window(
