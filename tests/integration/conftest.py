@@ -20,6 +20,17 @@ from pipelines.warehouse.loader import WindowLoad
 # A fixed history: 12 services over 3 days ending (exclusive) 2026-11-20.
 SIM_ARGS = ["--services", "12", "--days", "3", "--seed", "7", "--end-date", "2026-11-20"]
 
+# The six tables of schema `analytics` that one mart rebuild writes (written out here, not read from
+# the code under test, so a mart the code drops or adds fails the tests that use this list).
+MARTS = (
+    "deployment_attempts",
+    "deployment_phases",
+    "deployment_outcomes_daily",
+    "deployment_phase_durations_daily",
+    "deployment_failure_causes_daily",
+    "unclassified_event_texts_daily",
+)
+
 
 @pytest.fixture(scope="session")
 def simulator() -> Iterator[SimulatorInfo]:
