@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date, timedelta
 from itertools import islice
 from pathlib import Path
@@ -106,15 +106,28 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
 
 
-def one_line_error(argv: list[str], code: int, capsys: pytest.CaptureFixture[str]) -> str:
-    """Runs the CLI with `argv`, which must exit with `code` and one line on stderr, no traceback,
-    before it starts anything (no simulator, no embedded Postgres); returns that line."""
-    assert main(argv) == code
-    out, err = capsys.readouterr()
-    assert err.count("\n") == 1 and err.startswith(f"modelarts-etl {argv[0]}: error: "), err
-    assert "Traceback" not in err
-    assert "simulator:" not in out and "warehouse:" not in out
-    return err
+OneLineError = Callable[[dict[str, str], list[str], int], str]
+
+
+@pytest.fixture
+def one_line_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> OneLineError:
+    """run(env, argv, code): the CLI with `argv` and the variables `env` set must exit with `code`,
+    one line on stderr and no traceback, before it starts anything (no simulator, no embedded
+    Postgres); returns that line."""
+
+    def run(env: dict[str, str], argv: list[str], code: int) -> str:
+        for var, value in env.items():
+            monkeypatch.setenv(var, value)
+        assert main(argv) == code
+        out, err = capsys.readouterr()
+        assert err.count("\n") == 1 and err.startswith(f"modelarts-etl {argv[0]}: error: "), err
+        assert "Traceback" not in err
+        assert "simulator:" not in out and "warehouse:" not in out
+        return err
+
+    return run
 
 
 def add_events(load: WindowLoad, events: Iterable[ServiceEvent], block_rows: int = 10_000) -> int:

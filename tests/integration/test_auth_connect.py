@@ -21,9 +21,9 @@ from pipelines.definitions import build_resources
 from pipelines.simulator.process import SimulatorInfo, pipeline_environment, running_simulator
 from pipelines.source import connect
 from tests.integration.conftest import (
+    OneLineError,
     expected_events,
     free_port,
-    one_line_error,
     simulator_days,
     simulator_env,
     stored_events,
@@ -183,12 +183,9 @@ def test_a_credential_mistake_is_one_line_and_exit_2_before_anything_starts(
     env: dict[str, str],
     argv: list[str],
     says: str,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    one_line_error: OneLineError,
 ) -> None:
-    for var, value in env.items():
-        monkeypatch.setenv(var, value)
-    err = one_line_error(argv, 2, capsys)
+    err = one_line_error(env, argv, 2)
     assert says in err, err
     assert "sk-secret-value" not in err
 

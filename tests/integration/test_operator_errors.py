@@ -15,7 +15,7 @@ import pytest
 from pipelines.cli import main
 from pipelines.settings import ConfigError
 from pipelines.warehouse.database import resolve_database_url
-from tests.integration.conftest import free_port, one_line_error
+from tests.integration.conftest import OneLineError, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -55,12 +55,9 @@ def test_a_mistake_is_one_line_and_an_exit_code_before_anything_starts(
     argv: list[str],
     code: int,
     says: str,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    one_line_error: OneLineError,
 ) -> None:
-    for var, value in env.items():
-        monkeypatch.setenv(var, value)
-    err = one_line_error(argv, code, capsys)
+    err = one_line_error(env, argv, code)
     assert says in err
     assert PASSWORD not in err
 
