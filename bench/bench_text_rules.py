@@ -31,6 +31,7 @@ from pipelines.warehouse.embedded import ensure_database, start_embedded_server
 from pipelines.warehouse.loader import WindowLoad
 from pipelines.warehouse.marts import day_parameters, rebuild_marts, step_statement
 from pipelines.warehouse.migrations import apply_migrations
+from pipelines.warehouse.transactions import pooled_connection
 from pipelines.windows import TimeWindow
 
 REPO = Path(__file__).resolve().parents[1]
@@ -90,10 +91,7 @@ def rebuild(
     engine: Engine, steps: list[tuple[str, str]], params: dict[str, Any]
 ) -> tuple[float, float]:
     """One day's rebuild with these steps, committed: (seconds in all, of the events step)."""
-    raw = engine.raw_connection()
-    try:
-        conn = raw.driver_connection
-        assert isinstance(conn, psycopg.Connection)
+    with pooled_connection(engine) as conn:
         cur = psycopg.ClientCursor(conn)
         started = time.perf_counter()
         events_step = 0.0
@@ -107,8 +105,6 @@ def rebuild(
                 cur.execute(f"analyze {staged.group(1)}")
         conn.commit()
         return time.perf_counter() - started, events_step
-    finally:
-        raw.close()
 
 
 def _summary(values: list[float]) -> str:

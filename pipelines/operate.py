@@ -13,6 +13,7 @@ from pipelines.report.queries import OutcomesDay
 from pipelines.source.client import ModelArtsClient
 from pipelines.source.errors import ServiceNotFoundError
 from pipelines.warehouse.sql_files import read_sql
+from pipelines.warehouse.transactions import pooled_connection
 from pipelines.windows import TimeWindow
 
 
@@ -44,13 +45,8 @@ class ServiceCheck:
 
 
 def _query(engine: Engine, name: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-    pooled = engine.raw_connection()
-    try:
-        conn = pooled.driver_connection
-        assert isinstance(conn, psycopg.Connection)
+    with pooled_connection(engine) as conn:
         return list(conn.execute(read_sql(name), params).fetchall())
-    finally:
-        pooled.close()
 
 
 def partition_status(engine: Engine, first_day: date, last_day: date) -> list[DayStatus]:

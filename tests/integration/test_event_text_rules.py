@@ -17,6 +17,7 @@ from pipelines.warehouse.loader import WindowLoad
 from pipelines.warehouse.marts import day_parameters, pass_parameters, rebuild_marts
 from pipelines.warehouse.rules import parse_rules, rules_path, sync_event_text_rules
 from pipelines.warehouse.sql_files import read_sql
+from pipelines.warehouse.transactions import pooled_connection
 from pipelines.windows import TimeWindow
 from tests.integration.conftest import add_events
 
@@ -50,10 +51,7 @@ def staged_events(engine: Engine) -> list[dict[str, Any]]:
     """The day's events as the rebuild classifies them (the steps of a one-day pass up to the
     event stage, in a transaction rolled back afterwards): rule, kind, phase, model, reason per
     event."""
-    raw = engine.raw_connection()
-    try:
-        conn = raw.driver_connection
-        assert isinstance(conn, psycopg.Connection)
+    with pooled_connection(engine) as conn:
         cur = psycopg.ClientCursor(conn)
         day = day_parameters(WINDOW)["day"]
         params = pass_parameters(day, day, [day])
@@ -73,8 +71,6 @@ def staged_events(engine: Engine) -> list[dict[str, Any]]:
         rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
         conn.rollback()
         return rows
-    finally:
-        raw.close()
 
 
 def classify(engine: Engine, texts: list[str], event_type: str = "normal") -> list[dict[str, Any]]:
