@@ -75,8 +75,11 @@ def steps_of(rev: str | None) -> list[tuple[str, str]]:
         marts_py = (REPO / "pipelines/warehouse/marts.py").read_text(encoding="utf-8")
     else:
         marts_py = _git_show(rev, "pipelines/warehouse/marts.py")
-    begin = marts_py.index("_STEPS = (")
-    steps_block = marts_py[begin : marts_py.index(")", begin)]
+    # the step list: a tuple of names in older commits, a dict of names to join flags now
+    begin = re.search(r"^_STEPS = [({]\n", marts_py, re.MULTILINE)
+    end = re.compile(r"^[)}]\n", re.MULTILINE).search(marts_py, begin.end()) if begin else None
+    assert begin is not None and end is not None, "no _STEPS in marts.py"
+    steps_block = marts_py[begin.end() : end.start()]
     # a step is a file, or "file:table" (the file's template for that mart table)
     names = re.findall(r'"(marts/[a-z_]+\.sql(?::[a-z_]+)?)"', steps_block)
     if rev is None:
