@@ -132,6 +132,9 @@ def test_every_cause_rule_categorises_its_example(engine: Engine, rule: Any) -> 
         ("[TF 3.0.0]\u00a0pull image success", "phase_succeeded", "image_pulling", "TF 3.0.0",
          None),
         ("Service\u3000svc-1  started.", "running", None, None, None),
+        # a text that matches as stored keeps its own captures (its second try would match too)
+        ("[TF  3.0.0] pull image failed: a  b", "phase_failed", "image_pulling", "TF  3.0.0",
+         "a  b"),
         # exact and case-sensitive: near misses stay unknown (and are counted)
         ("Start to deploy service", "unknown", None, None, None),
         ("start to deploy services", "unknown", None, None, None),
