@@ -267,26 +267,14 @@ def fresh_database(admin_url: str, migrate: bool = True) -> Iterator[str]:
 
 
 def _iam_token(info: Any) -> str:
+    """A token from the simulator's IAM, fetched as the pipeline fetches its own."""
     import requests
 
-    body = {
-        "auth": {
-            "identity": {
-                "methods": ["password"],
-                "password": {
-                    "user": {
-                        "name": info.username,
-                        "password": info.password,
-                        "domain": {"name": info.domain},
-                    }
-                },
-            },
-            "scope": {"project": {"name": info.region}},
-        }
-    }
-    response = requests.post(f"{info.url}/v3/auth/tokens", json=body, timeout=30)
-    response.raise_for_status()
-    return str(response.headers["X-Subject-Token"])
+    from pipelines.source.auth import IAMCredentials, IAMPasswordAuth, Secret
+
+    iam = IAMCredentials(info.url, info.username, Secret(info.password), info.domain, info.region)
+    with requests.Session() as session:
+        return IAMPasswordAuth(iam, session).token()
 
 
 def dlt_config(

@@ -15,6 +15,7 @@ import requests
 
 from pipelines.simulator.history import HistoryConfig, generate_history
 from pipelines.simulator.process import SimulatorInfo, running_simulator
+from pipelines.source.auth import IAMCredentials, IAMPasswordAuth, Secret
 
 END_DATE = "2026-11-29"
 
@@ -34,24 +35,10 @@ def bench_generation() -> None:
 
 
 def _token(info: SimulatorInfo) -> str:
-    body = {
-        "auth": {
-            "identity": {
-                "methods": ["password"],
-                "password": {
-                    "user": {
-                        "name": info.username,
-                        "password": info.password,
-                        "domain": {"name": info.domain},
-                    }
-                },
-            },
-            "scope": {"project": {"name": info.region}},
-        }
-    }
-    response = requests.post(f"{info.url}/v3/auth/tokens", json=body, timeout=10)
-    response.raise_for_status()
-    return response.headers["X-Subject-Token"]
+    """A token from the simulator's IAM, fetched as the pipeline fetches its own."""
+    iam = IAMCredentials(info.url, info.username, Secret(info.password), info.domain, info.region)
+    with requests.Session() as session:
+        return IAMPasswordAuth(iam, session).token()
 
 
 def _client(

@@ -31,6 +31,7 @@ from pipelines.warehouse.embedded import ensure_database, start_embedded_server
 from pipelines.warehouse.loader import WindowLoad
 from pipelines.warehouse.marts import day_parameters, rebuild_marts, step_statement
 from pipelines.warehouse.migrations import apply_migrations
+from pipelines.warehouse.transactions import pooled_connection
 from pipelines.windows import TimeWindow
 
 REPO = Path(__file__).resolve().parents[1]
@@ -74,8 +75,11 @@ def steps_of(rev: str | None) -> list[tuple[str, str]]:
         marts_py = (REPO / "pipelines/warehouse/marts.py").read_text(encoding="utf-8")
     else:
         marts_py = _git_show(rev, "pipelines/warehouse/marts.py")
-    begin = marts_py.index("_STEPS = (")
-    steps_block = marts_py[begin : marts_py.index(")", begin)]
+    # the step list: a tuple of names in older commits, a dict of names to join flags now
+    begin = re.search(r"^_STEPS = [({]\n", marts_py, re.MULTILINE)
+    end = re.compile(r"^[)}]\n", re.MULTILINE).search(marts_py, begin.end()) if begin else None
+    assert begin is not None and end is not None, "no _STEPS in marts.py"
+    steps_block = marts_py[begin.end() : end.start()]
     # a step is a file, or "file:table" (the file's template for that mart table)
     names = re.findall(r'"(marts/[a-z_]+\.sql(?::[a-z_]+)?)"', steps_block)
     if rev is None:
@@ -90,10 +94,7 @@ def rebuild(
     engine: Engine, steps: list[tuple[str, str]], params: dict[str, Any]
 ) -> tuple[float, float]:
     """One day's rebuild with these steps, committed: (seconds in all, of the events step)."""
-    raw = engine.raw_connection()
-    try:
-        conn = raw.driver_connection
-        assert isinstance(conn, psycopg.Connection)
+    with pooled_connection(engine) as conn:
         cur = psycopg.ClientCursor(conn)
         started = time.perf_counter()
         events_step = 0.0
@@ -107,8 +108,6 @@ def rebuild(
                 cur.execute(f"analyze {staged.group(1)}")
         conn.commit()
         return time.perf_counter() - started, events_step
-    finally:
-        raw.close()
 
 
 def _summary(values: list[float]) -> str:

@@ -9,9 +9,11 @@ from typing import Any
 import psycopg
 from sqlalchemy import Engine
 
+from pipelines.report.queries import OutcomesDay
 from pipelines.source.client import ModelArtsClient
 from pipelines.source.errors import ServiceNotFoundError
 from pipelines.warehouse.sql_files import read_sql
+from pipelines.warehouse.transactions import pooled_connection
 from pipelines.windows import TimeWindow
 
 
@@ -32,19 +34,6 @@ class DayStatus:
 
 
 @dataclass(frozen=True)
-class DayOutcomes:
-    """The deployment attempts that started on a UTC day, by outcome (all services)."""
-
-    day: date
-    attempts: int
-    succeeded: int
-    failed: int
-    superseded: int
-    in_progress: int
-    success_rate: float | None  # succeeded / (succeeded + failed); rounded where shown
-
-
-@dataclass(frozen=True)
 class ServiceCheck:
     service_id: str
     api_total: int | None  # None: the service is gone from the API
@@ -56,13 +45,8 @@ class ServiceCheck:
 
 
 def _query(engine: Engine, name: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-    pooled = engine.raw_connection()
-    try:
-        conn = pooled.driver_connection
-        assert isinstance(conn, psycopg.Connection)
+    with pooled_connection(engine) as conn:
         return list(conn.execute(read_sql(name), params).fetchall())
-    finally:
-        pooled.close()
 
 
 def partition_status(engine: Engine, first_day: date, last_day: date) -> list[DayStatus]:
@@ -81,14 +65,14 @@ def partition_status(engine: Engine, first_day: date, last_day: date) -> list[Da
     return statuses
 
 
-def deployment_outcomes(engine: Engine, first_day: date, last_day: date) -> list[DayOutcomes]:
+def deployment_outcomes(engine: Engine, first_day: date, last_day: date) -> list[OutcomesDay]:
     """One row per UTC day, from analytics.deployment_outcomes_daily (zeros for a day without)."""
     rows = _query(
         engine,
         "report/select_outcomes_per_day.sql",  # the report's figures, the same query
         {"first_day": first_day, "last_day": last_day},
     )
-    return [DayOutcomes(*row) for row in rows]
+    return [OutcomesDay(*row) for row in rows]
 
 
 def verify_window(

@@ -22,13 +22,16 @@ TOP_TEXTS = 15
 
 @dataclass(frozen=True)
 class OutcomesDay:
+    """The deployment attempts that started on a UTC day, by outcome (all services): the report's
+    chart and the CLI's table after a run."""
+
     day: date
     attempts: int
     succeeded: int
     failed: int
     superseded: int
     in_progress: int
-    success_rate: float | None
+    success_rate: float | None  # succeeded / (succeeded + failed); rounded where shown
 
 
 @dataclass(frozen=True)

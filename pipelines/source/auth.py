@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import requests
 
@@ -29,6 +29,7 @@ __all__ = [
     "RequestAuth",
     "Secret",
     "StaticToken",
+    "password_token_body",
 ]
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,21 @@ class StaticToken:
 
     def __repr__(self) -> str:
         return "StaticToken(***)"
+
+
+def password_token_body(username: str, password: str, domain: str, project: str) -> dict[str, Any]:
+    """The body of POST /v3/auth/tokens: a user token by password, scoped to a project (by name)."""
+    return {
+        "auth": {
+            "identity": {
+                "methods": ["password"],
+                "password": {
+                    "user": {"name": username, "password": password, "domain": {"name": domain}}
+                },
+            },
+            "scope": {"project": {"name": project}},
+        }
+    }
 
 
 @dataclass(frozen=True)
@@ -149,21 +165,7 @@ class IAMPasswordAuth:
 
     def _issue(self) -> tuple[str, float]:
         c = self._credentials
-        body = {
-            "auth": {
-                "identity": {
-                    "methods": ["password"],
-                    "password": {
-                        "user": {
-                            "name": c.username,
-                            "password": c.password.reveal(),
-                            "domain": {"name": c.domain},
-                        }
-                    },
-                },
-                "scope": {"project": {"name": c.project_name}},
-            }
-        }
+        body = password_token_body(c.username, c.password.reveal(), c.domain, c.project_name)
         url = c.iam_endpoint.rstrip("/") + "/v3/auth/tokens"
         # Transport errors propagate to call_with_retries, which retries them.
         response = self._session.post(url, json=body, timeout=self._timeout)

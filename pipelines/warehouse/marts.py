@@ -26,58 +26,44 @@ log = logging.getLogger(__name__)
 # delete+insert of the same rows from two transactions would otherwise collide.
 _MARTS_LOCK_KEY = 7_345_190_113
 
+# How the planner may join a step's tables. Some steps join the staged scope with a mart table
+# that grows with history. Their join bounds are per-service ranges the planner cannot estimate
+# (it takes each side of a range for a third of the rows), and, misjudging them, it hashes the
+# whole table to change a few rows of it (bench/README.md, "Figures behind comments in the code").
+# With hash and merge joins off for these statements alone (_INDEX_LOOP), the plan left is a loop
+# over the scope with an index range per row, whatever the statistics. The coverage upserts join
+# the pass's days with the daily tables: one key range per day, not a scan of every day's rows.
+# (service_events is read through subqueries run once per service, which need no setting: see
+# stage_deployment_events.sql.)
+_ANY_JOIN = False
+_INDEX_LOOP = True
+
 # The order matters: each step reads the temporary tables of the steps before it. A step
 # "file:table" runs the file as a template for that table of schema analytics (`step_statement`).
-_STEPS = (
-    "marts/stage_event_text_rules.sql",
-    "marts/stage_mart_queue.sql",
-    "marts/stage_mart_services.sql",
-    "marts/stage_mart_scope.sql",
-    "marts/stage_deployment_events.sql",
-    "marts/stage_deployment_phases.sql",
-    "marts/stage_deployment_attempts.sql",
-    "marts/stage_affected_days.sql",
-    "marts/delete_scoped_attempts.sql:deployment_phases",
-    "marts/delete_scoped_attempts.sql:deployment_attempts",
-    "marts/insert_deployment_attempts.sql",
-    "marts/insert_deployment_phases.sql",
-    "marts/delete_affected_days.sql:deployment_outcomes_daily",
-    "marts/insert_deployment_outcomes_daily.sql",
-    "marts/delete_affected_days.sql:deployment_phase_durations_daily",
-    "marts/insert_deployment_phase_durations_daily.sql",
-    "marts/delete_affected_days.sql:deployment_failure_causes_daily",
-    "marts/insert_deployment_failure_causes_daily.sql",
-    "marts/delete_unclassified_event_texts_daily.sql",
-    "marts/insert_unclassified_event_texts_daily.sql",
-    "marts/upsert_event_text_coverage_of_day.sql",
-    "marts/upsert_event_text_coverage_of_attempts.sql",
-)
-
-
-# The steps that join the staged scope with a mart table that grows with history. Their join
-# bounds are per-service ranges the planner cannot estimate (it takes each side of a range for a
-# third of the rows), and, misjudging them, it hashes the whole table to change a few rows of it
-# (bench/README.md, "Figures behind comments in the code"). With hash and merge joins off for
-# these statements alone, the plan left is a loop over the scope with an index range per row,
-# whatever the statistics. The coverage upserts join the pass's days with the daily tables: one
-# key range per day, not a scan of every day's rows. (service_events is read through subqueries
-# run once per service, which need no setting: see stage_deployment_events.sql.)
-_INDEX_LOOP_STEPS = frozenset(
-    {
-        "marts/stage_affected_days.sql",
-        "marts/delete_scoped_attempts.sql:deployment_phases",
-        "marts/delete_scoped_attempts.sql:deployment_attempts",
-        "marts/delete_affected_days.sql:deployment_outcomes_daily",
-        "marts/insert_deployment_outcomes_daily.sql",
-        "marts/delete_affected_days.sql:deployment_phase_durations_daily",
-        "marts/insert_deployment_phase_durations_daily.sql",
-        "marts/delete_affected_days.sql:deployment_failure_causes_daily",
-        "marts/insert_deployment_failure_causes_daily.sql",
-        "marts/delete_unclassified_event_texts_daily.sql",
-        "marts/upsert_event_text_coverage_of_day.sql",
-        "marts/upsert_event_text_coverage_of_attempts.sql",
-    }
-)
+_STEPS = {
+    "marts/stage_event_text_rules.sql": _ANY_JOIN,
+    "marts/stage_mart_queue.sql": _ANY_JOIN,
+    "marts/stage_mart_services.sql": _ANY_JOIN,
+    "marts/stage_mart_scope.sql": _ANY_JOIN,
+    "marts/stage_deployment_events.sql": _ANY_JOIN,
+    "marts/stage_deployment_phases.sql": _ANY_JOIN,
+    "marts/stage_deployment_attempts.sql": _ANY_JOIN,
+    "marts/stage_affected_days.sql": _INDEX_LOOP,
+    "marts/delete_scoped_attempts.sql:deployment_phases": _INDEX_LOOP,
+    "marts/delete_scoped_attempts.sql:deployment_attempts": _INDEX_LOOP,
+    "marts/insert_deployment_attempts.sql": _ANY_JOIN,
+    "marts/insert_deployment_phases.sql": _ANY_JOIN,
+    "marts/delete_affected_days.sql:deployment_outcomes_daily": _INDEX_LOOP,
+    "marts/insert_deployment_outcomes_daily.sql": _INDEX_LOOP,
+    "marts/delete_affected_days.sql:deployment_phase_durations_daily": _INDEX_LOOP,
+    "marts/insert_deployment_phase_durations_daily.sql": _INDEX_LOOP,
+    "marts/delete_affected_days.sql:deployment_failure_causes_daily": _INDEX_LOOP,
+    "marts/insert_deployment_failure_causes_daily.sql": _INDEX_LOOP,
+    "marts/delete_unclassified_event_texts_daily.sql": _INDEX_LOOP,
+    "marts/insert_unclassified_event_texts_daily.sql": _ANY_JOIN,
+    "marts/upsert_event_text_coverage_of_day.sql": _INDEX_LOOP,
+    "marts/upsert_event_text_coverage_of_attempts.sql": _INDEX_LOOP,
+}
 _JOIN_SETTINGS = ("enable_hashjoin", "enable_mergejoin")
 
 _STAGED_TABLES = {
@@ -212,9 +198,9 @@ def _rebuild_pass(
         cur.execute("select pg_advisory_xact_lock(%s)", (_MARTS_LOCK_KEY,))
         saved = [_setting(cur, name) for name in _JOIN_SETTINGS]
         looping = False
-        for step in _STEPS:
-            if (step in _INDEX_LOOP_STEPS) != looping:
-                looping = not looping
+        for step, index_loop in _STEPS.items():
+            if index_loop != looping:
+                looping = index_loop
                 for name, value in zip(_JOIN_SETTINGS, saved, strict=True):
                     cur.execute(
                         "select set_config(%s, %s, true)", (name, "off" if looping else value)

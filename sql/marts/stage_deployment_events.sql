@@ -46,14 +46,7 @@ candidates_first_try as (
         texts.event_type,
         texts.event_info as matched_text,
         rules.rule_key,
-        rules.priority,
-        rules.role,
-        rules.phase,
-        rules.cause_category,
-        rules.model_from,
-        rules.model_until,
-        rules.model_until_is_suffix,
-        rules.reason_after
+        rules.priority
     from texts
     left join mart_rules as rules
         on
@@ -92,14 +85,7 @@ retried as (
         unmatched.event_type,
         unmatched.event_info as matched_text,
         rules.rule_key,
-        rules.priority,
-        rules.role,
-        rules.phase,
-        rules.cause_category,
-        rules.model_from,
-        rules.model_until,
-        rules.model_until_is_suffix,
-        rules.reason_after
+        rules.priority
     from unmatched
     inner join mart_rules as rules on left(unmatched.event_info, 1) = rules.first_char
     where
@@ -124,36 +110,38 @@ best as (
 
 classified_texts as (
     -- captures by position: the model label runs from model_from to model_until (its first
-    -- occurrence, or the template's suffix); the reason follows reason_after
+    -- occurrence, or the template's suffix); the reason follows reason_after. The rule's
+    -- attributes are read here, once per classified text, not carried through both tries
     select
         best.event_info_md5,
         best.event_type,
         best.rule_key,
-        best.role,
-        best.phase,
-        best.cause_category,
+        rules.role,
+        rules.phase,
+        rules.cause_category,
         case
-            when best.model_from is null then null
-            when best.model_until_is_suffix
+            when rules.model_from is null then null
+            when rules.model_until_is_suffix
                 then substr(
                     best.matched_text,
-                    best.model_from,
-                    length(best.matched_text) - best.model_from + 1 - length(best.model_until)
+                    rules.model_from,
+                    length(best.matched_text) - rules.model_from + 1 - length(rules.model_until)
                 )
             else substr(
                 best.matched_text,
-                best.model_from,
-                strpos(substr(best.matched_text, best.model_from), best.model_until) - 1
+                rules.model_from,
+                strpos(substr(best.matched_text, rules.model_from), rules.model_until) - 1
             )
         end as model,
         case
-            when best.reason_after is not null
+            when rules.reason_after is not null
                 then substr(
                     best.matched_text,
-                    strpos(best.matched_text, best.reason_after) + length(best.reason_after)
+                    strpos(best.matched_text, rules.reason_after) + length(rules.reason_after)
                 )
         end as reason
     from best
+    inner join mart_rules as rules on best.rule_key = rules.rule_key
 ),
 
 parsed as (

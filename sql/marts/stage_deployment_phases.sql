@@ -92,19 +92,6 @@ first_starts as (
         phase_starts.seq
 ),
 
-phase_ends as (
-    select
-        attempt_events.service_id,
-        attempt_events.attempt_start,
-        attempt_events.model,
-        attempt_events.phase,
-        attempt_events.seq,
-        attempt_events.occur_time,
-        attempt_events.kind
-    from attempt_events
-    where attempt_events.kind in ('phase_succeeded', 'phase_failed')
-),
-
 matched as (
     -- a phase ends at the first success/failed event of its own model and phase after its start
     select distinct on (
@@ -119,13 +106,14 @@ matched as (
         phase_ends.occur_time as phase_end,
         phase_ends.kind as end_kind
     from first_starts
-    left join phase_ends
+    left join attempt_events as phase_ends
         on
             first_starts.service_id = phase_ends.service_id
             and first_starts.attempt_start = phase_ends.attempt_start
             and first_starts.model = phase_ends.model
             and first_starts.phase = phase_ends.phase
             and first_starts.seq < phase_ends.seq
+            and phase_ends.kind in ('phase_succeeded', 'phase_failed')
     order by
         first_starts.service_id,
         first_starts.attempt_start,

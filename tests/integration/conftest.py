@@ -3,9 +3,12 @@ pipeline's resources at it and at the test's own database."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import os
+import socket
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date, timedelta
 from itertools import islice
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -13,12 +16,24 @@ import pytest
 import requests
 
 from pipelines import settings
+from pipelines.cli import main
 from pipelines.simulator.process import SimulatorInfo, pipeline_environment, running_simulator
 from pipelines.source.models import ServiceEvent
 from pipelines.warehouse.loader import WindowLoad
 
 # A fixed history: 12 services over 3 days ending (exclusive) 2026-11-20.
 SIM_ARGS = ["--services", "12", "--days", "3", "--seed", "7", "--end-date", "2026-11-20"]
+
+# The six tables of schema `analytics` that one mart rebuild writes (written out here, not read from
+# the code under test, so a mart the code drops or adds fails the tests that use this list).
+MARTS = (
+    "deployment_attempts",
+    "deployment_phases",
+    "deployment_outcomes_daily",
+    "deployment_phase_durations_daily",
+    "deployment_failure_causes_daily",
+    "unclassified_event_texts_daily",
+)
 
 
 @pytest.fixture(scope="session")
@@ -70,6 +85,49 @@ def pipeline_env(
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return env
+
+
+def free_port() -> int:
+    """A loopback port nothing listened on when asked (a closed port, or one to serve on)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No API, credential or warehouse setting from the caller's environment; HOME (no
+    ~/.huaweicloud/credentials) and DAGSTER_HOME (telemetry off) in the test's own directory."""
+    for var in list(os.environ):
+        if var.startswith(("MODELARTS_", "HUAWEICLOUD_", "DAGSTER_PG_URL", "DATABASE_URL")):
+            monkeypatch.delenv(var)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+
+
+OneLineError = Callable[[dict[str, str], list[str], int], str]
+
+
+@pytest.fixture
+def one_line_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> OneLineError:
+    """run(env, argv, code): the CLI with `argv` and the variables `env` set must exit with `code`,
+    one line on stderr and no traceback, before it starts anything (no simulator, no embedded
+    Postgres); returns that line."""
+
+    def run(env: dict[str, str], argv: list[str], code: int) -> str:
+        for var, value in env.items():
+            monkeypatch.setenv(var, value)
+        assert main(argv) == code
+        out, err = capsys.readouterr()
+        assert err.count("\n") == 1 and err.startswith(f"modelarts-etl {argv[0]}: error: "), err
+        assert "Traceback" not in err
+        assert "simulator:" not in out and "warehouse:" not in out
+        return err
+
+    return run
 
 
 def add_events(load: WindowLoad, events: Iterable[ServiceEvent], block_rows: int = 10_000) -> int:

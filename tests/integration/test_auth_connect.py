@@ -5,7 +5,6 @@ one line and exit 2 before anything starts."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +21,9 @@ from pipelines.definitions import build_resources
 from pipelines.simulator.process import SimulatorInfo, pipeline_environment, running_simulator
 from pipelines.source import connect
 from tests.integration.conftest import (
+    OneLineError,
     expected_events,
+    free_port,
     simulator_days,
     simulator_env,
     stored_events,
@@ -136,13 +137,7 @@ def test_a_wrong_sk_fails_the_run_in_one_line_naming_the_source_with_nothing_loa
     assert row == (0,)
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-CLOSED = _closed_port()
+CLOSED = free_port()
 REAL = "https://modelarts.cn-north-4.myhuaweicloud.com"
 KEYS = {"HUAWEICLOUD_SDK_AK": "AK", "HUAWEICLOUD_SDK_SK": "sk-secret-value"}
 
@@ -177,36 +172,25 @@ CONFIG_ERRORS = [
 
 
 @pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for var in list(os.environ):
-        if var.startswith(("MODELARTS_", "HUAWEICLOUD_", "DAGSTER_PG_URL", "DATABASE_URL")):
-            monkeypatch.delenv(var)
-    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.huaweicloud/credentials
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+def no_credentials(clean_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
     # never the real link-local address from a test
     monkeypatch.setattr(connect, "DEFAULT_METADATA_ENDPOINT", f"http://127.0.0.1:{CLOSED}")
 
 
 @pytest.mark.parametrize(("env", "argv", "says"), CONFIG_ERRORS)
-@pytest.mark.usefixtures("clean_env")
+@pytest.mark.usefixtures("no_credentials")
 def test_a_credential_mistake_is_one_line_and_exit_2_before_anything_starts(
     env: dict[str, str],
     argv: list[str],
     says: str,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    one_line_error: OneLineError,
 ) -> None:
-    for var, value in env.items():
-        monkeypatch.setenv(var, value)
-    assert main(argv) == 2
-    out, err = capsys.readouterr()
-    assert err.count("\n") == 1 and err.startswith(f"modelarts-etl {argv[0]}: error: "), err
+    err = one_line_error(env, argv, 2)
     assert says in err, err
-    assert "sk-secret-value" not in err and "Traceback" not in err
-    assert "simulator:" not in out and "warehouse:" not in out  # nothing was started
+    assert "sk-secret-value" not in err
 
 
-@pytest.mark.usefixtures("clean_env")
+@pytest.mark.usefixtures("no_credentials")
 def test_status_shows_the_credential_source_never_the_secret(
     database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

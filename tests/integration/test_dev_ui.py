@@ -10,7 +10,6 @@ import json
 import os
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -23,13 +22,9 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.integration.conftest import free_port
+
 pytestmark = pytest.mark.integration
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class _Dev:
@@ -42,7 +37,7 @@ class _Dev:
             if not k.startswith(("MODELARTS_", "HUAWEICLOUD_", "DAGSTER_", "PIPELINES_"))
         }
         env.update(DATABASE_URL=database_url, PIPELINES_DATA_DIR=str(tmp_path / "data"))
-        self.port = _free_port()
+        self.port = free_port()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "pipelines.cli", "dev", "--port", str(self.port),
              "--sim-services", "4", "--sim-days", "3"],

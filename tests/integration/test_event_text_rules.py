@@ -17,6 +17,7 @@ from pipelines.warehouse.loader import WindowLoad
 from pipelines.warehouse.marts import day_parameters, pass_parameters, rebuild_marts
 from pipelines.warehouse.rules import parse_rules, rules_path, sync_event_text_rules
 from pipelines.warehouse.sql_files import read_sql
+from pipelines.warehouse.transactions import pooled_connection
 from pipelines.windows import TimeWindow
 from tests.integration.conftest import add_events
 
@@ -50,10 +51,7 @@ def staged_events(engine: Engine) -> list[dict[str, Any]]:
     """The day's events as the rebuild classifies them (the steps of a one-day pass up to the
     event stage, in a transaction rolled back afterwards): rule, kind, phase, model, reason per
     event."""
-    raw = engine.raw_connection()
-    try:
-        conn = raw.driver_connection
-        assert isinstance(conn, psycopg.Connection)
+    with pooled_connection(engine) as conn:
         cur = psycopg.ClientCursor(conn)
         day = day_parameters(WINDOW)["day"]
         params = pass_parameters(day, day, [day])
@@ -73,8 +71,6 @@ def staged_events(engine: Engine) -> list[dict[str, Any]]:
         rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
         conn.rollback()
         return rows
-    finally:
-        raw.close()
 
 
 def classify(engine: Engine, texts: list[str], event_type: str = "normal") -> list[dict[str, Any]]:
@@ -136,6 +132,9 @@ def test_every_cause_rule_categorises_its_example(engine: Engine, rule: Any) -> 
         ("[TF 3.0.0]\u00a0pull image success", "phase_succeeded", "image_pulling", "TF 3.0.0",
          None),
         ("Service\u3000svc-1  started.", "running", None, None, None),
+        # a text that matches as stored keeps its own captures (its second try would match too)
+        ("[TF  3.0.0] pull image failed: a  b", "phase_failed", "image_pulling", "TF  3.0.0",
+         "a  b"),
         # exact and case-sensitive: near misses stay unknown (and are counted)
         ("Start to deploy service", "unknown", None, None, None),
         ("start to deploy services", "unknown", None, None, None),

@@ -21,6 +21,7 @@ from pipelines.simulator.process import SimulatorInfo, running_simulator
 from pipelines.warehouse.database import create_warehouse_engine
 from pipelines.warehouse.loader import WindowLoad
 from pipelines.warehouse.marts import rebuild_marts
+from pipelines.warehouse.transactions import pooled_connection
 from pipelines.windows import TimeWindow
 from tests.integration.conftest import add_events, expected_events, simulator_days, stored_events
 from tests.integration.test_deployment_marts import assert_marts_equal_truth, snapshot, utc_date
@@ -60,17 +61,12 @@ def _run(env: dict[str, str], first: date, last: date, cwd: Path) -> None:
 
 
 def _attempt(engine: Engine, service_id: str, start_ms: int) -> tuple[object, ...] | None:
-    raw = engine.raw_connection()
-    try:
-        conn = raw.driver_connection
-        assert isinstance(conn, psycopg.Connection)
+    with pooled_connection(engine) as conn:
         row = conn.execute(
             "select attempt_date, outcome, attempt_end, failure_cause"
             " from analytics.deployment_attempts where service_id = %s and attempt_start = %s",
             (service_id, start_ms),
         ).fetchone()
-    finally:
-        raw.close()
     return None if row is None else tuple(row)
 
 

@@ -4,7 +4,6 @@ anything starts; --debug keeps the traceback. And `db` gives BI tools a way in."
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -16,6 +15,7 @@ import pytest
 from pipelines.cli import main
 from pipelines.settings import ConfigError
 from pipelines.warehouse.database import resolve_database_url
+from tests.integration.conftest import OneLineError, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -48,15 +48,6 @@ CASES = [
 ]  # fmt: skip
 
 
-@pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for var in list(os.environ):
-        if var.startswith(("MODELARTS_", "HUAWEICLOUD_", "DAGSTER_PG_URL", "DATABASE_URL")):
-            monkeypatch.delenv(var)
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
-    (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-
-
 @pytest.mark.parametrize(("env", "argv", "code", "says"), CASES)
 @pytest.mark.usefixtures("clean_env")
 def test_a_mistake_is_one_line_and_an_exit_code_before_anything_starts(
@@ -64,18 +55,11 @@ def test_a_mistake_is_one_line_and_an_exit_code_before_anything_starts(
     argv: list[str],
     code: int,
     says: str,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    one_line_error: OneLineError,
 ) -> None:
-    for var, value in env.items():
-        monkeypatch.setenv(var, value)
-    assert main(argv) == code
-    out, err = capsys.readouterr()
-    assert err.count("\n") == 1 and err.startswith(f"modelarts-etl {argv[0]}: error: "), err
+    err = one_line_error(env, argv, code)
     assert says in err
-    assert "Traceback" not in err and PASSWORD not in err
-    # nothing was started: no simulator, no embedded Postgres
-    assert "simulator:" not in out and "warehouse:" not in out
+    assert PASSWORD not in err
 
 
 @pytest.mark.usefixtures("clean_env")
@@ -93,12 +77,6 @@ def test_a_bad_argument_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert err == "modelarts-etl rerun: error: argument DAY: '2026-11-31' is not a day YYYY-MM-DD\n"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_db_serves_the_embedded_warehouse_to_bi_tools_over_tcp(tmp_path: Path) -> None:
     env = {
         k: v
@@ -106,7 +84,7 @@ def test_db_serves_the_embedded_warehouse_to_bi_tools_over_tcp(tmp_path: Path) -
         if not k.startswith(("MODELARTS_", "HUAWEICLOUD_", "DATABASE_URL", "DAGSTER_"))
     }
     env["PIPELINES_DATA_DIR"] = str(tmp_path / "data")
-    port = _free_port()
+    port = free_port()
     # `db` only reads: the schema comes from `migrate` (or a run)
     migrate = [sys.executable, "-m", "pipelines.cli", "migrate"]
     subprocess.run(migrate, env=env, cwd=tmp_path, check=True, capture_output=True, timeout=300)

@@ -15,7 +15,7 @@ from pipelines.assets.events import service_events, services
 from pipelines.assets.partitions import daily_partitions
 from pipelines.definitions import build_definitions, build_resources
 from pipelines.simulator.process import SimulatorInfo
-from tests.integration.conftest import expected_events, simulator_days, stored_events
+from tests.integration.conftest import MARTS, expected_events, simulator_days, stored_events
 
 pytestmark = pytest.mark.integration
 
@@ -51,17 +51,7 @@ def _materialize_days(days: list[str], instance: DagsterInstance) -> list[dict[s
 def test_definitions_load(pipeline_env: dict[str, str]) -> None:
     defs = build_definitions()
     keys = {key.to_user_string() for key in defs.resolve_all_asset_keys()}
-    assert keys == {
-        "services",
-        "service_events",
-        "deployment_attempts",
-        "deployment_phases",
-        "deployment_outcomes_daily",
-        "deployment_phase_durations_daily",
-        "deployment_failure_causes_daily",
-        "unclassified_event_texts_daily",
-        "deployment_report",
-    }
+    assert keys == {"services", "service_events", *MARTS, "deployment_report"}
     # the repository resolves (every asset's resources bound) with the nightly job, its
     # schedule and the failure sensor
     repository = defs.get_repository_def()

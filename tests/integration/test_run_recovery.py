@@ -37,6 +37,7 @@ from pipelines.operate import partition_status
 from pipelines.pool_wait import install_pool_wait_guard
 from pipelines.source.models import ServiceEvent
 from pipelines.warehouse.loader import DAY_MS, LOAD_LOCK_CLASS, LoadLockTimeout, WindowLoad
+from pipelines.warehouse.transactions import pooled_connection, transaction
 from pipelines.windows import TimeWindow
 from tests.integration.conftest import add_events
 
@@ -174,31 +175,20 @@ def test_the_multiprocess_executor_waiting_for_a_slot_does_not_spin_either(
 
 
 def _batch(engine: Engine, status: str, loader_pid: int | None) -> int:
-    pooled = engine.raw_connection()
-    try:
-        conn = pooled.driver_connection
-        assert isinstance(conn, psycopg.Connection)
+    with transaction(engine) as conn:
         row = conn.execute(
             "insert into load_batches (partition_key, window_start_ms, window_end_ms, status,"
             " loader_pid) values (%s, %s, %s, %s, %s) returning batch_id",
             (DAY.isoformat(), WINDOW.start_ms, WINDOW.end_ms, status, loader_pid),
         ).fetchone()
-        conn.commit()
-        assert row is not None
-        return int(row[0])
-    finally:
-        pooled.close()
+    assert row is not None
+    return int(row[0])
 
 
 def _statuses(engine: Engine) -> dict[int, tuple[str, str | None]]:
-    pooled = engine.raw_connection()
-    try:
-        conn = pooled.driver_connection
-        assert isinstance(conn, psycopg.Connection)
+    with pooled_connection(engine) as conn:
         rows = conn.execute("select batch_id, status, error from load_batches").fetchall()
-        return {r[0]: (r[1], r[2]) for r in rows}
-    finally:
-        pooled.close()
+    return {r[0]: (r[1], r[2]) for r in rows}
 
 
 def test_a_load_left_running_by_a_dead_process_is_stale_then_taken_over(

@@ -15,6 +15,7 @@ import requests
 from pipelines.simulator.config import SimulatorConfig
 from pipelines.simulator.history import History, HistoryConfig, generate_history
 from pipelines.simulator.process import SimulatorInfo, simulator_in_thread
+from pipelines.source.auth import password_token_body
 
 pytestmark = pytest.mark.integration
 
@@ -41,27 +42,12 @@ def session() -> Iterator[requests.Session]:
 
 def password_body(info: SimulatorInfo, **override: str) -> dict[str, Any]:
     values = {
-        "name": info.username,
+        "username": info.username,
         "password": info.password,
         "domain": info.domain,
         "project": info.region,
     }
-    values.update(override)
-    return {
-        "auth": {
-            "identity": {
-                "methods": ["password"],
-                "password": {
-                    "user": {
-                        "name": values["name"],
-                        "password": values["password"],
-                        "domain": {"name": values["domain"]},
-                    }
-                },
-            },
-            "scope": {"project": {"name": values["project"]}},
-        }
-    }
+    return password_token_body(**(values | override))
 
 
 def events_url(info: SimulatorInfo, service_id: str) -> str:
@@ -87,7 +73,7 @@ def test_token_flow(sim: SimulatorInfo) -> None:
     assert listing.json()["total_count"] == sim.services
 
 
-@pytest.mark.parametrize("field", ["name", "password", "domain", "project"])
+@pytest.mark.parametrize("field", ["username", "password", "domain", "project"])
 def test_wrong_credentials_401(sim: SimulatorInfo, field: str) -> None:
     r = requests.post(
         f"{sim.url}/v3/auth/tokens", json=password_body(sim, **{field: "wrong"}), timeout=5

@@ -14,6 +14,7 @@ import requests
 from pipelines.simulator.config import SimulatorConfig
 from pipelines.simulator.history import History, HistoryConfig, generate_history
 from pipelines.simulator.process import SimulatorInfo, simulator_in_thread
+from pipelines.source.auth import password_token_body
 
 pytestmark = pytest.mark.integration
 
@@ -100,21 +101,7 @@ def test_latency_delays_every_api_answer(history: History) -> None:
 
 def test_faults_spare_iam_and_admin(history: History) -> None:
     with _sim(history, fault_rate=1.0, fault_kinds=("drop",)) as info:
-        body = {
-            "auth": {
-                "identity": {
-                    "methods": ["password"],
-                    "password": {
-                        "user": {
-                            "name": info.username,
-                            "password": info.password,
-                            "domain": {"name": info.domain},
-                        }
-                    },
-                },
-                "scope": {"project": {"name": info.region}},
-            }
-        }
+        body = password_token_body(info.username, info.password, info.domain, info.region)
         assert requests.post(f"{info.url}/v3/auth/tokens", json=body, timeout=5).status_code == 201
         assert requests.get(f"{info.url}/_sim/info", timeout=5).ok
 

@@ -4,7 +4,6 @@ once, under a RetryPolicy, with one line that says what to do."""
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -23,7 +22,7 @@ from pipelines.failures import (
     transformer_connection,
 )
 from pipelines.simulator.process import SimulatorInfo
-from tests.integration.conftest import simulator_days
+from tests.integration.conftest import free_port, simulator_days
 
 pytestmark = pytest.mark.integration
 
@@ -83,9 +82,7 @@ def _terminated(database_url: str) -> Exception:
 
 
 def _refused() -> Exception:
-    with socket.socket() as s:  # a loopback port with nothing listening
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # nothing listens on it
     return _raised(lambda: psycopg.connect(f"postgresql://x@127.0.0.1:{port}/x", connect_timeout=5))
 
 

@@ -18,7 +18,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from pathlib import Path
 
 import psycopg
@@ -49,24 +49,12 @@ from tests.reliability.scenarios import (
     late_visibility,
     pipeline_command,
     pipeline_env,
+    simulator_day_windows,
+    simulator_days,
     token_churn_run,
 )
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _days(info: SimulatorInfo) -> tuple[str, str]:
-    last = date.fromisoformat(info.end_date) - timedelta(days=1)
-    return info.start_date, last.isoformat()
-
-
-def _windows(info: SimulatorInfo) -> list[tuple[int, int]]:
-    first = date.fromisoformat(info.start_date)
-    out = []
-    for i in range((date.fromisoformat(info.end_date) - first).days):
-        start = int(datetime(first.year, first.month, first.day, tzinfo=UTC).timestamp() * 1000)
-        out.append((start + i * 86_400_000, start + (i + 1) * 86_400_000))
-    return out
 
 
 def api_faults(admin: str, rounds: int, home: Path) -> Tally:
@@ -85,7 +73,7 @@ def api_faults(admin: str, rounds: int, home: Path) -> Tally:
                    "MODELARTS_OFFSET_MODE": mode,
                    "MODELARTS_RETRY_BUDGET": "100000"}  # fmt: skip
             for _attempt in range(3):
-                done = subprocess.run(pipeline_command(*_days(info)), env=env, cwd=home,
+                done = subprocess.run(pipeline_command(*simulator_days(info)), env=env, cwd=home,
                                       capture_output=True, text=True, timeout=900)  # fmt: skip
                 if done.returncode == 0:
                     break
@@ -113,7 +101,7 @@ def token_churn(admin: str, rounds: int, home: Path) -> tuple[Tally, list[ChurnR
         with running_simulator([*CRASH_SIM_ARGS, *TOKEN_CHURN_SIM_ARGS,
                                 "--fault-seed", str(i)]) as info:  # fmt: skip
             database = ensure_database(admin, f"churn_{uuid.uuid4().hex[:10]}")
-            result = token_churn_run(info, database, _days(info), home)
+            result = token_churn_run(info, database, simulator_days(info), home)
             done.append(result)
             tally.faults_injected += result.faults + result.refused
             if result.exit_code != 0:
@@ -194,7 +182,7 @@ def hostile_inputs(admin: str, home: Path) -> list[tuple[str, str]]:
     with running_simulator(args) as info:
         database = ensure_database(admin, f"hostile_{uuid.uuid4().hex[:10]}")
         env = pipeline_env(info, database, home)
-        done = subprocess.run(pipeline_command(*_days(info)), env=env, cwd=home,
+        done = subprocess.run(pipeline_command(*simulator_days(info)), env=env, cwd=home,
                               capture_output=True, text=True, timeout=900)  # fmt: skip
         rows.append(("hostile run as a whole", "succeeded" if done.returncode == 0 else "FAILED"))
         with psycopg.connect(database) as conn:
@@ -233,7 +221,7 @@ def hostile_inputs(admin: str, home: Path) -> list[tuple[str, str]]:
         from pipelines.definitions import build_resources
 
         client = build_resources()["modelarts"].process_config_and_initialize().build_client()
-        window = TimeWindow(*_windows(info)[0])
+        window = TimeWindow(*simulator_day_windows(info)[0])
         labels = {
             "count_over_limit": "`count` and events larger than `limit`",
             "array_body": "a JSON array where the object belongs",
@@ -294,18 +282,17 @@ def main() -> None:
     rng = random.Random(20261129)
     tallies = []
     with running_simulator(CRASH_SIM_ARGS) as info:
-        expected = expected_keys(info)
+        expected, days = expected_keys(info), simulator_days(info)
         kill = Tally("SIGKILL of the pipeline process (random and aimed at a load in flight)")
         for _ in range(args.kill_rounds):
             db = ensure_database(admin, f"kill_{uuid.uuid4().hex[:10]}")
-            kill_and_recover(kill, info, db, _days(info), expected, home, rng)
+            kill_and_recover(kill, info, db, days, expected, home, rng)
         tallies.append(kill)
         dbk = Tally("database connections terminated mid-load (pg_terminate_backend)")
         for _ in range(args.db_rounds):
             db = ensure_database(admin, f"dbk_{uuid.uuid4().hex[:10]}")
-            kill_connections_and_recover(
-                dbk, info, db, _days(info), _windows(info), expected, home, rng
-            )
+            windows = simulator_day_windows(info)
+            kill_connections_and_recover(dbk, info, db, days, windows, expected, home, rng)
         tallies.append(dbk)
         group = Tally(
             "SIGKILL of the whole process group, 3 times in a row, then a plain run "
@@ -313,7 +300,7 @@ def main() -> None:
         )
         for _ in range(args.group_rounds):
             db = ensure_database(admin, f"grp_{uuid.uuid4().hex[:10]}")
-            kill_group_repeatedly_then_run(group, info, db, _days(info), expected, home, rng)
+            kill_group_repeatedly_then_run(group, info, db, days, expected, home, rng)
         tallies.append(group)
         events = len(expected)
     tallies.append(api_faults(admin, args.api_rounds, home))

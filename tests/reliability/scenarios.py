@@ -95,6 +95,23 @@ def compare(tally: Tally, database_url: str, expected: set[EventKey]) -> None:
     tally.duplicates += duplicates
 
 
+def recover(
+    tally: Tally,
+    command: list[str],
+    env: dict[str, str],
+    cwd: Path,
+    database_url: str,
+    expected: set[EventKey],
+) -> None:
+    """The plain rerun after a fault: it must succeed and leave the exact event set."""
+    done = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        tally.notes.append(f"recovery run failed: {done.stderr[-500:]}")
+        return
+    tally.runs_recovered += 1
+    compare(tally, database_url, expected)
+
+
 def _running_batches(database_url: str) -> int:
     try:
         with psycopg.connect(database_url, connect_timeout=2) as conn:
@@ -104,6 +121,20 @@ def _running_batches(database_url: str) -> int:
             return int(row[0]) if row else 0
     except psycopg.Error:
         return 0  # tables not created yet
+
+
+def simulator_days(info: SimulatorInfo) -> tuple[str, str]:
+    """The first and the last UTC day of the simulator's history (its end_date is exclusive)."""
+    last = date.fromisoformat(info.end_date) - timedelta(days=1)
+    return info.start_date, last.isoformat()
+
+
+def simulator_day_windows(info: SimulatorInfo) -> list[tuple[int, int]]:
+    """Each UTC day of the simulator's history as [start_ms, end_ms)."""
+    first = date.fromisoformat(info.start_date)
+    start = int(datetime(first.year, first.month, first.day, tzinfo=UTC).timestamp() * 1000)
+    days = (date.fromisoformat(info.end_date) - first).days
+    return [(start + i * 86_400_000, start + (i + 1) * 86_400_000) for i in range(days)]
 
 
 def pipeline_command(first_day: str, last_day: str) -> list[str]:
@@ -174,14 +205,7 @@ def kill_and_recover(
     else:
         tally.notes.append("a run finished before its kill")
     victim.wait()
-    done = subprocess.run(
-        command, env=env, cwd=dagster_home, capture_output=True, text=True, timeout=600
-    )
-    if done.returncode != 0:
-        tally.notes.append(f"recovery run failed: {done.stderr[-500:]}")
-        return
-    tally.runs_recovered += 1
-    compare(tally, database_url, expected)
+    recover(tally, command, env, dagster_home, database_url, expected)
 
 
 def _terminate_pipeline_backends(database_url: str) -> int:
@@ -246,14 +270,7 @@ def kill_connections_and_recover(
     if half_seen:
         tally.notes.append(f"a reader saw a partly loaded day {half_seen} times")
         tally.rows_lost += half_seen  # counted as a failure of the promise
-    done = subprocess.run(
-        command, env=env, cwd=dagster_home, capture_output=True, text=True, timeout=600
-    )
-    if done.returncode != 0:
-        tally.notes.append(f"recovery run failed: {done.stderr[-500:]}")
-        return
-    tally.runs_recovered += 1
-    compare(tally, database_url, expected)
+    recover(tally, command, env, dagster_home, database_url, expected)
 
 
 def _slots_held(dagster_home: Path) -> int:

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 
 from pipelines.simulator.process import SimulatorInfo
 from tests.reliability.conftest import ROUNDS, expected_keys
-from tests.reliability.scenarios import Tally, kill_and_recover, kill_group_repeatedly_then_run
+from tests.reliability.scenarios import (
+    Tally,
+    kill_and_recover,
+    kill_group_repeatedly_then_run,
+    simulator_days,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -20,8 +24,7 @@ def test_sigkill_at_random_points_then_rerun_is_exact(
     crash_simulator: SimulatorInfo, fresh_database: Callable[[], str], tmp_path: Path
 ) -> None:
     expected = expected_keys(crash_simulator)
-    last = date.fromisoformat(crash_simulator.end_date) - timedelta(days=1)
-    days = (crash_simulator.start_date, last.isoformat())
+    days = simulator_days(crash_simulator)
     tally = Tally("sigkill")
     rng = random.Random(20261129)
     for _ in range(ROUNDS):
@@ -37,8 +40,7 @@ def test_a_run_after_three_killed_process_groups_finishes_and_is_exact(
     """Issue #12: three SIGKILLed runs left their pool slots claimed; the next run spun forever.
     Now it reclaims them, takes over the dead loads' days and finishes (bounded: 300 s)."""
     expected = expected_keys(crash_simulator)
-    last = date.fromisoformat(crash_simulator.end_date) - timedelta(days=1)
-    days = (crash_simulator.start_date, last.isoformat())
+    days = simulator_days(crash_simulator)
     tally = Tally("sigkill of the process group, three times, then a run")
     rng = random.Random(20261202)
     kill_group_repeatedly_then_run(

@@ -4,14 +4,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 
 from pipelines.simulator.process import running_simulator
 from tests.reliability.conftest import CRASH_SIM_ARGS, expected_keys
-from tests.reliability.scenarios import TOKEN_CHURN_SIM_ARGS, stored_keys, token_churn_run
+from tests.reliability.scenarios import (
+    TOKEN_CHURN_SIM_ARGS,
+    simulator_days,
+    stored_keys,
+    token_churn_run,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -20,10 +24,8 @@ def test_tokens_that_die_early_lose_no_day_and_cost_bounded_iam_calls(
     fresh_database: Callable[[], str], tmp_path: Path
 ) -> None:
     with running_simulator([*CRASH_SIM_ARGS, *TOKEN_CHURN_SIM_ARGS, "--fault-seed", "16"]) as info:
-        last = date.fromisoformat(info.end_date) - timedelta(days=1)
-        days = (info.start_date, last.isoformat())
         database = fresh_database()
-        result = token_churn_run(info, database, days, tmp_path)
+        result = token_churn_run(info, database, simulator_days(info), tmp_path)
         expected = expected_keys(info)
     # one run, no rerun: every day loaded on the first try (a step retry may have helped)
     assert result.exit_code == 0, result.output

@@ -3,6 +3,7 @@ extra's reference) for the same request, over random paths, queries, keys and to
 
 from __future__ import annotations
 
+from typing import NamedTuple
 from urllib.parse import quote
 
 import pytest
@@ -27,53 +28,42 @@ TOKEN = st.one_of(st.none(), st.text(st.sampled_from("ABCDEFabcdef0123456789+/=-
 DATE = "20261204T101112Z"
 
 
-def _sdk_authorization(
-    path: str,
-    query: list[tuple[str, str]],
-    host: str,
-    ak: str,
-    sk: str,
-    project_id: str,
-    token: str | None,
-) -> str:
-    request = SdkRequest(
-        method="GET",
-        schema="https",
-        host=host,
-        resource_path=path,
-        query_params=list(query),
-        header_params={
-            "Host": host,
-            "Content-Type": "application/json",
-            "X-Sdk-Date": DATE,
-        },
-        body="",
-    )
-    credentials = BasicCredentials(ak, sk, project_id)
-    if token is not None:
-        credentials.with_security_token(token)
-    signed = credentials.sign_request(request)
-    return str(signed.header_params["Authorization"])
+class Signed(NamedTuple):
+    """One GET request to sign, by the SDK and by us."""
 
+    path: str
+    query: list[tuple[str, str]]
+    host: str
+    ak: str
+    sk: str
+    project_id: str
+    token: str | None
 
-def _ours(
-    path: str,
-    query: list[tuple[str, str]],
-    host: str,
-    ak: str,
-    sk: str,
-    project_id: str,
-    token: str | None,
-) -> str:
-    headers = {
-        "Host": host,
-        "Content-Type": "application/json",
-        "X-Sdk-Date": DATE,
-        "X-Project-Id": project_id,
-    }
-    if token is not None:
-        headers["X-Security-Token"] = token
-    return signer.sign("GET", path, query, headers, ak, sk)["Authorization"]
+    def headers(self) -> dict[str, str]:
+        """The headers both sign (ours adds X-Project-Id, which the SDK's credentials add)."""
+        return {"Host": self.host, "Content-Type": "application/json", "X-Sdk-Date": DATE}
+
+    def sdk_authorization(self) -> str:
+        request = SdkRequest(
+            method="GET",
+            schema="https",
+            host=self.host,
+            resource_path=self.path,
+            query_params=list(self.query),
+            header_params=self.headers(),
+            body="",
+        )
+        credentials = BasicCredentials(self.ak, self.sk, self.project_id)
+        if self.token is not None:
+            credentials.with_security_token(self.token)
+        signed = credentials.sign_request(request)
+        return str(signed.header_params["Authorization"])
+
+    def our_authorization(self) -> str:
+        headers = self.headers() | {"X-Project-Id": self.project_id}
+        if self.token is not None:
+            headers["X-Security-Token"] = self.token
+        return signer.sign("GET", self.path, self.query, headers, self.ak, self.sk)["Authorization"]
 
 
 @settings(max_examples=400, deadline=None)
@@ -110,8 +100,8 @@ def test_signature_equals_the_sdks(
     # the path as the client puts it on the wire: each segment fully percent-encoded
     path = "/" + "/".join(quote(s, safe="") for s in segments) + ("/" if trailing_slash else "")
     host = "modelarts.cn-north-4.myhuaweicloud.com" + (f":{port}" if port else "")
-    args = (path, query, host, ak, sk, project_id, token)
-    assert _ours(*args) == _sdk_authorization(*args)
+    request = Signed(path, query, host, ak, sk, project_id, token)
+    assert request.our_authorization() == request.sdk_authorization()
 
 
 @settings(max_examples=200, deadline=None)
