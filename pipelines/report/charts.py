@@ -169,6 +169,18 @@ def _day_axis(ax: Axes, days: Sequence[date]) -> None:
     ax.tick_params(axis="x", length=0)
 
 
+def _finish_per_day(
+    fig: Figure, ax: Axes, name: str, days: Sequence[date], ylabel: str, title: str
+) -> Chart:
+    """Label a chart of one column per day, its legend right of it, and render it."""
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, loc="left")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=9)
+    _day_axis(ax, days)
+    fig.tight_layout()
+    return _svg(fig, name)
+
+
 def _mark_no_data(ax: Axes, loaded: Sequence[bool], label: bool = True) -> None:
     """Shade the days no load covered, one band per run of them: they have no data, which is
     not the same as a day without attempts."""
@@ -262,12 +274,14 @@ def outcomes_chart(days: Sequence[OutcomesDay], loaded: Sequence[bool]) -> Chart
                 )
         count_ax.set_ylim(0, max(top * 1.15, 1))
         count_ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-        count_ax.set_ylabel("attempts")
-        count_ax.set_title("Attempts by outcome (UTC day of the attempt's start)", loc="left")
-        count_ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=9)
-        _day_axis(count_ax, [d.day for d in days])
-        fig.tight_layout()
-        return _svg(fig, "outcomes")
+        return _finish_per_day(
+            fig,
+            count_ax,
+            "outcomes",
+            [d.day for d in days],
+            "attempts",
+            "Attempts by outcome (UTC day of the attempt's start)",
+        )
 
 
 def failures_chart(
@@ -447,14 +461,14 @@ def coverage_chart(days: Sequence[CoverageDay], loaded: Sequence[bool], threshol
         )
         ax.set_ylim(0, max([*shares, threshold]) * 1.35)
         ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=1))
-        ax.set_ylabel("share of the day's events")
-        ax.set_title(
-            "Unclassified: unknown event texts + failures no rule matched, per day", loc="left"
+        return _finish_per_day(
+            fig,
+            ax,
+            "coverage",
+            [d.day for d in days],
+            "share of the day's events",
+            "Unclassified: unknown event texts + failures no rule matched, per day",
         )
-        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=9)
-        _day_axis(ax, [d.day for d in days])
-        fig.tight_layout()
-        return _svg(fig, "coverage")
 
 
 def loads_chart(days: Sequence[LoadDay]) -> Chart:
@@ -472,11 +486,11 @@ def loads_chart(days: Sequence[LoadDay]) -> Chart:
         ax.set_ylim(0, max([f + n for f, n in zip(first, late, strict=True)] or [1]) * 1.2 or 1)
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
-        ax.set_ylabel("events inserted")
-        ax.set_title(
-            "Events loaded per day: first complete load, and late events caught", loc="left"
+        return _finish_per_day(
+            fig,
+            ax,
+            "loads",
+            [d.day for d in days],
+            "events inserted",
+            "Events loaded per day: first complete load, and late events caught",
         )
-        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=9)
-        _day_axis(ax, [d.day for d in days])
-        fig.tight_layout()
-        return _svg(fig, "loads")

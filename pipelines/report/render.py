@@ -94,6 +94,11 @@ def _fmt_day(value: date) -> str:
     return f"{value:%a} {value.isoformat()}"
 
 
+def _counts(record: object, *fields: str) -> list[Cell]:
+    """The cells of a record's counts, each in the column named as its field."""
+    return [(field, getattr(record, field), _fmt_int(getattr(record, field))) for field in fields]
+
+
 def _attr(value: Any) -> str:
     """The exact value for data-value: numbers with full precision, dates ISO, null empty."""
     if value is None:
@@ -161,11 +166,7 @@ def _outcomes(data: ReportData, loaded: list[bool]) -> Section:
     rows = [
         [
             ("day", d.day, _fmt_day(d.day)),
-            ("attempts", d.attempts, _fmt_int(d.attempts)),
-            ("succeeded", d.succeeded, _fmt_int(d.succeeded)),
-            ("failed", d.failed, _fmt_int(d.failed)),
-            ("superseded", d.superseded, _fmt_int(d.superseded)),
-            ("in_progress", d.in_progress, _fmt_int(d.in_progress)),
+            *_counts(d, "attempts", "succeeded", "failed", "superseded", "in_progress"),
             ("success_rate", d.success_rate, _fmt_rate(d.success_rate)),
             ("note", _day_note(is_loaded, d.attempts), _day_note(is_loaded, d.attempts)),
         ]
@@ -205,8 +206,7 @@ def _failures(data: ReportData) -> Section:
         return [
             [
                 (key, c.key, charts.label(c.key)),
-                ("failures", c.failures, _fmt_int(c.failures)),
-                ("services", c.services, _fmt_int(c.services)),
+                *_counts(c, "failures", "services"),
             ]
             for c in counts
         ]
@@ -300,9 +300,7 @@ def _services(data: ReportData) -> Section:
         [
             ("service", s.service_name or s.service_id, s.service_name or s.service_id),
             ("service_id", s.service_id, s.service_id),
-            ("failed", s.failed, _fmt_int(s.failed)),
-            ("attempts", s.attempts, _fmt_int(s.attempts)),
-            ("succeeded", s.succeeded, _fmt_int(s.succeeded)),
+            *_counts(s, "failed", "attempts", "succeeded"),
             ("success_rate", s.success_rate, _fmt_rate(s.success_rate)),
         ]
         for s in data.failing_services
@@ -361,10 +359,7 @@ def _coverage(data: ReportData, loaded: list[bool], threshold: float) -> Section
     rows = [
         [
             ("day", c.day, _fmt_day(c.day)),
-            ("events", c.events, _fmt_int(c.events)),
-            ("unknown_text_events", c.unknown_text_events, _fmt_int(c.unknown_text_events)),
-            ("failures", c.failures, _fmt_int(c.failures)),
-            ("unclassified_failures", c.unclassified_failures, _fmt_int(c.unclassified_failures)),
+            *_counts(c, "events", "unknown_text_events", "failures", "unclassified_failures"),
             (
                 "unclassified_share",
                 c.unclassified_share,
@@ -378,8 +373,7 @@ def _coverage(data: ReportData, loaded: list[bool], threshold: float) -> Section
         [
             ("kind", u.kind, u.kind),
             ("text", u.text, u.text if len(u.text) <= 300 else u.text[:297] + "..."),
-            ("occurrences", u.occurrences, _fmt_int(u.occurrences)),
-            ("services", u.services, _fmt_int(u.services)),
+            *_counts(u, "occurrences", "services"),
             ("last_seen", u.last_seen, _fmt_time(u.last_seen)),
         ]
         for u in data.unmatched
@@ -432,9 +426,7 @@ def _freshness(data: ReportData) -> Section:
             ("day", d.day, _fmt_day(d.day)),
             ("loaded", d.loaded, "yes" if d.loaded else "no data loaded"),
             ("first_loaded_at", d.first_loaded_at, _fmt_time(d.first_loaded_at)),
-            ("first_load_events", d.first_load_events, _fmt_int(d.first_load_events)),
-            ("later_loads", d.later_loads, _fmt_int(d.later_loads)),
-            ("late_events", d.late_events, _fmt_int(d.late_events)),
+            *_counts(d, "first_load_events", "later_loads", "late_events"),
             ("last_loaded_at", d.last_loaded_at, _fmt_time(d.last_loaded_at)),
         ]
         for d in data.loads

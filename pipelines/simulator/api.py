@@ -80,7 +80,7 @@ def service_events(
             b"]}",
         )
     )
-    state.stats.count_page()
+    state.stats.count_served("pages_served")
     if state.dice.chance(state.config.arrival_rate):
         _arrive(state, service_id, q)
     return Response(200, body)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import random
 from dataclasses import dataclass, replace
+from typing import Final
 
 from pipelines.simulator import families
 from pipelines.simulator import vocabulary as v
@@ -22,6 +23,12 @@ FAILED = "failed"
 SUPERSEDED = "superseded"
 
 MINUTE_MS = 60_000
+# The phases a deployment timeout can hang in: how long (ms, low-high) one runs before it fails,
+# and before it succeeds.
+_HANGING_PHASE_MS: Final = {
+    v.IMAGE_PULLING: ((20_000, 10 * MINUTE_MS), (20_000, 5 * MINUTE_MS)),
+    v.MODEL_STARTUP: ((5_000, 5 * MINUTE_MS), (5_000, 3 * MINUTE_MS)),
+}
 
 
 @dataclass(frozen=True)
@@ -151,6 +158,21 @@ class _Player:
         timeout_at = self.rec.start_ms + self.rng.randint(20 * MINUTE_MS, 40 * MINUTE_MS)
         self.fail(v.DEPLOYMENT, "", None, max(timeout_at - self.t, MINUTE_MS))
 
+    def hanging_phase(self, phase: str, model: str, index: int, begin: str, success: str) -> None:
+        """An image pull or a model startup: it may hang until the deployment times out, fail,
+        or succeed after a while (_HANGING_PHASE_MS)."""
+        fails_after, succeeds_after = _HANGING_PHASE_MS[phase]
+        self.gap()
+        self.phase_event(begin)
+        ph = self.rec.open(model, phase, self.t)
+        if self._times_out(phase, index):
+            self.time_out()
+        if self._fails(phase, index):
+            self.fail(phase, model, ph, self.rng.randint(*fails_after))
+        self.t += self.rng.randint(*succeeds_after)
+        self.phase_event(success)
+        self.rec.close(ph, self.t, SUCCEEDED)
+
     def play(self) -> None:
         rng, rec, models = self.rng, self.rec, self.plan.models
         rec.emit(self.t, v.NORMAL, families.start_text(self.family))
@@ -182,26 +204,8 @@ class _Player:
             self.phase_event(v.schedule_resource_success(m))
             rec.close(ph, self.t, SUCCEEDED)
         for i, m in enumerate(models):
-            self.gap()
-            self.phase_event(v.pulling_image(m))
-            ph = rec.open(m, v.IMAGE_PULLING, self.t)
-            if self._times_out(v.IMAGE_PULLING, i):
-                self.time_out()
-            if self._fails(v.IMAGE_PULLING, i):
-                self.fail(v.IMAGE_PULLING, m, ph, rng.randint(20_000, 10 * MINUTE_MS))
-            self.t += rng.randint(20_000, 5 * MINUTE_MS)
-            self.phase_event(v.pull_image_success(m))
-            rec.close(ph, self.t, SUCCEEDED)
-            self.gap()
-            self.phase_event(v.starting_model(m))
-            ph = rec.open(m, v.MODEL_STARTUP, self.t)
-            if self._times_out(v.MODEL_STARTUP, i):
-                self.time_out()
-            if self._fails(v.MODEL_STARTUP, i):
-                self.fail(v.MODEL_STARTUP, m, ph, rng.randint(5_000, 5 * MINUTE_MS))
-            self.t += rng.randint(5_000, 3 * MINUTE_MS)
-            self.phase_event(v.start_model_success(m))
-            rec.close(ph, self.t, SUCCEEDED)
+            self.hanging_phase(v.IMAGE_PULLING, m, i, v.pulling_image(m), v.pull_image_success(m))
+            self.hanging_phase(v.MODEL_STARTUP, m, i, v.starting_model(m), v.start_model_success(m))
         self.gap()
         rec.emit(self.t, v.NORMAL, families.success_text(self.family, self.service_id))
 

@@ -44,7 +44,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
-        self.server.state.stats.count_connection()
+        self.server.state.stats.count_served("connections")
 
     def do_GET(self) -> None:
         self._dispatch("GET")
@@ -90,7 +90,7 @@ class _Handler(BaseHTTPRequestHandler):
                 kind = "metadata"
                 response = metadata_keys(state.keys, method, dict(self.headers.items()))
                 if response.status == 200:
-                    state.stats.count_temporary_keys()
+                    state.stats.count_served("temporary_keys_issued")
             elif split.path.startswith("/v1/"):
                 self._modelarts(method, split.path, query)
                 return
@@ -106,7 +106,7 @@ class _Handler(BaseHTTPRequestHandler):
             return json_response(405, {"error": "use POST"})
         response = issue_token(body, self.server.state.config, self.server.state.tokens)
         if response.status == 201:
-            self.server.state.stats.count_token()
+            self.server.state.stats.count_served("tokens_issued")
         return response
 
     def _modelarts(self, method: str, path: str, query: dict[str, list[str]]) -> None:

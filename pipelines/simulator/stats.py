@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from typing import Any
+from typing import Any, Literal
+
+# What /_sim/stats counts besides requests and faults, under these names.
+Served = Literal["pages_served", "tokens_issued", "temporary_keys_issued", "connections"]
 
 
 class ServerStats:
@@ -12,10 +15,7 @@ class ServerStats:
         self._lock = threading.Lock()
         self._requests: Counter[tuple[str, int]] = Counter()
         self._faults: Counter[str] = Counter()
-        self.pages_served = 0
-        self.tokens_issued = 0
-        self.temporary_keys_issued = 0
-        self.connections = 0
+        self._served: Counter[Served] = Counter()
 
     def count_request(self, kind: str, status: int) -> None:
         with self._lock:
@@ -25,32 +25,22 @@ class ServerStats:
         with self._lock:
             self._faults[kind] += n
 
-    def count_connection(self) -> None:
+    def count_served(self, what: Served) -> None:
+        """One more event page, IAM token, temporary key pair or accepted connection."""
         with self._lock:
-            self.connections += 1
-
-    def count_page(self) -> None:
-        with self._lock:
-            self.pages_served += 1
-
-    def count_token(self) -> None:
-        with self._lock:
-            self.tokens_issued += 1
-
-    def count_temporary_keys(self) -> None:
-        with self._lock:
-            self.temporary_keys_issued += 1
+            self._served[what] += 1
 
     def as_dict(self) -> dict[str, Any]:
         with self._lock:
             requests: dict[str, dict[str, int]] = {}
             for (kind, status), n in sorted(self._requests.items()):
                 requests.setdefault(kind, {})[str(status)] = n
+            served = self._served
             return {
                 "requests": requests,
-                "pages_served": self.pages_served,
+                "pages_served": served["pages_served"],
                 "faults": dict(sorted(self._faults.items())),
-                "tokens_issued": self.tokens_issued,
-                "temporary_keys_issued": self.temporary_keys_issued,
-                "connections": self.connections,
+                "tokens_issued": served["tokens_issued"],
+                "temporary_keys_issued": served["temporary_keys_issued"],
+                "connections": served["connections"],
             }
