@@ -37,19 +37,14 @@ import psycopg
 from psycopg import sql
 from sqlalchemy import Engine
 
-from pipelines.simulator.synthetic import (
-    DAY_MS,
-    day_ms,
-    insert_synthetic_history,
-    synthetic_day,
-)
+from pipelines.simulator.synthetic import insert_synthetic_history, synthetic_day
 from pipelines.source.models import ServiceEvent
 from pipelines.warehouse.database import create_warehouse_engine
 from pipelines.warehouse.embedded import ensure_database, start_embedded_server
 from pipelines.warehouse.loader import WindowLoad
 from pipelines.warehouse.marts import explain_marts, rebuild_marts
 from pipelines.warehouse.migrations import apply_migrations
-from pipelines.windows import TimeWindow
+from pipelines.windows import DAY_MS, TimeWindow, day_start_ms
 
 MART_TABLES = {
     "deployment_attempts": "attempt_date",
@@ -69,7 +64,7 @@ def _connect(url: str) -> Iterator[psycopg.Connection[Any]]:
 
 def _load(engine: Engine, day: dt.date, events: Sequence[ServiceEvent]) -> float:
     started = time.perf_counter()
-    with WindowLoad(engine, TimeWindow(day_ms(day), day_ms(day) + DAY_MS)) as load:
+    with WindowLoad(engine, TimeWindow(day_start_ms(day), day_start_ms(day) + DAY_MS)) as load:
         for i in range(0, len(events), 10_000):  # in blocks, as extraction hands them over
             load.add_encoded(load.encode_events(events[i : i + 10_000]))
         load.commit()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+
+DAY_MS = 86_400_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +24,11 @@ class TimeWindow:
 
     def __str__(self) -> str:
         return f"[{self.start_ms}, {self.end_ms}) = [{_iso(self.start_ms)}, {_iso(self.end_ms)})"
+
+
+def day_start_ms(day: date) -> int:
+    """Epoch milliseconds of the UTC day's start."""
+    return (day - date(1970, 1, 1)).days * DAY_MS
 
 
 def _iso(ms: int) -> str:

@@ -31,12 +31,11 @@ from pipelines.resources import WarehouseResource
 from pipelines.warehouse.coverage import coverage_of_days, top_unmatched_texts
 from pipelines.warehouse.marts import (
     TrendDay,
-    day_start_ms,
     failure_causes_of_day,
     outcomes_trend,
     rebuild_marts,
 )
-from pipelines.windows import TimeWindow
+from pipelines.windows import TimeWindow, day_start_ms
 
 MART_DESCRIPTIONS = {
     "deployment_attempts": "One row per deployment attempt: outcome, failure phase and cause.",

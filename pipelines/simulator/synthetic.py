@@ -12,19 +12,13 @@ import psycopg
 
 from pipelines.source.models import ServiceEvent
 from pipelines.warehouse.sql_files import read_sql
-
-DAY_MS = 86_400_000
-
-
-def day_ms(day: date) -> int:
-    """Epoch milliseconds of the UTC day's start."""
-    return (day - date(1970, 1, 1)).days * DAY_MS
+from pipelines.windows import day_start_ms
 
 
 def _params(start: date, end: date, services: int, runtime_events: int) -> dict[str, int]:
     return {
-        "start_ms": day_ms(start),
-        "end_ms": day_ms(end),
+        "start_ms": day_start_ms(start),
+        "end_ms": day_start_ms(end),
         "services": services,
         "runtime_events": runtime_events,
     }
@@ -45,7 +39,7 @@ def insert_synthetic_history(
     batch = conn.execute(
         "insert into load_batches (run_id, window_start_ms, window_end_ms, status)"
         " values ('synthetic history', %s, %s, 'succeeded') returning batch_id",
-        (day_ms(first_day), day_ms(end_day)),
+        (day_start_ms(first_day), day_start_ms(end_day)),
     ).fetchone()
     assert batch is not None
     insert = (

@@ -127,11 +127,6 @@ class MartRefresh:
         }
 
 
-def day_start_ms(day: date) -> int:
-    """Epoch milliseconds of the UTC day's start."""
-    return (day - date(1970, 1, 1)).days * 86_400_000
-
-
 def day_parameters(window: TimeWindow) -> dict[str, Any]:
     """The bound parameters of the day-scoped SQL (checks) for one UTC day."""
     start = datetime.fromtimestamp(window.start_ms / 1000, tz=UTC)

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import date, timedelta
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 import pytest
@@ -36,10 +36,18 @@ MARTS = (
 )
 
 
-@pytest.fixture(scope="session")
-def simulator() -> Iterator[SimulatorInfo]:
-    with running_simulator(SIM_ARGS) as info:
-        yield info
+def simulator_fixture(args: list[str], scope: Literal["session", "function"] = "function") -> Any:
+    """A fixture that serves a history of its own, the simulator started with `args`, for each
+    test (or for the session): assign it to the fixture's name."""
+
+    def serve() -> Iterator[SimulatorInfo]:
+        with running_simulator(args) as info:
+            yield info
+
+    return pytest.fixture(scope=scope)(serve)
+
+
+simulator = simulator_fixture(SIM_ARGS, scope="session")
 
 
 def simulator_days(info: SimulatorInfo) -> list[str]:
@@ -48,9 +56,10 @@ def simulator_days(info: SimulatorInfo) -> list[str]:
 
 
 def expected_events(
-    info: SimulatorInfo, start_ms: int, end_ms: int
+    info: SimulatorInfo, start_ms: int = 0, end_ms: int = 2**62
 ) -> set[tuple[str, int, str, str]]:
-    """The simulator's deduplicated events with start_ms <= occur_time < end_ms."""
+    """The simulator's deduplicated events with start_ms <= occur_time < end_ms (all of them
+    unless a window is given)."""
     body: dict[str, Any] = requests.get(
         f"{info.url}/_sim/expected",
         params={"start_time": start_ms, "end_time": end_ms - 1},
@@ -87,6 +96,16 @@ def pipeline_env(
     return env
 
 
+# The variables that configure the pipeline: the API, the credentials, the warehouse and Dagster.
+PIPELINE_SETTINGS = ("MODELARTS_", "HUAWEICLOUD_", "DATABASE_URL", "DAGSTER_")
+
+
+def bare_environ() -> dict[str, str]:
+    """This process's environment without any of the pipeline's settings: what a child
+    `modelarts-etl` sees on a machine configured for nothing (embedded defaults)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(PIPELINE_SETTINGS)}
+
+
 def free_port() -> int:
     """A loopback port nothing listened on when asked (a closed port, or one to serve on)."""
     with socket.socket() as s:
@@ -99,7 +118,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No API, credential or warehouse setting from the caller's environment; HOME (no
     ~/.huaweicloud/credentials) and DAGSTER_HOME (telemetry off) in the test's own directory."""
     for var in list(os.environ):
-        if var.startswith(("MODELARTS_", "HUAWEICLOUD_", "DAGSTER_PG_URL", "DATABASE_URL")):
+        if var.startswith(PIPELINE_SETTINGS):
             monkeypatch.delenv(var)
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))

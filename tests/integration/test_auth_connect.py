@@ -22,6 +22,7 @@ from pipelines.simulator.process import SimulatorInfo, pipeline_environment, run
 from pipelines.source import connect
 from tests.integration.conftest import (
     OneLineError,
+    bare_environ,
     expected_events,
     free_port,
     simulator_days,
@@ -36,14 +37,9 @@ WRONG_SK = "wrong-secret-key-123456"
 
 
 def _cli_env(info: SimulatorInfo, database_url: str, home: Path, auth: str) -> dict[str, str]:
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("MODELARTS_", "HUAWEICLOUD_", "DATABASE_URL", "DAGSTER_"))
-    }
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     return {
-        **base,
+        **bare_environ(),
         **simulator_env(info, database_url, auth),
         "DAGSTER_HOME": str(home),
         "MODELARTS_PAGE_LIMIT": "10",  # many pages: the run lasts a while
@@ -56,10 +52,6 @@ def _run(info: SimulatorInfo, env: dict[str, str], home: Path) -> subprocess.Com
     return subprocess.run(command, env=env, cwd=home, capture_output=True, text=True, timeout=600)
 
 
-def _all_expected(info: SimulatorInfo) -> set[tuple[str, int, str, str]]:
-    return expected_events(info, 0, 2**62)
-
-
 def _stats(info: SimulatorInfo) -> dict[str, Any]:
     return dict(requests.get(f"{info.url}/_sim/stats", timeout=10).json())
 
@@ -68,7 +60,7 @@ def test_a_run_signed_with_ak_sk_loads_the_exact_events(database_url: str, tmp_p
     with running_simulator(HISTORY) as info:
         done = _run(info, _cli_env(info, database_url, tmp_path, "aksk"), tmp_path)
         stats = _stats(info)
-        expected = _all_expected(info)
+        expected = expected_events(info)
     assert done.returncode == 0, done.stderr[-2000:]
     assert stored_events(database_url) == expected and expected
     # every call was signed and accepted; IAM was never asked for a token
@@ -86,7 +78,7 @@ def test_temporary_keys_that_expire_during_the_run_lose_nothing(
     with running_simulator([*HISTORY, *lives]) as info:
         done = _run(info, _cli_env(info, database_url, tmp_path, "metadata"), tmp_path)
         stats = _stats(info)
-        expected = _all_expected(info)
+        expected = expected_events(info)
     assert done.returncode == 0, done.stderr[-2000:]
     assert stored_events(database_url) == expected and expected
     assert stats["temporary_keys_issued"] >= 3  # expired and renewed while the run went on
@@ -180,10 +172,7 @@ def no_credentials(clean_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize(("env", "argv", "says"), CONFIG_ERRORS)
 @pytest.mark.usefixtures("no_credentials")
 def test_a_credential_mistake_is_one_line_and_exit_2_before_anything_starts(
-    env: dict[str, str],
-    argv: list[str],
-    says: str,
-    one_line_error: OneLineError,
+    env: dict[str, str], argv: list[str], says: str, one_line_error: OneLineError
 ) -> None:
     err = one_line_error(env, argv, 2)
     assert says in err, err

@@ -16,11 +16,11 @@ import pytest
 from sqlalchemy import Engine
 
 from pipelines.simulator.process import SimulatorInfo, pipeline_environment
+from tests import REPO
 from tests.integration.conftest import simulator_days
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
 PROBE = """
 import json, sys
 from pipelines.cli import main

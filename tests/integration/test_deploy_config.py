@@ -13,9 +13,11 @@ from dagster._config import process_config
 from dagster._core.instance.config import dagster_instance_config
 from dagster._core.test_utils import create_run_for_test
 
+from tests import REPO
+
 pytestmark = pytest.mark.integration
 
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+DEPLOY = REPO / "deploy"
 
 
 def test_production_instance_stores_runs_in_postgres(

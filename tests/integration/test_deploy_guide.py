@@ -22,12 +22,13 @@ from sqlalchemy.engine import make_url
 from pipelines.cli import main
 from pipelines.simulator.process import SimulatorInfo
 from pipelines.warehouse.migrations import discover_migrations
+from tests import REPO
 from tests.integration.conftest import simulator_days
 from tests.integration.test_readme_queries import fenced_sql_blocks, split_statements
 
 pytestmark = pytest.mark.integration
 
-GUIDE = Path(__file__).resolve().parents[2] / "deploy" / "README.md"
+GUIDE = REPO / "deploy" / "README.md"
 PLACEHOLDER = re.compile(r"<[a-z ]*password>")
 
 

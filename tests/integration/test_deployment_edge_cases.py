@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, Row, text
 
 from pipelines.simulator import vocabulary as v
 from pipelines.source.models import ServiceEvent
@@ -11,6 +14,7 @@ from pipelines.warehouse.loader import WindowLoad
 from pipelines.warehouse.marts import day_parameters, rebuild_marts
 from pipelines.windows import TimeWindow
 from tests.integration.conftest import add_events
+from tests.queries import rows, scalar
 
 pytestmark = pytest.mark.integration
 
@@ -34,15 +38,11 @@ CAUSE_CASES = [
 def test_seeded_rules_give_every_vocabulary_reason_its_cause(
     engine: Engine, failure_text: str, cause: str
 ) -> None:
-    with engine.connect() as conn:
-        found = conn.execute(
-            text(
-                "select cause from analytics.failure_cause_rules where :t ~* pattern"
-                " order by priority, rule_id limit 1"
-            ),
-            {"t": failure_text},
-        ).scalar()
-    assert found == cause
+    first_match = (
+        "select cause from analytics.failure_cause_rules where :t ~* pattern"
+        " order by priority, rule_id limit 1"
+    )
+    assert scalar(engine, first_match, t=failure_text) == cause
 
 
 def _load_and_rebuild(engine: Engine, events: list[tuple[int, str, str]]) -> None:
@@ -52,16 +52,13 @@ def _load_and_rebuild(engine: Engine, events: list[tuple[int, str, str]]) -> Non
     rebuild_marts(engine, [WINDOW_DAY])
 
 
-def _attempts(engine: Engine) -> list[tuple[object, ...]]:
-    with engine.connect() as conn:
-        rows = conn.execute(
-            text(
-                "select attempt_start - :t0, outcome, attempt_end - :t0, failure_phase,"
-                " failure_cause, models from analytics.deployment_attempts order by attempt_start"
-            ),
-            {"t0": T0},
-        ).all()
-    return [tuple(r) for r in rows]
+def _attempts(engine: Engine) -> Sequence[Row[Any]]:
+    return rows(
+        engine,
+        "select attempt_start - :t0, outcome, attempt_end - :t0, failure_phase,"
+        " failure_cause, models from analytics.deployment_attempts order by attempt_start",
+        t0=T0,
+    )
 
 
 def _success(start: int) -> list[tuple[int, str, str]]:
@@ -135,15 +132,10 @@ def test_unknown_failure_reasons_are_unclassified_until_a_rule_is_added(engine: 
         )
     rebuild_marts(engine, [WINDOW_DAY])
     assert _attempts(engine)[0][4] == "gremlins"
-    with engine.connect() as conn:
-        causes = conn.execute(
-            text("select failure_cause, failures from analytics.deployment_failure_causes_daily")
-        ).all()
-        unknown = conn.execute(
-            text("select event_info, events from analytics.unclassified_event_texts_daily")
-        ).all()
-    assert [tuple(r) for r in causes] == [("gremlins", 1)]
-    assert [tuple(r) for r in unknown] == [("a text nobody documented", 1)]
+    causes = "select failure_cause, failures from analytics.deployment_failure_causes_daily"
+    assert rows(engine, causes) == [("gremlins", 1)]
+    unknown = "select event_info, events from analytics.unclassified_event_texts_daily"
+    assert rows(engine, unknown) == [("a text nobody documented", 1)]
 
 
 def test_an_invalid_rule_pattern_is_refused(engine: Engine) -> None:

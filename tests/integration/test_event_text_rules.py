@@ -4,22 +4,23 @@ example, captures, odd spacing, 1 MB texts, rule versions, and the boundary inde
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from pipelines.source.models import ServiceEvent
 from pipelines.warehouse.loader import WindowLoad
 from pipelines.warehouse.marts import day_parameters, pass_parameters, rebuild_marts
 from pipelines.warehouse.rules import parse_rules, rules_path, sync_event_text_rules
 from pipelines.warehouse.sql_files import read_sql
-from pipelines.warehouse.transactions import pooled_connection
+from pipelines.warehouse.transactions import pooled_connection, transaction
 from pipelines.windows import TimeWindow
+from tests import REPO
 from tests.integration.conftest import add_events
+from tests.queries import one, rows, scalar
 
 pytestmark = pytest.mark.integration
 
@@ -101,11 +102,8 @@ def test_every_cause_rule_categorises_its_example(engine: Engine, rule: Any) -> 
         )
         window_load.commit()
     rebuild_marts(engine, [WINDOW_DAY])
-    with engine.connect() as conn:
-        found = conn.execute(
-            text("select outcome, cause_category from analytics.deployment_attempts")
-        ).all()
-    assert [tuple(r) for r in found] == [("failed", rule.category)]
+    found = rows(engine, "select outcome, cause_category from analytics.deployment_attempts")
+    assert found == [("failed", rule.category)]
 
 
 @pytest.mark.parametrize(
@@ -159,10 +157,8 @@ def test_an_event_type_restricts_a_rule(engine: Engine, tmp_path: Path) -> None:
     extra = "ops.drain\treference\t5\tabnormal\tnode {*} drained\truntime\t\t\tnode n1 drained\n"
     changed = tmp_path / "event_text_rules.tsv"
     changed.write_text(rules_path().read_text(encoding="utf-8") + extra, encoding="utf-8")
-    with engine.begin() as conn:
-        raw = conn.connection.driver_connection
-        assert isinstance(raw, psycopg.Connection)
-        sync_event_text_rules(raw, changed)
+    with transaction(engine) as conn:
+        sync_event_text_rules(conn, changed)
     with WindowLoad(engine, WINDOW) as window_load:
         add_events(
             window_load,
@@ -205,28 +201,25 @@ def test_one_megabyte_texts_are_classified(
     rebuild_marts(
         engine, [day_parameters(WINDOW)["day"]]
     )  # the whole rebuild, shapes of unknown texts included
-    with engine.connect() as conn:
-        shapes = (
-            conn.execute(
-                text("select length(text_shape) from analytics.unclassified_event_texts_daily")
-            )
-            .scalars()
-            .all()
+    shapes = [
+        length
+        for (length,) in rows(
+            engine, "select length(text_shape) from analytics.unclassified_event_texts_daily"
         )
+    ]
     assert all(length <= 200 for length in shapes)
     assert bool(shapes) == (kind == "unknown")
 
 
 @pytest.fixture
-def boundary_predicate(engine: Engine) -> Iterator[str]:
-    with engine.connect() as conn:
-        definition = conn.execute(
-            text(
-                "select pg_get_expr(indpred, indrelid) from pg_index where indexrelid ="
-                " 'service_events_deployment_boundary_idx'::regclass"
-            )
-        ).scalar_one()
-    yield str(definition)
+def boundary_predicate(engine: Engine) -> str:
+    """The partial index's predicate, as Postgres prints it."""
+    predicate = scalar(
+        engine,
+        "select pg_get_expr(indpred, indrelid) from pg_index"
+        " where indexrelid = 'service_events_deployment_boundary_idx'::regclass",
+    )
+    return str(predicate)
 
 
 @pytest.mark.parametrize("rule", TEXT_RULES, ids=[r.key for r in TEXT_RULES])
@@ -239,14 +232,12 @@ def test_boundary_index_holds_exactly_the_start_success_and_failure_texts(
     migration that also reindexes service_events_deployment_boundary_idx. Other texts must stay
     out of it. The starts among them (is_deployment_start: the scope's open attempts, the
     starts check) are exactly the start rules' texts."""
-    with engine.connect() as conn:
-        inside, start = conn.execute(
-            text(
-                f"select {boundary_predicate}, is_deployment_start(event_info)"
-                " from (select :t as event_info) as service_events"
-            ),
-            {"t": rule.example},
-        ).one()
+    inside, start = one(
+        engine,
+        f"select {boundary_predicate}, is_deployment_start(event_info)"
+        " from (select :t as event_info) as service_events",
+        t=rule.example,
+    )
     assert inside == (rule.role in BOUNDARY_ROLES)
     assert start == (rule.role == "start")
 
@@ -264,14 +255,11 @@ def test_the_index_and_the_scope_query_share_one_boundary_definition(
 
 
 def _versions(engine: Engine) -> list[tuple[int, str, int]]:
-    with engine.connect() as conn:
-        rows = conn.execute(
-            text(
-                "select rule_version, checksum, rules from analytics.event_text_rule_versions"
-                " order by rule_version"
-            )
-        ).all()
-    return [tuple(r) for r in rows]  # type: ignore[misc]
+    return rows(  # type: ignore[return-value]
+        engine,
+        "select rule_version, checksum, rules from analytics.event_text_rule_versions"
+        " order by rule_version",
+    )
 
 
 def test_a_changed_rules_file_is_a_new_version_and_reclassifies(
@@ -281,10 +269,8 @@ def test_a_changed_rules_file_is_a_new_version_and_reclassifies(
     one more line is version 2 with its own checksum, and a rebuild applies it."""
     [(version, checksum, count)] = _versions(engine)
     assert (version, count) == (1, len(RULES))
-    with engine.begin() as conn:
-        raw = conn.connection.driver_connection
-        assert isinstance(raw, psycopg.Connection)
-        again = sync_event_text_rules(raw)
+    with transaction(engine) as conn:
+        again = sync_event_text_rules(conn)
     assert (again.version, again.loaded_now) == (1, False)
     load(engine, ["start to deploy service", "custom hook executed: warmup"])
     assert [r["kind"] for r in staged_events(engine)] == ["deployment_start", "unknown"]
@@ -295,10 +281,8 @@ def test_a_changed_rules_file_is_a_new_version_and_reclassifies(
         "ops.hook\treference\t30\t\tcustom hook executed: {*}\tother\t\t\tcustom hook executed: x\n"
     )
     changed.write_text(rules_path().read_text(encoding="utf-8") + line, encoding="utf-8")
-    with engine.begin() as conn:
-        raw = conn.connection.driver_connection
-        assert isinstance(raw, psycopg.Connection)
-        loaded = sync_event_text_rules(raw, changed)
+    with transaction(engine) as conn:
+        loaded = sync_event_text_rules(conn, changed)
     assert (loaded.version, loaded.rules, loaded.loaded_now) == (2, len(RULES) + 1, True)
     versions = _versions(engine)
     assert [v[0] for v in versions] == [1, 2] and versions[1][1] != checksum
@@ -310,13 +294,7 @@ def test_a_changed_rules_file_is_a_new_version_and_reclassifies(
         0,
         1.0,
     )
-    with engine.connect() as conn:
-        assert (
-            conn.execute(
-                text("select count(*) from analytics.unclassified_event_texts_daily")
-            ).scalar_one()
-            == 0
-        )
+    assert scalar(engine, "select count(*) from analytics.unclassified_event_texts_daily") == 0
 
 
 @pytest.mark.parametrize(
@@ -344,13 +322,11 @@ def test_a_bad_rule_is_refused_with_its_line(line: str, problem: str) -> None:
 
 def test_the_readme_example_of_adding_a_text_works(engine: Engine, tmp_path: Path) -> None:
     """README, "Adding a text": its line is a valid rule, and once loaded its text is waiting."""
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
     [line] = [x for x in readme.splitlines() if x.startswith("con.upgrading\t")]
     changed = tmp_path / "event_text_rules.tsv"
     changed.write_text(rules_path().read_text(encoding="utf-8") + line + "\n", encoding="utf-8")
-    with engine.begin() as conn:
-        raw = conn.connection.driver_connection
-        assert isinstance(raw, psycopg.Connection)
-        assert sync_event_text_rules(raw, changed).version == 2
+    with transaction(engine) as conn:
+        assert sync_event_text_rules(conn, changed).version == 2
     [row] = classify(engine, [line.split("\t")[-1]])
     assert (row["rule_key"], row["kind"]) == ("con.upgrading", "waiting")

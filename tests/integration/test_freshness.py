@@ -27,11 +27,11 @@ from dagster._core.workspace.load_target import WorkspaceFileTarget
 from dagster._daemon.freshness import FreshnessDaemon
 
 from pipelines.definitions import DAILY_FRESHNESS, build_definitions
+from tests import REPO
 from tests.integration.conftest import MARTS
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
 DAILY_KEYS = [AssetKey(name) for name in ("service_events", *MARTS, "deployment_report")]
 DAY = datetime(2026, 11, 20, tzinfo=UTC)  # "today" of the scenarios
 

@@ -8,12 +8,13 @@ import time
 
 import psycopg
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from pipelines.source.models import RejectedEvent, ServiceEvent
 from pipelines.warehouse.loader import HashCollisionError, WindowLoad
 from pipelines.windows import TimeWindow
 from tests.integration.conftest import add_events
+from tests.queries import event_rows, one, rows, scalar
 
 pytestmark = pytest.mark.integration
 
@@ -32,11 +33,7 @@ def _events(
 
 
 def _stored(engine: Engine) -> set[tuple[str, int, str, str]]:
-    with engine.connect() as conn:
-        rows = conn.execute(
-            text("select service_id, occur_time, event_type, event_info from service_events")
-        ).all()
-    return {(r[0], r[1], r[2], r[3]) for r in rows}
+    return set(event_rows(engine))
 
 
 def _load(
@@ -125,8 +122,7 @@ def test_an_md5_collision_in_one_load_fails_it_instead_of_merging(
         add_events(load, [a, b], block_rows=chunk_rows)
         load.commit()
     assert _stored(engine) == set()
-    with engine.connect() as conn:
-        assert conn.execute(text("select status from load_batches")).scalar_one() == "failed"
+    assert scalar(engine, "select status from load_batches") == "failed"
 
 
 def test_an_md5_collision_with_a_stored_event_fails_the_load(engine: Engine) -> None:
@@ -223,8 +219,7 @@ def test_a_failed_load_leaves_no_rows_and_a_failed_audit_row(engine: Engine) -> 
         add_events(load, _events(100))
         raise RuntimeError("boom")
     assert _stored(engine) == set()
-    with engine.connect() as conn:
-        status, error = conn.execute(text("select status, error from load_batches")).one()
+    status, error = one(engine, "select status, error from load_batches")
     assert status == "failed" and "boom" in error
 
 
@@ -234,12 +229,9 @@ def test_rejected_records_are_quarantined_once(engine: Engine) -> None:
         with WindowLoad(engine, WINDOW) as load:
             load.add_rejected(rejects)
             load.commit()
-    with engine.connect() as conn:
-        rows = conn.execute(
-            text("select service_id, reason, raw_json from quarantined_events")
-        ).all()
-    assert [(r[0], r[1]) for r in rows] == [("svc", "occur_time is a str, not an integer")]
-    assert rows[0][2] == '{"occur_time":"soon"}'
+    assert rows(engine, "select service_id, reason, raw_json from quarantined_events") == [
+        ("svc", "occur_time is a str, not an integer", '{"occur_time":"soon"}')
+    ]
 
 
 def test_occurred_at_is_derived_from_occur_time(engine: Engine) -> None:
@@ -248,11 +240,9 @@ def test_occurred_at_is_derived_from_occur_time(engine: Engine) -> None:
         [ServiceEvent("svc", 1562597251764, "normal", "start to deploy service")],
         TimeWindow(1562544000000, 1562630400000),
     )
-    with engine.connect() as conn:
-        value = conn.execute(
-            text(
-                "select to_char(occurred_at at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.MS') "
-                "from service_events"
-            )
-        ).scalar_one()
-    assert value == "2019-07-08 14:47:31.764"
+    occurred_at = scalar(
+        engine,
+        "select to_char(occurred_at at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.MS')"
+        " from service_events",
+    )
+    assert occurred_at == "2019-07-08 14:47:31.764"

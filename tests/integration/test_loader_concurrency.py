@@ -16,6 +16,7 @@ from pipelines.warehouse.database import create_warehouse_engine
 from pipelines.warehouse.loader import LoadResult, WindowLoad
 from pipelines.windows import TimeWindow
 from tests.integration.conftest import add_events
+from tests.queries import event_rows, scalar
 
 pytestmark = pytest.mark.integration
 
@@ -37,14 +38,6 @@ def _events(window: TimeWindow, services: int = 3, step: int = 600_000) -> list[
 
 def _rows(events: list[ServiceEvent]) -> set[Row]:
     return {(e.service_id, e.occur_time, e.event_type, e.event_info) for e in events}
-
-
-def _stored(engine: Engine) -> list[Row]:
-    with engine.connect() as conn:
-        rows = conn.execute(
-            text("select service_id, occur_time, event_type, event_info from service_events")
-        ).all()
-    return [(r[0], r[1], r[2], r[3]) for r in rows]
 
 
 def _audit(engine: Engine) -> list[dict[str, object]]:
@@ -87,7 +80,7 @@ def test_loads_spanning_many_chunks_count_repeats_once(engine: Engine) -> None:
     assert (result.inserted, result.already_present) == (len(events), 0)
     again = _load(engine, window, events)
     assert (again.inserted, again.already_present) == (0, len(events))
-    stored = _stored(engine)
+    stored = event_rows(engine)
     assert len(stored) == len(set(stored)) == len(events)
 
 
@@ -110,7 +103,7 @@ def test_concurrent_overlapping_loads_from_threads_land_the_exact_set(engine: En
         t.join(timeout=120)
     assert not any(t.is_alive() for t in threads), "a load hung (deadlock?)"
     assert errors == []
-    stored = _stored(engine)
+    stored = event_rows(engine)
     assert len(stored) == len(set(stored))
     assert set(stored) == _expected()
     assert sum(r.inserted for r in results) == len(_expected())
@@ -132,7 +125,7 @@ def test_concurrent_overlapping_loads_from_processes_land_the_exact_set(
     for p in processes:
         p.join(timeout=180)
     assert [p.exitcode for p in processes] == [0] * len(processes)
-    stored = _stored(engine)
+    stored = event_rows(engine)
     assert len(stored) == len(set(stored))
     assert set(stored) == _expected()
     audit = _audit(engine)
@@ -152,7 +145,7 @@ def test_a_load_failing_mid_copy_after_chunks_were_inserted_leaves_no_rows(
     events = _events(window)
     with pytest.raises(ConnectionError), WindowLoad(engine, window, chunk_rows=CHUNK) as load:
         add_events(load, _raising_after(events, 5 * CHUNK + 3), block_rows=CHUNK)
-    assert _stored(engine) == []
+    assert event_rows(engine) == []
     (audit,) = _audit(engine)
     assert audit["status"] == "failed" and "API went away" in str(audit["error"])
     assert audit["finished_at"] is not None and audit["inserted"] == 0
@@ -179,7 +172,7 @@ def test_a_load_whose_connection_is_killed_mid_copy_leaves_no_rows(
         WindowLoad(engine, window, chunk_rows=CHUNK) as load,
     ):
         add_events(load, killing_after(load, 3 * CHUNK + 10), block_rows=CHUNK)
-    assert _stored(engine) == []
+    assert event_rows(engine) == []
     (audit,) = _audit(engine)
     assert audit["status"] == "failed" and audit["finished_at"] is not None
     assert _load(engine, window, events).inserted == len(events)
@@ -190,7 +183,7 @@ def test_events_outside_the_window_are_refused(engine: Engine) -> None:
     stray = ServiceEvent("svc-0", window.end_ms, "normal", "on the next midnight")
     with pytest.raises(ValueError, match="outside"), WindowLoad(engine, window) as load:
         add_events(load, [*_events(window)[:10], stray])
-    assert _stored(engine) == []
+    assert event_rows(engine) == []
 
 
 def test_the_audit_row_holds_the_whole_story(engine: Engine) -> None:
@@ -227,14 +220,11 @@ def test_the_audit_row_holds_the_whole_story(engine: Engine) -> None:
     )
     for a in audit:
         assert a["started_at"] is not None and a["finished_at"] >= a["started_at"]  # type: ignore[operator]
-    with engine.connect() as conn:
-        orphans = conn.execute(
-            text(
-                "select count(*) from service_events as e where not exists "
-                "(select 1 from load_batches as b where b.batch_id = e.load_batch_id)"
-            )
-        ).scalar_one()
-    assert orphans == 0
+    orphans = (
+        "select count(*) from service_events as e where not exists"
+        " (select 1 from load_batches as b where b.batch_id = e.load_batch_id)"
+    )
+    assert scalar(engine, orphans) == 0
 
 
 def test_a_key_committed_by_a_writer_without_the_window_lock_is_skipped_not_doubled(
@@ -270,5 +260,5 @@ def test_a_key_committed_by_a_writer_without_the_window_lock_is_skipped_not_doub
         loader.join(timeout=60)
     (result,) = outcome
     assert (result.inserted, result.already_present, result.staged_distinct) == (49, 1, 50)
-    stored = _stored(engine)
+    stored = event_rows(engine)
     assert len(stored) == len(set(stored)) and set(stored) == _rows(events)

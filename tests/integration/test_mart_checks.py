@@ -15,8 +15,8 @@ from sqlalchemy import Engine
 from pipelines.assets.checks import STARTS_HAVE_ATTEMPTS, run_mart_checks
 from pipelines.source.models import ServiceEvent
 from pipelines.warehouse.loader import WindowLoad
-from pipelines.warehouse.marts import day_start_ms, query_check, rebuild_marts
-from pipelines.windows import TimeWindow
+from pipelines.warehouse.marts import query_check, rebuild_marts
+from pipelines.windows import TimeWindow, day_start_ms
 from tests.integration.conftest import add_events
 
 pytestmark = pytest.mark.integration

@@ -14,12 +14,12 @@ import psycopg
 import pytest
 from sqlalchemy import Engine
 
-from pipelines.simulator.synthetic import day_ms, insert_synthetic_history, synthetic_day
+from pipelines.simulator.synthetic import insert_synthetic_history, synthetic_day
 from pipelines.source.models import ServiceEvent
 from pipelines.warehouse.loader import WindowLoad
 from pipelines.warehouse.marts import explain_marts, rebuild_marts
 from pipelines.warehouse.sql_files import read_sql
-from pipelines.windows import TimeWindow
+from pipelines.windows import TimeWindow, day_start_ms
 from tests.integration.conftest import add_events
 
 pytestmark = pytest.mark.integration
@@ -37,7 +37,7 @@ MART_SEQ_SCAN = re.compile(
 
 
 def _window(day: date) -> TimeWindow:
-    return TimeWindow(day_ms(day), day_ms(day + timedelta(days=1)))
+    return TimeWindow(day_start_ms(day), day_start_ms(day + timedelta(days=1)))
 
 
 def _load(engine: Engine, day: date, events: list[ServiceEvent]) -> int:
@@ -94,13 +94,15 @@ def test_no_statement_of_a_rebuild_scans_service_events(
     with psycopg.connect(database_url) as conn:
         events = synthetic_day(conn, new_day, SERVICES, RUNTIME_EVENTS)
     _load(engine, new_day, events)
-    late = ServiceEvent("svc-000007", day_ms(LAST_DAY) + 3_600_000 + 7, "normal", "stop service")
+    late = ServiceEvent(
+        "svc-000007", day_start_ms(LAST_DAY) + 3_600_000 + 7, "normal", "stop service"
+    )
     batch_id = _load(engine, LAST_DAY, [late])
 
     queue_plan = _plan(
         database_url,
         read_sql("load/queue_mart_rebuild.sql"),
-        {"batch_id": batch_id, "start_ms": day_ms(LAST_DAY), "end_ms": day_ms(new_day)},
+        {"batch_id": batch_id, "start_ms": day_start_ms(LAST_DAY), "end_ms": day_start_ms(new_day)},
     )
     assert not SEQ_SCAN.search(queue_plan), queue_plan
     # stored_service_ids() (migration 0010) is inlined: its skip over the key index is part of

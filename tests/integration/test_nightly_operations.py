@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -17,28 +15,28 @@ from sqlalchemy import Engine, text
 from pipelines.assets.schedules import build_nightly_schedule
 from pipelines.definitions import build_definitions
 from pipelines.settings import NightlySchedule
-from pipelines.simulator.process import SimulatorInfo, running_simulator
+from pipelines.simulator.process import SimulatorInfo
 from pipelines.warehouse.database import create_warehouse_engine
-from tests.integration.conftest import expected_events, simulator_days, simulator_env, stored_events
+from pipelines.windows import day_start_ms
+from tests.integration.conftest import (
+    bare_environ,
+    expected_events,
+    simulator_days,
+    simulator_env,
+    simulator_fixture,
+    stored_events,
+)
 from tests.integration.test_deployment_assets import served_truth
 from tests.integration.test_deployment_marts import assert_marts_equal_truth
 
 pytestmark = pytest.mark.integration
 
 
-def _ms(day: str, plus_days: int = 0) -> int:
-    start = datetime.fromisoformat(day).replace(tzinfo=UTC) + timedelta(days=plus_days)
-    return int(start.timestamp() * 1000)
-
-
 def test_two_concurrent_backfills_over_overlapping_days_end_exact_and_consistent(
     simulator: SimulatorInfo, database_url: str, tmp_path: Path
 ) -> None:
     days = simulator_days(simulator)
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("MODELARTS_", "HUAWEICLOUD_"))},
-        **simulator_env(simulator, database_url),
-    }
+    env = {**bare_environ(), **simulator_env(simulator, database_url)}
     runs = []
     for i, (first, last) in enumerate([(days[0], days[1]), (days[1], days[2])]):
         home = tmp_path / f"home{i}"
@@ -68,21 +66,15 @@ def test_two_concurrent_backfills_over_overlapping_days_end_exact_and_consistent
 
     engine = create_warehouse_engine(database_url)
     try:
-        assert stored_events(database_url) == expected_events(
-            simulator, _ms(days[0]), _ms(days[-1], 1)
-        )
+        assert stored_events(database_url) == expected_events(simulator)
         assert_marts_equal_truth(engine, served_truth(simulator))
     finally:
         engine.dispose()
 
 
-@pytest.fixture
-def late_simulator() -> Iterator[SimulatorInfo]:
-    """Its own simulator: this test appends events to it."""
-    with running_simulator(
-        ["--services", "5", "--days", "3", "--seed", "3", "--end-date", "2026-11-20"]
-    ) as info:
-        yield info
+LATE_SIM_ARGS = ["--services", "5", "--days", "3", "--seed", "3", "--end-date", "2026-11-20"]
+# its own simulator: the test appends events to it
+late_simulator = simulator_fixture(LATE_SIM_ARGS)
 
 
 @pytest.mark.usefixtures("engine")  # migrated: a run never migrates
@@ -107,7 +99,8 @@ def test_a_late_event_reaches_its_day_and_that_days_marts_on_the_next_nightly_ru
     service_id = requests.get(f"{late_simulator.url}/_sim/truth", timeout=30).json()[0][
         "service_id"
     ]
-    late_start = _ms(days[1]) + 22 * 3_600_000 + 123  # day 1, 22:00:00.123, already loaded
+    # day 1, 22:00:00.123, already loaded
+    late_start = day_start_ms(date.fromisoformat(days[1])) + 22 * 3_600_000 + 123
     late = [
         {"occur_time": late_start, "event_type": "normal", "event_info": "start to deploy service"},
         {"occur_time": late_start + 60_000, "event_type": "abnormal",

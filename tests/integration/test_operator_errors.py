@@ -3,7 +3,6 @@ anything starts; --debug keeps the traceback. And `db` gives BI tools a way in."
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -15,7 +14,7 @@ import pytest
 from pipelines.cli import main
 from pipelines.settings import ConfigError
 from pipelines.warehouse.database import resolve_database_url
-from tests.integration.conftest import OneLineError, free_port
+from tests.integration.conftest import OneLineError, bare_environ, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -51,11 +50,7 @@ CASES = [
 @pytest.mark.parametrize(("env", "argv", "code", "says"), CASES)
 @pytest.mark.usefixtures("clean_env")
 def test_a_mistake_is_one_line_and_an_exit_code_before_anything_starts(
-    env: dict[str, str],
-    argv: list[str],
-    code: int,
-    says: str,
-    one_line_error: OneLineError,
+    env: dict[str, str], argv: list[str], code: int, says: str, one_line_error: OneLineError
 ) -> None:
     err = one_line_error(env, argv, code)
     assert says in err
@@ -78,12 +73,7 @@ def test_a_bad_argument_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_db_serves_the_embedded_warehouse_to_bi_tools_over_tcp(tmp_path: Path) -> None:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("MODELARTS_", "HUAWEICLOUD_", "DATABASE_URL", "DAGSTER_"))
-    }
-    env["PIPELINES_DATA_DIR"] = str(tmp_path / "data")
+    env = {**bare_environ(), "PIPELINES_DATA_DIR": str(tmp_path / "data")}
     port = free_port()
     # `db` only reads: the schema comes from `migrate` (or a run)
     migrate = [sys.executable, "-m", "pipelines.cli", "migrate"]

@@ -15,11 +15,15 @@ from pipelines.assets.events import service_events, services
 from pipelines.assets.partitions import daily_partitions
 from pipelines.definitions import build_definitions, build_resources
 from pipelines.simulator.process import SimulatorInfo
-from tests.integration.conftest import MARTS, expected_events, simulator_days, stored_events
+from tests.integration.conftest import (
+    MARTS,
+    bare_environ,
+    expected_events,
+    simulator_days,
+    stored_events,
+)
 
 pytestmark = pytest.mark.integration
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _window_ms(day: str) -> tuple[int, int]:
@@ -154,12 +158,7 @@ def test_one_partition_materializes_from_the_dagster_cli(
 
 def test_the_main_command_runs_on_embedded_defaults_and_reruns_to_zero(tmp_path: Path) -> None:
     """The README's first command, minus the install: simulator + embedded Postgres + Dagster."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("MODELARTS_", "HUAWEICLOUD_", "DATABASE_URL", "DAGSTER_HOME"))
-    }
-    env["PIPELINES_DATA_DIR"] = str(tmp_path / "data")
+    env = {**bare_environ(), "PIPELINES_DATA_DIR": str(tmp_path / "data")}
     command = [
         sys.executable,
         "-m",

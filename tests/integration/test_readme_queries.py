@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from dagster import DagsterInstance, materialize
@@ -15,12 +14,13 @@ from pipelines import settings
 from pipelines.definitions import build_resources
 from pipelines.simulator.process import running_simulator
 from pipelines.warehouse.database import create_warehouse_engine
+from tests import REPO
 from tests.integration.conftest import simulator_days, simulator_env
 from tests.integration.test_deployment_assets import ASSETS, MART_KEYS
 
 pytestmark = pytest.mark.integration
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = REPO / "README.md"
 SQL_LANGUAGES = {"sql", "postgresql", "postgres", "pgsql", "psql"}
 # An opening or closing fence: up to 3 spaces, then 3+ backticks or tildes, then the info string.
 FENCE = re.compile(r"^ {0,3}(?P<fence>`{3,}|~{3,})\s*(?P<info>[^`]*?)\s*$")

@@ -13,7 +13,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from pipelines.simulator.process import SimulatorInfo, running_simulator
 from pipelines.warehouse.database import create_warehouse_engine
 from pipelines.warehouse.embedded import ensure_database
 from pipelines.warehouse.migrations import apply_migrations
+from pipelines.windows import day_start_ms
 from tests.integration.conftest import SIM_ARGS, simulator_days, simulator_env
 from tests.integration.test_deployment_assets import ASSETS, MART_KEYS
 
@@ -108,7 +109,7 @@ def warehouse(pg_admin_url: str, tmp_path_factory: pytest.TempPathFactory) -> It
 def _post_late_events(info: SimulatorInfo, day: date) -> None:
     """Events of an already loaded day that the API serves only now: a rerun catches them."""
     service_id = requests.get(f"{info.url}/_sim/truth", timeout=30).json()[0]["service_id"]
-    start = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000)
+    start = day_start_ms(day)
     events = [
         {
             "occur_time": start + 23 * 3_600_000 + i,
@@ -150,7 +151,7 @@ def expected_tables(url: str, first: date, last: date) -> dict[str, list[dict[st
             {},
         )
         for day in days
-        if start_ms <= _ms(day) and end_ms >= _ms(day + timedelta(days=1))
+        if start_ms <= day_start_ms(day) and end_ms >= day_start_ms(day + timedelta(days=1))
     }
     outcome = defaultdict(lambda: [0, 0, 0, 0, 0])
     for row in _query(
@@ -276,10 +277,6 @@ def expected_tables(url: str, first: date, last: date) -> dict[str, list[dict[st
         ],
         "coverage": coverage,
     }
-
-
-def _ms(day: date) -> int:
-    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000)
 
 
 # --- the page as Chromium shows it -------------------------------------------------------------

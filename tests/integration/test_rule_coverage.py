@@ -6,11 +6,10 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections import Counter
-from collections.abc import Iterator
 
 import pytest
 from dagster import AssetCheckSeverity, DagsterInstance, materialize
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from pipelines import settings
 from pipelines.assets.checks import coverage_check
@@ -18,10 +17,10 @@ from pipelines.definitions import build_resources
 from pipelines.simulator import families
 from pipelines.simulator.history import HistoryConfig, generate_history
 from pipelines.simulator.models import History
-from pipelines.simulator.process import SimulatorInfo, running_simulator
+from pipelines.simulator.process import SimulatorInfo
 from pipelines.warehouse.coverage import coverage_of_days, top_unmatched_texts
 from pipelines.warehouse.database import create_warehouse_engine
-from tests.integration.conftest import simulator_days, simulator_env
+from tests.integration.conftest import simulator_days, simulator_env, simulator_fixture
 from tests.integration.test_deployment_assets import ASSETS, MART_KEYS, served_truth
 from tests.integration.test_deployment_marts import (
     CONFIG,
@@ -31,6 +30,7 @@ from tests.integration.test_deployment_marts import (
     rebuild,
     utc_date,
 )
+from tests.queries import one, rows
 
 pytestmark = pytest.mark.integration
 
@@ -84,13 +84,10 @@ def test_unknown_texts_are_counted_by_shape_and_the_check_warns(engine: Engine) 
             and (a.ended_at_ms is None or e.occur_time < a.ended_at_ms)
             for e in texts
         )
-    with engine.connect() as conn:
-        stored = conn.execute(
-            text(
-                "select service_id, attempt_start, unknown_events"
-                " from analytics.deployment_attempts"
-            )
-        ).all()
+    stored = rows(
+        engine,
+        "select service_id, attempt_start, unknown_events from analytics.deployment_attempts",
+    )
     assert {(r[0], r[1]): r[2] for r in stored} == expected
     assert sum(1 for n in expected.values() if n) > 0
     unexplained = Counter(utc_date(start) for (_, start), n in expected.items() if n)
@@ -145,31 +142,23 @@ def test_coverage_rows_follow_the_attempts_of_the_next_day(engine: Engine) -> No
     history = generate_history(CONFIG)
     load_day(engine, history, day_window(history, 0))
     rebuild(engine, history, [0])
-    with engine.connect() as conn:
-        before = conn.execute(
-            text("select events, classified_at from analytics.event_text_coverage_daily")
-        ).one()
+    before = one(engine, "select events, classified_at from analytics.event_text_coverage_daily")
     load_day(engine, history, day_window(history, 1))
     rebuild(engine, history, [1])
-    with engine.connect() as conn:
-        rows = conn.execute(
-            text(
-                "select event_date, events, classified_at, attempts, rule_version"
-                " from analytics.event_text_coverage_daily order by event_date"
-            )
-        ).all()
-    first, second = rows
+    first, second = rows(
+        engine,
+        "select event_date, events, classified_at, attempts, rule_version"
+        " from analytics.event_text_coverage_daily order by event_date",
+    )
     assert (first.events, first.classified_at) == tuple(before)
     attempts_day1 = sum(utc_date(a.attempt_start) == first.event_date for a in history.attempts)
     assert first.attempts == attempts_day1 and second.rule_version == 1
 
 
-@pytest.fixture
-def noisy_simulator() -> Iterator[SimulatorInfo]:
-    args = ["--services", "6", "--days", "2", "--seed", "3", "--end-date", "2026-11-20"]
-    args += ["--vocabulary", "console", "--unknown-texts-per-service-day", "5"]
-    with running_simulator(args) as info:
-        yield info
+noisy_simulator = simulator_fixture(
+    ["--services", "6", "--days", "2", "--seed", "3", "--end-date", "2026-11-20",
+     "--vocabulary", "console", "--unknown-texts-per-service-day", "5"]
+)  # fmt: skip
 
 
 @pytest.mark.usefixtures("engine")  # migrated: a run never migrates

@@ -3,6 +3,7 @@ of the range asked for once, a progress row per day, the marts of the range rebu
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import psycopg
@@ -12,6 +13,7 @@ from dagster import DagsterInstance
 
 from pipelines.cli import main
 from pipelines.simulator.process import SimulatorInfo
+from pipelines.windows import day_start_ms
 from tests.integration.conftest import expected_events, simulator_days, stored_events
 
 pytestmark = pytest.mark.integration
@@ -70,6 +72,4 @@ def test_run_over_a_range_is_one_dagster_run_asking_each_service_once(
 
 
 def _day_start_ms(day: str) -> int:
-    from datetime import UTC, datetime
-
-    return int(datetime.fromisoformat(day).replace(tzinfo=UTC).timestamp() * 1000)
+    return day_start_ms(date.fromisoformat(day))

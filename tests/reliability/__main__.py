@@ -31,16 +31,19 @@ from pipelines.source.errors import SourceError
 from pipelines.source.paging import iter_event_pages
 from pipelines.warehouse.embedded import ensure_database, start_embedded_server
 from pipelines.windows import TimeWindow
-from tests.reliability.conftest import CRASH_SIM_ARGS, expected_keys
+from tests import REPO
+from tests.reliability.conftest import CRASH_SIM_ARGS
 from tests.reliability.scenarios import (
     LATE_CONFIG,
     LATE_FAULT_ARGS,
     LOOKBACK_HOURS,
     TOKEN_CHURN_SIM_ARGS,
     ChurnRound,
+    CrashTarget,
     LateRound,
     Tally,
     compare,
+    expected_keys,
     kill_and_recover,
     kill_connections_and_recover,
     kill_group_repeatedly_then_run,
@@ -53,8 +56,6 @@ from tests.reliability.scenarios import (
     simulator_days,
     token_churn_run,
 )
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def api_faults(admin: str, rounds: int, home: Path) -> Tally:
@@ -282,17 +283,16 @@ def main() -> None:
     rng = random.Random(20261129)
     tallies = []
     with running_simulator(CRASH_SIM_ARGS) as info:
-        expected, days = expected_keys(info), simulator_days(info)
+        target = CrashTarget.of(info, home)
         kill = Tally("SIGKILL of the pipeline process (random and aimed at a load in flight)")
         for _ in range(args.kill_rounds):
             db = ensure_database(admin, f"kill_{uuid.uuid4().hex[:10]}")
-            kill_and_recover(kill, info, db, days, expected, home, rng)
+            kill_and_recover(kill, target, db, rng)
         tallies.append(kill)
         dbk = Tally("database connections terminated mid-load (pg_terminate_backend)")
         for _ in range(args.db_rounds):
             db = ensure_database(admin, f"dbk_{uuid.uuid4().hex[:10]}")
-            windows = simulator_day_windows(info)
-            kill_connections_and_recover(dbk, info, db, days, windows, expected, home, rng)
+            kill_connections_and_recover(dbk, target, db, rng)
         tallies.append(dbk)
         group = Tally(
             "SIGKILL of the whole process group, 3 times in a row, then a plain run "
@@ -300,9 +300,9 @@ def main() -> None:
         )
         for _ in range(args.group_rounds):
             db = ensure_database(admin, f"grp_{uuid.uuid4().hex[:10]}")
-            kill_group_repeatedly_then_run(group, info, db, days, expected, home, rng)
+            kill_group_repeatedly_then_run(group, target, db, rng)
         tallies.append(group)
-        events = len(expected)
+        events = len(target.expected)
     tallies.append(api_faults(admin, args.api_rounds, home))
     churn, churn_rounds = token_churn(admin, args.token_rounds, home)
     tallies.append(churn)

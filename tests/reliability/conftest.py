@@ -5,15 +5,16 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
-import requests
 from psycopg import sql
 
-from pipelines.simulator.process import SimulatorInfo, running_simulator
+from pipelines.simulator.process import SimulatorInfo
 from pipelines.warehouse.embedded import ensure_database
-from tests.reliability.scenarios import EventKey
+from tests.integration.conftest import simulator_fixture
+from tests.reliability.scenarios import CrashTarget
 
 # CI runs a few rounds per scenario; `python -m tests.reliability` runs the full count.
 ROUNDS = int(os.environ.get("FAULT_SUITE_ROUNDS", "3"))
@@ -23,23 +24,12 @@ CRASH_SIM_ARGS = [
 ]  # fmt: skip
 
 
-@pytest.fixture(scope="session")
-def crash_simulator() -> Iterator[SimulatorInfo]:
-    with running_simulator(CRASH_SIM_ARGS) as info:
-        yield info
+crash_simulator = simulator_fixture(CRASH_SIM_ARGS, scope="session")
 
 
-def expected_keys(
-    info: SimulatorInfo, start_ms: int | None = None, end_ms: int | None = None
-) -> set[EventKey]:
-    """The simulator's events, or those with start_ms <= occur_time < end_ms."""
-    window = (
-        {}
-        if start_ms is None or end_ms is None
-        else {"start_time": start_ms, "end_time": end_ms - 1}
-    )
-    body = requests.get(f"{info.url}/_sim/expected", params=window, timeout=60).json()
-    return {(e["service_id"], e["occur_time"], e["event_info"]) for e in body["events"]}
+@pytest.fixture
+def crash_target(crash_simulator: SimulatorInfo, tmp_path: Path) -> CrashTarget:
+    return CrashTarget.of(crash_simulator, tmp_path)
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import requests
 from sqlalchemy import Engine, text
 
 from pipelines.simulator.history import HistoryConfig
@@ -28,6 +29,9 @@ from pipelines.simulator.process import SimulatorInfo, pipeline_environment
 from pipelines.source.models import ServiceEvent
 from pipelines.warehouse.database import create_warehouse_engine
 from pipelines.warehouse.marts import rebuild_marts
+from pipelines.windows import day_start_ms
+from tests import REPO
+from tests.integration.conftest import bare_environ
 from tests.integration.test_deployment_marts import (
     Row,
     expected_attempts,
@@ -41,9 +45,20 @@ from tests.integration.test_deployment_marts import (
     stored_phases,
 )
 
-REPO = Path(__file__).resolve().parents[2]
-
 EventKey = tuple[str, int, str]
+
+
+def expected_keys(
+    info: SimulatorInfo, start_ms: int | None = None, end_ms: int | None = None
+) -> set[EventKey]:
+    """The simulator's events, or those with start_ms <= occur_time < end_ms."""
+    window = (
+        {}
+        if start_ms is None or end_ms is None
+        else {"start_time": start_ms, "end_time": end_ms - 1}
+    )
+    body = requests.get(f"{info.url}/_sim/expected", params=window, timeout=60).json()
+    return {(e["service_id"], e["occur_time"], e["event_info"]) for e in body["events"]}
 
 
 @dataclass
@@ -73,6 +88,13 @@ class Tally:
     def exact(self) -> bool:
         marts = self.mart_rows_lost + self.mart_rows_extra + self.mart_rows_wrong
         return self.rows_lost == 0 and self.rows_extra == 0 and self.duplicates == 0 and not marts
+
+    def assert_recovered_exactly(self, runs: int, faults: int = 1) -> None:
+        """`runs` recovery runs finished, at least `faults` faults landed, and the stored events
+        are exact: none lost, none extra, none doubled."""
+        assert self.runs_recovered == runs, self.notes
+        assert self.faults_injected >= faults, self.notes
+        assert (self.rows_lost, self.rows_extra, self.duplicates) == (0, 0, 0), self.notes
 
 
 def stored_keys(database_url: str) -> tuple[set[EventKey], int]:
@@ -132,7 +154,7 @@ def simulator_days(info: SimulatorInfo) -> tuple[str, str]:
 def simulator_day_windows(info: SimulatorInfo) -> list[tuple[int, int]]:
     """Each UTC day of the simulator's history as [start_ms, end_ms)."""
     first = date.fromisoformat(info.start_date)
-    start = int(datetime(first.year, first.month, first.day, tzinfo=UTC).timestamp() * 1000)
+    start = day_start_ms(first)
     days = (date.fromisoformat(info.end_date) - first).days
     return [(start + i * 86_400_000, start + (i + 1) * 86_400_000) for i in range(days)]
 
@@ -144,19 +166,44 @@ def pipeline_command(first_day: str, last_day: str) -> list[str]:
 def pipeline_env(
     info: SimulatorInfo, database_url: str, dagster_home: Path, auth: str = "aksk"
 ) -> dict[str, str]:
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("MODELARTS_", "HUAWEICLOUD_", "DATABASE_URL", "DAGSTER_"))
-    }
     return {
-        **base,
+        **bare_environ(),
         **pipeline_environment(info, auth),
         "DATABASE_URL": database_url,
         "DAGSTER_HOME": str(dagster_home),
         # the simulated days are fixed dates; the default first partition moves with the calendar
         "PIPELINES_PARTITIONS_START": "2024-01-01",
     }
+
+
+@dataclass(frozen=True)
+class CrashTarget:
+    """What a kill scenario runs and checks: `modelarts-etl run` of the simulator's days, its
+    Dagster homes under `dagster_home`, and the event keys the simulator serves."""
+
+    info: SimulatorInfo
+    days: tuple[str, str]
+    expected: set[EventKey]
+    dagster_home: Path
+
+    @classmethod
+    def of(cls, info: SimulatorInfo, dagster_home: Path) -> CrashTarget:
+        return cls(info, simulator_days(info), expected_keys(info), dagster_home)
+
+
+def _start(
+    command: list[str], env: dict[str, str], cwd: Path, *, own_group: bool = False
+) -> subprocess.Popen[bytes]:
+    """The pipeline as a child process, its output discarded; `own_group`: in a process group of
+    its own, which a kill can take down whole."""
+    return subprocess.Popen(
+        command,
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=own_group,
+    )
 
 
 def _wait_for_a_new_load(
@@ -173,13 +220,7 @@ def _wait_for_a_new_load(
 
 
 def kill_and_recover(
-    tally: Tally,
-    info: SimulatorInfo,
-    database_url: str,
-    days: tuple[str, str],
-    expected: set[EventKey],
-    dagster_home: Path,
-    rng: random.Random,
+    tally: Tally, target: CrashTarget, database_url: str, rng: random.Random
 ) -> None:
     """One round: start the pipeline, SIGKILL it at a random point, rerun it, compare.
 
@@ -187,12 +228,10 @@ def kill_and_recover(
     flight: once an audit row says `running`, after a random 0-400 ms (extraction, COPY into the
     stage, the insert of new keys or the commit).
     """
-    env = pipeline_env(info, database_url, dagster_home)
-    command = pipeline_command(*days)
+    env = pipeline_env(target.info, database_url, target.dagster_home)
+    command = pipeline_command(*target.days)
     aimed = rng.random() < 0.5
-    victim = subprocess.Popen(
-        command, env=env, cwd=dagster_home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    victim = _start(command, env, target.dagster_home)
     if aimed:
         _wait_for_a_new_load(victim, database_url, rng)
     else:
@@ -205,7 +244,7 @@ def kill_and_recover(
     else:
         tally.notes.append("a run finished before its kill")
     victim.wait()
-    recover(tally, command, env, dagster_home, database_url, expected)
+    recover(tally, command, env, target.dagster_home, database_url, target.expected)
 
 
 def _terminate_pipeline_backends(database_url: str) -> int:
@@ -235,24 +274,16 @@ def _day_counts(database_url: str, day_windows: list[tuple[int, int]]) -> list[i
 
 
 def kill_connections_and_recover(
-    tally: Tally,
-    info: SimulatorInfo,
-    database_url: str,
-    days: tuple[str, str],
-    day_windows: list[tuple[int, int]],
-    expected: set[EventKey],
-    dagster_home: Path,
-    rng: random.Random,
+    tally: Tally, target: CrashTarget, database_url: str, rng: random.Random
 ) -> None:
     """One round: while the pipeline loads, terminate its database connections; meanwhile a
     reader keeps counting each day's rows and must only ever see none or all of a day; then
     rerun and compare."""
-    full = [sum(1 for k in expected if lo <= k[1] < hi) for lo, hi in day_windows]
-    env = pipeline_env(info, database_url, dagster_home)
-    command = pipeline_command(*days)
-    victim = subprocess.Popen(
-        command, env=env, cwd=dagster_home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    day_windows = simulator_day_windows(target.info)
+    full = [sum(1 for k in target.expected if lo <= k[1] < hi) for lo, hi in day_windows]
+    env = pipeline_env(target.info, database_url, target.dagster_home)
+    command = pipeline_command(*target.days)
+    victim = _start(command, env, target.dagster_home)
     half_seen = 0
     killed = False
     started = time.monotonic()
@@ -270,7 +301,7 @@ def kill_connections_and_recover(
     if half_seen:
         tally.notes.append(f"a reader saw a partly loaded day {half_seen} times")
         tally.rows_lost += half_seen  # counted as a failure of the promise
-    recover(tally, command, env, dagster_home, database_url, expected)
+    recover(tally, command, env, target.dagster_home, database_url, target.expected)
 
 
 def _slots_held(dagster_home: Path) -> int:
@@ -285,11 +316,8 @@ def _slots_held(dagster_home: Path) -> int:
 
 def kill_group_repeatedly_then_run(
     tally: Tally,
-    info: SimulatorInfo,
+    target: CrashTarget,
     database_url: str,
-    days: tuple[str, str],
-    expected: set[EventKey],
-    dagster_home: Path,
     rng: random.Random,
     kills: int = 3,
     bound_s: float = 300.0,
@@ -302,22 +330,15 @@ def kill_group_repeatedly_then_run(
     The instance is the repository's own dagster.yaml (pools of 2 slots, SQLite storage), fresh
     for each round: before the fix, two leaked slots made the next run spin forever.
     """
-    home = dagster_home / f"group-{rng.randrange(10**9)}"
+    home = target.dagster_home / f"group-{rng.randrange(10**9)}"
     home.mkdir(parents=True)
     shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
-    env = pipeline_env(info, database_url, home)
-    command = pipeline_command(*days)
+    env = pipeline_env(target.info, database_url, home)
+    command = pipeline_command(*target.days)
     for k in range(kills):
         # loads the earlier kills left `running` do not count: aim at one of this run's
         baseline = _running_batches(database_url)
-        victim = subprocess.Popen(
-            command,
-            env=env,
-            cwd=home,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        victim = _start(command, env, home, own_group=True)
         if k == 0:
             time.sleep(rng.uniform(0.5, 4.0))
         else:
@@ -348,7 +369,7 @@ def kill_group_repeatedly_then_run(
         tally.notes.append("loads still `running` after the recovery run")
         return
     tally.runs_recovered += 1
-    compare(tally, database_url, expected)
+    compare(tally, database_url, target.expected)
 
 
 # Issue 16: tokens that really live 2 s while `expires_at` claims an hour, 4 workers, 15% of

@@ -1,51 +1,52 @@
-"""SIGKILL the pipeline at random points, rerun it: the warehouse is exact every time."""
+"""Kill the pipeline mid-run, rerun it: the warehouse is exact every time. Killed at random points
+(SIGKILL of the process, or of its database connections while a reader watches that no day is
+ever half there), and three killed process groups before a run that must finish."""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
-from pipelines.simulator.process import SimulatorInfo
-from tests.reliability.conftest import ROUNDS, expected_keys
+from tests.reliability.conftest import ROUNDS
 from tests.reliability.scenarios import (
+    CrashTarget,
     Tally,
     kill_and_recover,
+    kill_connections_and_recover,
     kill_group_repeatedly_then_run,
-    simulator_days,
 )
 
 pytestmark = pytest.mark.integration
 
 
-def test_sigkill_at_random_points_then_rerun_is_exact(
-    crash_simulator: SimulatorInfo, fresh_database: Callable[[], str], tmp_path: Path
+@pytest.mark.parametrize(
+    ("scenario", "seed"),
+    [
+        pytest.param(kill_and_recover, 20261129, id="sigkill"),
+        pytest.param(kill_connections_and_recover, 7, id="connections-killed-mid-load"),
+    ],
+)
+def test_killed_at_random_points_then_rerun_is_exact(
+    scenario: Callable[[Tally, CrashTarget, str, random.Random], None],
+    seed: int,
+    crash_target: CrashTarget,
+    fresh_database: Callable[[], str],
 ) -> None:
-    expected = expected_keys(crash_simulator)
-    days = simulator_days(crash_simulator)
-    tally = Tally("sigkill")
-    rng = random.Random(20261129)
+    tally = Tally(scenario.__name__)
+    rng = random.Random(seed)
     for _ in range(ROUNDS):
-        kill_and_recover(tally, crash_simulator, fresh_database(), days, expected, tmp_path, rng)
-    assert tally.runs_recovered == ROUNDS, tally.notes
-    assert tally.faults_injected >= 1
-    assert (tally.rows_lost, tally.rows_extra, tally.duplicates) == (0, 0, 0)
+        scenario(tally, crash_target, fresh_database(), rng)
+    tally.assert_recovered_exactly(ROUNDS)
 
 
 def test_a_run_after_three_killed_process_groups_finishes_and_is_exact(
-    crash_simulator: SimulatorInfo, fresh_database: Callable[[], str], tmp_path: Path
+    crash_target: CrashTarget, fresh_database: Callable[[], str]
 ) -> None:
     """Issue #12: three SIGKILLed runs left their pool slots claimed; the next run spun forever.
     Now it reclaims them, takes over the dead loads' days and finishes (bounded: 300 s)."""
-    expected = expected_keys(crash_simulator)
-    days = simulator_days(crash_simulator)
     tally = Tally("sigkill of the process group, three times, then a run")
-    rng = random.Random(20261202)
-    kill_group_repeatedly_then_run(
-        tally, crash_simulator, fresh_database(), days, expected, tmp_path, rng
-    )
-    assert tally.runs_recovered == 1, tally.notes
-    assert tally.faults_injected >= 2  # at least two kills landed while runs were working
-    assert (tally.rows_lost, tally.rows_extra, tally.duplicates) == (0, 0, 0)
+    kill_group_repeatedly_then_run(tally, crash_target, fresh_database(), random.Random(20261202))
+    # one recovery run, and at least two kills landed while runs were working
+    tally.assert_recovered_exactly(1, faults=2)

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from pipelines.simulator.process import running_simulator
-from tests.reliability.conftest import CRASH_SIM_ARGS, expected_keys
+from tests.reliability.conftest import CRASH_SIM_ARGS
 from tests.reliability.scenarios import (
     TOKEN_CHURN_SIM_ARGS,
+    expected_keys,
     simulator_days,
     stored_keys,
     token_churn_run,

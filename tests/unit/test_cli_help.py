@@ -18,8 +18,7 @@ from pipelines import settings
 from pipelines.cli import COMMANDS, main
 from pipelines.cli.arguments import SIMULATOR_COMMANDS, demo_partitions
 from pipelines.cli.dev import WORKSPACE_YAML
-
-REPO = Path(__file__).resolve().parents[2]
+from tests import REPO
 
 
 def _help(capsys: pytest.CaptureFixture[str], *argv: str) -> str:

@@ -7,11 +7,9 @@ import os
 import subprocess
 import sys
 import warnings
-from pathlib import Path
 
 from pipelines.definitions import build_definitions
-
-REPO = Path(__file__).resolve().parents[2]
+from tests import REPO
 
 
 def test_importing_the_definitions_prints_nothing() -> None:

@@ -18,8 +18,7 @@ from dagster._core.execution.plan.instance_concurrency_context import (
 from dagster._core.storage import tags as dagster_tags
 
 from pipelines import pool_wait, run_tags
-
-REPO = Path(__file__).resolve().parents[2]
+from tests import REPO
 
 
 def test_the_installed_dagster_is_the_one_the_patch_was_written_for() -> None:

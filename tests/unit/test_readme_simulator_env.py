@@ -4,12 +4,12 @@ simulator's defaults, and name every variable a run of the dagster CLI needs."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from pipelines import settings
 from pipelines.simulator.config import SimulatorConfig
+from tests import REPO
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = REPO / "README.md"
 START = ".venv/bin/modelarts-simulator --port "
 
 

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import orjson
 import pytest
 
 from pipelines.source.models import ServiceEvent
 from pipelines.source.validation import validate_event
+from tests import REPO
 
-SEED = Path(__file__).resolve().parents[2].parent / "shared" / "seed"
+SEED = REPO.parent / "shared" / "seed"
 SERVICE_ID = "35de3ca9-1bca-4ae7-9cb0-914f30fa7d3e"
 
 
