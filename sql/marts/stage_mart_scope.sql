@@ -1,6 +1,7 @@
 -- For each service in scope (mart_services), the event range whose attempts its days can change.
 -- Boundaries: the texts that start or end an attempt (is_deployment_boundary, migration 0010), the
--- predicate of the partial index service_events_deployment_boundary_idx.
+-- predicate of the partial index service_events_deployment_boundary_idx; the last one before a
+-- time is last_deployment_boundary (migration 0011).
 -- lo: the last boundary before its first day is an open start (that attempt may end in the days)
 -- or the first day's start. The attempts starting in [lo_ms, end_ms) are rebuilt.
 -- hi (exclusive): the last day's end, or past the first boundary after it when the last attempt
@@ -24,30 +25,11 @@ with final as (
             else after_end.occur_time + 1
         end as hi_ms
     from mart_services as services
-    left join lateral (
-        select
-            events.occur_time,
-            is_deployment_start(events.event_info) as is_start
-        from service_events as events
-        where
-            events.service_id = services.service_id
-            and events.occur_time < services.first_ms
-            and is_deployment_boundary(events.event_info)
-        -- in one millisecond a terminal event closes the previous attempt before a start opens one
-        order by events.occur_time desc, is_start desc
-        limit 1
+    left join lateral last_deployment_boundary(
+        services.service_id, services.first_ms
     ) as before_first on true
-    left join lateral (
-        select
-            events.occur_time,
-            is_deployment_start(events.event_info) as is_start
-        from service_events as events
-        where
-            events.service_id = services.service_id
-            and events.occur_time < services.end_ms
-            and is_deployment_boundary(events.event_info)
-        order by events.occur_time desc, is_start desc
-        limit 1
+    left join lateral last_deployment_boundary(
+        services.service_id, services.end_ms
     ) as before_end on true
     left join lateral (
         select events.occur_time

@@ -1,12 +1,7 @@
 -- Per UTC day of a range: the latest load of the day and what service_events holds for it.
 -- A load still `running` whose backend is gone died with its process: shown as `stale` (the
 -- next load of the day marks it `abandoned` and takes over).
-with days as (
-    select day::date as day
-    from generate_series(%(first_day)s::date, %(last_day)s::date, interval '1 day') as day
-),
-
-latest_load as (
+with latest_load as (
     select distinct on (batches.partition_key)
         batches.partition_key,
         case
@@ -30,18 +25,6 @@ latest_load as (
     order by batches.partition_key asc, batches.batch_id desc
 ),
 
-stored as (
-    select
-        (events.occurred_at at time zone 'UTC')::date as day,
-        count(*) as events,
-        count(distinct events.service_id) as services
-    from service_events as events
-    where
-        events.occurred_at >= %(first_day)s::date::timestamp at time zone 'UTC'
-        and events.occurred_at < (%(last_day)s::date + 1)::timestamp at time zone 'UTC'
-    group by (events.occurred_at at time zone 'UTC')::date
-),
-
 final as (
     select
         days.day,
@@ -54,9 +37,10 @@ final as (
         latest_load.quarantined as last_quarantined,
         coalesce(stored.services, 0) as services,
         coalesce(stored.events, 0) as events
-    from days
+    from days_of_range(%(first_day)s::date, %(last_day)s::date) as days
     left join latest_load on latest_load.partition_key = days.day::text
-    left join stored on days.day = stored.day
+    left join stored_events_per_day(%(first_day)s::date, %(last_day)s::date) as stored
+        on days.day = stored.day
 )
 
 select * from final

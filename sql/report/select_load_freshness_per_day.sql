@@ -1,7 +1,7 @@
 -- Per UTC day: its first complete load, the loads after it, and the events those later loads inserted (late events caught).
 with days as (
-    select day::date as day
-    from generate_series(%(first_day)s::date, %(last_day)s::date, interval '1 day') as day
+    select range_days.day
+    from days_of_range(%(first_day)s::date, %(last_day)s::date) as range_days
 ),
 
 succeeded as (

@@ -1,10 +1,5 @@
 -- All services' attempts per UTC day of the range by outcome, and the day's success rate (weighted by attempts).
-with days as (
-    select day::date as day
-    from generate_series(%(first_day)s::date, %(last_day)s::date, interval '1 day') as day
-),
-
-outcomes as (
+with outcomes as (
     select
         daily.attempt_date,
         sum(daily.attempts) as attempts,
@@ -27,7 +22,7 @@ final as (
         coalesce(outcomes.in_progress, 0)::integer as in_progress,
         outcomes.succeeded::double precision
         / nullif(outcomes.succeeded + outcomes.failed, 0) as success_rate
-    from days
+    from days_of_range(%(first_day)s::date, %(last_day)s::date) as days
     left join outcomes on days.day = outcomes.attempt_date
 )
 

@@ -1,21 +1,5 @@
 -- Per UTC day: events stored, texts outside the vocabulary, failures and those no cause rule matched, and their share of the day's events.
-with days as (
-    select day::date as day
-    from generate_series(%(first_day)s::date, %(last_day)s::date, interval '1 day') as day
-),
-
-day_events as (
-    select
-        (events.occurred_at at time zone 'UTC')::date as day,
-        count(*) as events
-    from service_events as events
-    where
-        events.occurred_at >= %(first_day)s::date::timestamp at time zone 'UTC'
-        and events.occurred_at < (%(last_day)s::date + 1)::timestamp at time zone 'UTC'
-    group by (events.occurred_at at time zone 'UTC')::date
-),
-
-unknown_texts as (
+with unknown_texts as (
     select
         texts.event_date as day,
         sum(texts.events) as unknown_text_events
@@ -39,7 +23,7 @@ failures as (
 final as (
     select
         days.day,
-        coalesce(day_events.events, 0)::bigint as events,
+        coalesce(stored.events, 0)::bigint as events,
         coalesce(unknown_texts.unknown_text_events, 0)::bigint as unknown_text_events,
         coalesce(failures.failures, 0)::integer as failures,
         coalesce(failures.unclassified_failures, 0)::integer as unclassified_failures,
@@ -47,9 +31,10 @@ final as (
             coalesce(unknown_texts.unknown_text_events, 0)
             + coalesce(failures.unclassified_failures, 0)
         )::double precision
-        / nullif(day_events.events, 0) as unclassified_share
-    from days
-    left join day_events on days.day = day_events.day
+        / nullif(stored.events, 0) as unclassified_share
+    from days_of_range(%(first_day)s::date, %(last_day)s::date) as days
+    left join stored_events_per_day(%(first_day)s::date, %(last_day)s::date) as stored
+        on days.day = stored.day
     left join unknown_texts on days.day = unknown_texts.day
     left join failures on days.day = failures.day
 )

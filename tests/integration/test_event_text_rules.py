@@ -243,15 +243,23 @@ def test_boundary_index_holds_exactly_the_start_success_and_failure_texts(
 
 
 def test_the_index_and_the_scope_query_share_one_boundary_definition(
-    boundary_predicate: str,
+    engine: Engine, boundary_predicate: str
 ) -> None:
     """The texts that bound attempts are written once, in is_deployment_boundary (migration
-    0010): the partial index's predicate and the scope query's three probes call it, and no
-    statement spells the texts out again."""
+    0010): the partial index's predicate and the scope query's three probes call it (the two
+    probes before a time through last_deployment_boundary, migration 0011), and no statement
+    spells the texts out again."""
     assert boundary_predicate == "is_deployment_boundary(event_info)"
     scope = read_sql("marts/stage_mart_scope.sql")
-    assert scope.count("is_deployment_boundary(events.event_info)") == 3
-    assert " like " not in scope and "deploy service failed" not in scope
+    assert scope.count("is_deployment_boundary(events.event_info)") == 1
+    assert scope.count("left join lateral last_deployment_boundary(") == 2
+    with engine.connect() as conn:
+        lookup = conn.execute(
+            text("select pg_get_functiondef('last_deployment_boundary'::regproc)")
+        ).scalar_one()
+    assert "is_deployment_boundary(events.event_info)" in lookup
+    for statement in (scope, lookup):
+        assert " like " not in statement.lower() and "deploy service failed" not in statement
 
 
 def _versions(engine: Engine) -> list[tuple[int, str, int]]:
