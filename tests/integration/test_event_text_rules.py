@@ -253,10 +253,7 @@ def test_the_index_and_the_scope_query_share_one_boundary_definition(
     scope = read_sql("marts/stage_mart_scope.sql")
     assert scope.count("is_deployment_boundary(events.event_info)") == 1
     assert scope.count("left join lateral last_deployment_boundary(") == 2
-    with engine.connect() as conn:
-        lookup = conn.execute(
-            text("select pg_get_functiondef('last_deployment_boundary'::regproc)")
-        ).scalar_one()
+    lookup = scalar(engine, "select pg_get_functiondef('last_deployment_boundary'::regproc)")
     assert "is_deployment_boundary(events.event_info)" in lookup
     for statement in (scope, lookup):
         assert " like " not in statement.lower() and "deploy service failed" not in statement
