@@ -44,7 +44,7 @@ from typing import Any
 
 import psycopg
 import requests
-from bench_load import _day_ms, dlt_config, ensure_dlt_venv, fresh_database, postgres_server
+from bench_load import dlt_config, ensure_dlt_venv, fresh_database
 
 REPO = Path(__file__).resolve().parents[1]
 END_DATE = "2026-11-29"  # exclusive: the simulator's last day is the 28th
@@ -172,12 +172,16 @@ def run_ours(
 
 
 def run_dlt(dlt_python: Path, info: Any, admin_url: str, first: str, last: str) -> Measured:
+    from pipelines.windows import day_start_ms
+
     with (
         fresh_database(admin_url, migrate=False) as database_url,
         tempfile.TemporaryDirectory() as pipes,
     ):
-        end_ms = _day_ms((date.fromisoformat(last) + timedelta(days=1)).isoformat())
-        config = dlt_config(info, _day_ms(first), end_ms, database_url, pipes)
+        end_ms = day_start_ms(date.fromisoformat(last) + timedelta(days=1))
+        config = dlt_config(
+            info, day_start_ms(date.fromisoformat(first)), end_ms, database_url, pipes
+        )
         command = [str(dlt_python), str(REPO / "bench" / "dlt_pipeline.py"), json.dumps(config)]
         env = {**os.environ, "RUNTIME__LOG_LEVEL": "WARNING"}
         before = served(info.url)
@@ -287,10 +291,12 @@ def main() -> None:
         "round trip (default: 0, loopback speed)",
     )
     args = parser.parse_args()
+    from pipelines.warehouse.embedded import scratch_server
+
     dlt_python = ensure_dlt_venv()
     runner = Ours(args.ours_python, args.ours_checkout)
     results = []
-    with postgres_server() as admin_url:
+    with scratch_server("bench-command-pg-") as admin_url:
         for label in args.sizes:
             size = SIZES[label]
             reps = args.reps or size.reps

@@ -34,7 +34,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -234,18 +234,6 @@ def ensure_dlt_venv() -> Path:
 
 
 @contextmanager
-def postgres_server() -> Iterator[str]:
-    configured = os.environ.get("DATABASE_URL")
-    if configured:
-        yield configured
-        return
-    from pipelines.warehouse.embedded import start_embedded_server
-
-    with tempfile.TemporaryDirectory(prefix="bench-load-pg-") as folder:
-        yield start_embedded_server(Path(folder))
-
-
-@contextmanager
 def fresh_database(admin_url: str, migrate: bool = True) -> Iterator[str]:
     from pipelines.warehouse.database import create_warehouse_engine
     from pipelines.warehouse.embedded import ensure_database
@@ -292,12 +280,6 @@ def dlt_config(
     }
 
 
-def _day_ms(day: str) -> int:
-    return (
-        int(datetime.combine(date.fromisoformat(day), datetime.min.time(), UTC).timestamp()) * 1000
-    )
-
-
 def _fmt_rate(rows: float, seconds: list[float]) -> str:
     med = statistics.median(seconds)
     return f"{rows / med:>10,.0f}  ({rows / max(seconds):,.0f}-{rows / min(seconds):,.0f})"
@@ -325,6 +307,8 @@ def main() -> None:
         return
 
     from pipelines.simulator.process import running_simulator
+    from pipelines.warehouse.embedded import scratch_server
+    from pipelines.windows import day_start_ms
 
     services = 500 if args.quick else 2000
     small = 500
@@ -338,8 +322,12 @@ def main() -> None:
         shown = {k: round(v, 3) if isinstance(v, float) else v for k, v in value.items()}
         print(f"  {name}: {json.dumps(shown)}", flush=True)
 
-    with postgres_server() as admin_url, running_simulator(sim_args, timeout_s=120) as info:
-        start_ms, end_ms = _day_ms(info.start_date), _day_ms(info.end_date)
+    with (
+        scratch_server("bench-load-pg-") as admin_url,
+        running_simulator(sim_args, timeout_s=120) as info,
+    ):
+        start_ms = day_start_ms(date.fromisoformat(info.start_date))
+        end_ms = day_start_ms(date.fromisoformat(info.end_date))
         base = {
             "start_ms": start_ms,
             "end_ms": end_ms,

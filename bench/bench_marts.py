@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import statistics
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -40,7 +38,7 @@ from sqlalchemy import Engine
 from pipelines.simulator.synthetic import insert_synthetic_history, synthetic_day
 from pipelines.source.models import ServiceEvent
 from pipelines.warehouse.database import create_warehouse_engine
-from pipelines.warehouse.embedded import ensure_database, start_embedded_server
+from pipelines.warehouse.embedded import ensure_database, scratch_server
 from pipelines.warehouse.loader import WindowLoad
 from pipelines.warehouse.marts import explain_marts, rebuild_marts
 from pipelines.warehouse.migrations import apply_migrations
@@ -184,9 +182,7 @@ def main() -> None:
     args = parser.parse_args()
 
     first_day = dt.date(2026, 11, 30) - dt.timedelta(days=args.days)
-    with tempfile.TemporaryDirectory() as folder:
-        data_dir = args.data_dir or Path(folder)
-        admin = os.environ.get("DATABASE_URL") or start_embedded_server(data_dir)
+    with scratch_server("bench-marts-pg-", args.data_dir) as admin:
         big_url = ensure_database(admin, f"bench_marts_{args.services}x{args.days}")
         big, last_day = build_big(big_url, args, first_day)
         empty_name = f"bench_marts_empty_{uuid.uuid4().hex[:8]}"

