@@ -52,7 +52,11 @@ def _client(
     while time.perf_counter() < deadline:
         service_id = service_ids[i % len(service_ids)]
         url = f"{info.url}/v1/{info.project_id}/services/{service_id}/events"
-        params = {"order": "asc", "limit": 1000, "offset": (i // len(service_ids)) % 4}
+        params: dict[str, str | int] = {
+            "order": "asc",
+            "limit": 1000,
+            "offset": (i // len(service_ids)) % 4,
+        }
         response = session.get(url, params=params, timeout=30)
         response.raise_for_status()
         if response.json()["count"] != 1000:

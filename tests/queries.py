@@ -3,19 +3,18 @@ bound parameters. Rows compare and hash as tuples and name their columns (`row.e
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Engine, Row, text
+from sqlalchemy import Engine, text
 
 
-def rows(engine: Engine, statement: str, **params: Any) -> Sequence[Row[Any]]:
-    """Every row of `statement`."""
+def rows(engine: Engine, statement: str, **params: Any) -> list[Any]:
+    """Every row of `statement` (a SQLAlchemy Row each)."""
     with engine.connect() as conn:
-        return conn.execute(text(statement), params).all()
+        return list(conn.execute(text(statement), params))
 
 
-def one(engine: Engine, statement: str, **params: Any) -> Row[Any]:
+def one(engine: Engine, statement: str, **params: Any) -> Any:
     """The one row of `statement` (an error if it returns none or several)."""
     with engine.connect() as conn:
         return conn.execute(text(statement), params).one()

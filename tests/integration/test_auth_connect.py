@@ -121,6 +121,7 @@ def test_a_wrong_sk_fails_the_run_in_one_line_naming_the_source_with_nothing_loa
     failures = [e for e in result.all_events if e.is_step_failure]
     assert len(failures) == 1  # failed once: a refused credential is not retried
     error = failures[0].step_failure_data.error
+    assert error is not None
     assert "list services: the API refused AK/SK SIMU… from HUAWEICLOUD_SDK_AK" in error.message
     assert WRONG_SK not in error.to_string()
     assert not [e for e in result.all_events if e.event_type_value == "STEP_RESTARTED"]

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, Row, text
+from sqlalchemy import Engine, text
 
 from pipelines.simulator import vocabulary as v
 from pipelines.source.models import ServiceEvent
@@ -52,7 +51,7 @@ def _load_and_rebuild(engine: Engine, events: list[tuple[int, str, str]]) -> Non
     rebuild_marts(engine, [WINDOW_DAY])
 
 
-def _attempts(engine: Engine) -> Sequence[Row[Any]]:
+def _attempts(engine: Engine) -> list[Any]:
     return rows(
         engine,
         "select attempt_start - :t0, outcome, attempt_end - :t0, failure_phase,"

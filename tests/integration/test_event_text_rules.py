@@ -260,7 +260,7 @@ def test_the_index_and_the_scope_query_share_one_boundary_definition(
 
 
 def _versions(engine: Engine) -> list[tuple[int, str, int]]:
-    return rows(  # type: ignore[return-value]
+    return rows(
         engine,
         "select rule_version, checksum, rules from analytics.event_text_rule_versions"
         " order by rule_version",

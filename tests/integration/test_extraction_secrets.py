@@ -68,8 +68,10 @@ def test_password_and_tokens_never_appear_in_a_run_with_iam_auth(
             texts.append(repr(record))
         for mat in run.get_asset_materialization_events():
             texts.append(repr(mat))
-    failure = next(e for e in failed.all_events if e.event_type_value == "STEP_FAILURE")
-    texts.append(failure.event_specific_data.error.to_string())
+    failure = next(e for e in failed.all_events if e.is_step_failure)
+    error = failure.step_failure_data.error
+    assert error is not None
+    texts.append(error.to_string())
     resource = resources["modelarts"]
     # the resource as a run sees it (its EnvVars resolved)
     client = resource.process_config_and_initialize().build_client()

@@ -85,7 +85,7 @@ def test_a_start_neither_in_the_marts_nor_queued_fails_the_check_until_its_day_i
     assert not failed.passed
     assert failed.metadata["offending_rows"].value == 1
     assert failed.metadata["days_checked"].value == DAY.isoformat()
-    assert str(LATE_START) in failed.metadata["sample"].value
+    assert str(LATE_START) in str(failed.metadata["sample"].value)
 
     refresh = rebuild_marts(engine, [DAY])
     assert refresh.attempts == 2

@@ -37,7 +37,7 @@ def _materialize_days(days: list[str], instance: DagsterInstance) -> list[dict[s
     assert materialize(
         assets, selection=["services"], instance=instance, resources=resources
     ).success
-    metas = []
+    metas: list[dict[str, object]] = []
     for day in days:
         result = materialize(
             assets,
@@ -82,7 +82,8 @@ def test_a_run_on_an_unmigrated_warehouse_fails_at_once_naming_migrate(
     assert [e.step_key for e in failures] == ["service_events"]  # the marts after it never start
     assert not [e for e in result.all_events if e.event_type == DagsterEventType.STEP_UP_FOR_RETRY]
     data = failures[0].step_failure_data
-    description = data.user_failure_data.description if data and data.user_failure_data else ""
+    failure = data.user_failure_data if data else None
+    description = (failure.description if failure else "") or ""
     assert "\n" not in description
     assert "pending migration(s) (0001.." in description
     assert description.endswith("run `modelarts-etl migrate` as the schema owner")

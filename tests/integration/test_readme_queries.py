@@ -38,7 +38,8 @@ class Example:
 def fenced_sql_blocks(markdown: str) -> list[tuple[int, str]]:
     """(first line number, body) of every fenced code block whose language is SQL."""
     blocks: list[tuple[int, str]] = []
-    fence, language, body, start = "", "", [], 0
+    fence, language, start = "", "", 0
+    body: list[str] = []
     for number, line in enumerate(markdown.splitlines(), start=1):
         match = FENCE.match(line)
         if not fence:
@@ -46,8 +47,10 @@ def fenced_sql_blocks(markdown: str) -> list[tuple[int, str]]:
                 fence, body, start = match["fence"], [], number + 1
                 language = (match["info"].split() or [""])[0].lower()
             continue
-        closing = match is not None and not match["info"]
-        if closing and match["fence"][0] == fence[0] and len(match["fence"]) >= len(fence):
+        if match is None or match["info"]:
+            body.append(line)
+            continue
+        if match["fence"][0] == fence[0] and len(match["fence"]) >= len(fence):
             if language in SQL_LANGUAGES:
                 blocks.append((start, "\n".join(body)))
             fence = ""

@@ -153,7 +153,7 @@ def expected_tables(url: str, first: date, last: date) -> dict[str, list[dict[st
         for day in days
         if start_ms <= day_start_ms(day) and end_ms >= day_start_ms(day + timedelta(days=1))
     }
-    outcome = defaultdict(lambda: [0, 0, 0, 0, 0])
+    outcome: defaultdict[date, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
     for row in _query(
         url,
         "select attempt_date, attempts, succeeded, failed, superseded, in_progress"

@@ -154,7 +154,7 @@ def test_page_index_offset(sim: SimulatorInfo, history: History, session: reques
     sid = busiest(history)
     events = [e.to_dict() for e in history.events_by_service[sid]]
     page = session.get(
-        events_url(sim, sid), params={"order": "asc", "limit": 50, "offset": 2}, timeout=5
+        events_url(sim, sid), params={"order": "asc", "limit": "50", "offset": "2"}, timeout=5
     ).json()
     assert page["events"] == events[100:150]
 
@@ -166,7 +166,7 @@ def test_record_offset_mode(history: History) -> None:
     with simulator_in_thread(history, config) as info, requests.Session() as s:
         s.headers["X-Auth-Token"] = TOKEN
         page = s.get(
-            events_url(info, sid), params={"order": "asc", "limit": 50, "offset": 2}, timeout=5
+            events_url(info, sid), params={"order": "asc", "limit": "50", "offset": "2"}, timeout=5
         ).json()
     assert page["events"] == events[2:52]
 
@@ -179,7 +179,9 @@ def test_window_ends_are_inclusive_and_filters(
     lo, hi = events[10].occur_time, events[40].occur_time
     inside = [e.to_dict() for e in events if lo <= e.occur_time <= hi]
     body = session.get(
-        events_url(sim, sid), params={"start_time": lo, "end_time": hi, "order": "asc"}, timeout=5
+        events_url(sim, sid),
+        params={"start_time": str(lo), "end_time": str(hi), "order": "asc"},
+        timeout=5,
     ).json()
     assert body["events"] == inside and body["total_count"] == len(inside)
     abnormal = session.get(
@@ -194,7 +196,7 @@ def test_ties_keep_insertion_order(
     sid = history.services[3].service_id  # the forced same-millisecond pair
     events = history.events_by_service[sid]
     pair = next((a, b) for a, b in itertools.pairwise(events) if a.occur_time == b.occur_time)
-    params = {"start_time": pair[0].occur_time, "end_time": pair[0].occur_time}
+    params = {"start_time": str(pair[0].occur_time), "end_time": str(pair[0].occur_time)}
     asc = session.get(events_url(sim, sid), params={**params, "order": "asc"}, timeout=5).json()
     desc = session.get(events_url(sim, sid), params=params, timeout=5).json()
     assert [e["event_info"] for e in asc["events"]][:2] == [pair[0].event_info, pair[1].event_info]
@@ -271,7 +273,7 @@ def test_late_events_and_deletion(history: History) -> None:
         assert {"service_id": sid, **late} in expected["events"]
         headers = {"X-Auth-Token": TOKEN}
         page = requests.get(
-            events_url(info, sid), params={"order": "asc", "limit": 1}, headers=headers, timeout=5
+            events_url(info, sid), params={"order": "asc", "limit": "1"}, headers=headers, timeout=5
         ).json()
         assert page["events"] == [late] or page["events"][0]["occur_time"] <= late["occur_time"]
         assert page["total_count"] == len(history.events_by_service[sid]) + 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -130,9 +131,9 @@ class _RecordingSession(requests.Session):
         super().__init__()
         self.authorizations: list[str] = []
 
-    def send(self, request: requests.PreparedRequest, **kwargs: object) -> requests.Response:  # type: ignore[override]
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         self.authorizations.append(str(request.headers.get("Authorization")))
-        return super().send(request, **kwargs)  # type: ignore[arg-type]
+        return super().send(request, **kwargs)
 
 
 def test_every_send_is_signed_afresh_retries_included() -> None:

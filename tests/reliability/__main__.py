@@ -187,7 +187,7 @@ def hostile_inputs(admin: str, home: Path) -> list[tuple[str, str]]:
                               capture_output=True, text=True, timeout=900)  # fmt: skip
         rows.append(("hostile run as a whole", "succeeded" if done.returncode == 0 else "FAILED"))
         with psycopg.connect(database) as conn:
-            stored = dict(conn.execute(
+            stored: dict[int, str] = dict(conn.execute(
                 "select occur_time, event_info from service_events where service_id = %s",
                 (HOSTILE_SERVICE_ID,),
             ).fetchall())  # fmt: skip

@@ -123,6 +123,7 @@ def test_truth_agrees_with_events(history: History) -> None:
         if a.outcome == "succeeded":
             at_end = [e.event_info for e in events if e.occur_time == a.ended_at_ms]
             assert v.SERVICE_RUNNING in at_end
+            assert a.ended_at_ms is not None
             assert a.time_to_running_ms == a.ended_at_ms - a.attempt_start
         if a.outcome == "superseded":
             at_end = [e.event_info for e in events if e.occur_time == a.ended_at_ms]

@@ -92,8 +92,11 @@ def test_a_lone_surrogate_parsed_from_a_body_is_replaced_by_validation() -> None
     assert checked == ServiceEvent("svc", 1_764_288_000_000, "normal", "a \ufffd b", repaired=True)
 
 
-def _reference_page(raws: list[object], window: TimeWindow) -> tuple[list[object], list[object]]:
-    events, rejected = [], []
+def _reference_page(
+    raws: list[object], window: TimeWindow
+) -> tuple[list[ServiceEvent], list[tuple[object, str]]]:
+    events: list[ServiceEvent] = []
+    rejected: list[tuple[object, str]] = []
     for raw in raws:
         checked = validate_event("svc", raw)
         if isinstance(checked, RejectedEvent):
@@ -108,10 +111,14 @@ def _reference_page(raws: list[object], window: TimeWindow) -> tuple[list[object
 def test_the_page_fast_path_agrees_with_the_full_check(raws: list[object]) -> None:
     window = TimeWindow(MIN_OCCUR_TIME_MS, MAX_OCCUR_TIME_MS)
     client = ModelArtsClient(
-        "http://127.0.0.1:9", "p", StaticToken(Secret("t")), None, HttpSettings()
-    )  # type: ignore[arg-type]
+        "http://127.0.0.1:9",
+        "p",
+        StaticToken(Secret("t")),
+        None,  # type: ignore[arg-type]  # no session: the page is validated, never fetched
+        HttpSettings(),
+    )
     page = _validate_page("svc", raws, window, client)
     events, rejected = _reference_page(raws, window)
     assert page.events == events
-    assert [e.repaired for e in page.events] == [e.repaired for e in events]  # type: ignore[attr-defined]
+    assert [e.repaired for e in page.events] == [e.repaired for e in events]
     assert [(r.raw, r.reason) for r in page.rejected] == rejected
