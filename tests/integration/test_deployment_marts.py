@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from pipelines.simulator import families
 from pipelines.simulator.history import HistoryConfig, generate_history, truth_as_of
@@ -19,6 +19,7 @@ from pipelines.source.models import ServiceEvent
 from pipelines.warehouse.loader import WindowLoad
 from pipelines.warehouse.marts import rebuild_marts
 from pipelines.windows import TimeWindow
+from tests import queries
 from tests.integration.conftest import add_events
 
 pytestmark = pytest.mark.integration
@@ -194,13 +195,8 @@ def expected_failure_causes_daily(truth: list[AttemptTruth]) -> dict[Row, int]:
 # --- what the marts hold -----------------------------------------------------------------------
 
 
-def _rows(engine: Engine, query: str) -> list[Row]:
-    with engine.connect() as conn:
-        return [tuple(r) for r in conn.execute(text(query)).all()]
-
-
 def stored_attempts(engine: Engine) -> set[Row]:
-    rows = _rows(
+    rows = queries.rows(
         engine,
         "select service_id, attempt_start, attempt_date, outcome, attempt_end, failure_phase,"
         " failure_reason, failure_cause, cause_category, models, time_to_running_ms"
@@ -211,7 +207,7 @@ def stored_attempts(engine: Engine) -> set[Row]:
 
 def stored_phases(engine: Engine) -> set[Row]:
     return set(
-        _rows(
+        queries.rows(
             engine,
             "select service_id, attempt_start, model, phase, phase_start, phase_end, duration_ms,"
             " status from analytics.deployment_phases",
@@ -228,7 +224,7 @@ def stored_daily(engine: Engine, table: str, keys: int) -> dict[Row, Any]:
         "deployment_failure_causes_daily": "attempt_date, service_id, failure_cause,"
         " cause_category, failures",
     }[table]
-    rows = _rows(engine, f"select {columns} from analytics.{table}")
+    rows = queries.rows(engine, f"select {columns} from analytics.{table}")
     out: dict[Row, Any] = {}
     for r in rows:
         value = r[keys:]
@@ -248,7 +244,9 @@ def snapshot(engine: Engine) -> dict[str, set[Row]]:
     }
     out = {}
     for table in tables:
-        rows = _rows(engine, f"select to_jsonb(t) - 'refreshed_at' from analytics.{table} as t")
+        rows = queries.rows(
+            engine, f"select to_jsonb(t) - 'refreshed_at' from analytics.{table} as t"
+        )
         out[table] = {tuple(sorted((k, repr(v)) for k, v in r[0].items())) for r in rows}
     return out
 
@@ -339,7 +337,7 @@ def test_edge_cases_are_present_and_exact(engine: Engine, history: History) -> N
     long_failures = [a for a in attempts if a[6] and len(a[6].encode()) > 3000]
     assert long_failures and long_failures[0][7] == "model_startup"
     # the unknown text is kept and counted on its day, and broke nothing
-    unknown = _rows(
+    unknown = queries.rows(
         engine, "select event_info, events from analytics.unclassified_event_texts_daily"
     )
     assert unknown == [("custom hook executed: warmup", 1)]
@@ -376,7 +374,7 @@ def test_a_range_is_one_pass_and_takes_the_queued_days_with_it(
         utc_date(day_window(history, i).start_ms) for i in range(CONFIG.days)
     )
     assert_marts_equal_truth(engine, history.attempts)
-    assert _rows(engine, "select count(*) from mart_rebuild_queue") == [(0,)]
+    assert queries.rows(engine, "select count(*) from mart_rebuild_queue") == [(0,)]
     again = rebuild_marts(engine, [last])
     assert again.queued_days == () and again.events_read < refresh.events_read
     # the whole range at once gives the same rows
