@@ -15,6 +15,9 @@ grant usage on schema public to modelarts_loader;
 revoke create on schema public from modelarts_loader;
 
 grant select, insert on service_events, quarantined_events to modelarts_loader;
+-- v2 records are aggregates a reload moves forward; their history of changes (migration 0012)
+grant select, insert, update on service_event_records to modelarts_loader;
+grant select, insert on service_event_record_changes to modelarts_loader;
 grant select, insert, update on load_batches, services to modelarts_loader;
 -- the (service, day) pairs a load changed, for the marts rebuild (migration 0009)
 grant insert on mart_rebuild_queue to modelarts_loader;

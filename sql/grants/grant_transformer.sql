@@ -17,6 +17,8 @@ revoke create on schema public, analytics from modelarts_transformer;
 
 -- load_batches: the deployment report (an asset run as this role) shows the loads' freshness
 grant select on service_events, services, load_batches, schema_migrations to modelarts_transformer;
+-- the v2 event records and their history (migration 0012)
+grant select on service_event_records, service_event_record_changes to modelarts_transformer;
 -- the marts rebuild consumes what the loader queued (migration 0009)
 grant select, delete on mart_rebuild_queue to modelarts_transformer;
 grant select, insert, update, delete on all tables in schema analytics to modelarts_transformer;
