@@ -5,15 +5,18 @@ the marts step fails at once (no retry), on one line that says what to do."""
 
 from __future__ import annotations
 
+import configparser
 import contextlib
 import os
 import re
 import secrets
+import shlex
 import shutil
 import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -21,6 +24,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import requests
 from dagster import DagsterEventType, DagsterInstance
 from psycopg import sql
 from sqlalchemy.engine import make_url
@@ -32,8 +36,9 @@ from pipelines.warehouse.embedded import start_embedded_server
 from pipelines.warehouse.migrations import discover_migrations
 from pipelines.warehouse.relay import relay_to_unix_socket, unix_socket_path
 from tests import REPO
-from tests.integration.conftest import bare_environ, simulator_days
+from tests.integration.conftest import bare_environ, free_port, simulator_days
 from tests.integration.test_readme_queries import split_statements
+from tests.unit.test_systemd_env import environment_file
 
 pytestmark = pytest.mark.integration
 
@@ -416,6 +421,11 @@ def test_the_guides_shell_blocks_run_as_written_on_a_password_protected_postgres
     with psycopg.connect(dagster_url) as conn:
         row = conn.execute("select count(*) from runs where status = 'SUCCESS'").fetchone()
     assert row is not None and row[0] >= 1
+    # the webserver's unit as systemd starts it: its ExecStart, in its WorkingDirectory, with the
+    # env file read as EnvironmentFile= reads it; the UI lists the backfill's run
+    runs = _webserver_runs(values, environment_file(env_file.read_text(encoding="utf-8")))
+    assert "SUCCESS" in runs, runs
+
     # the BI login of step 5 reads the marts and the services' names, nothing raw
     bi_url = f"postgresql://metabase:{passwords['bi']}@{password_server.address}/warehouse"
     with psycopg.connect(bi_url) as conn:
@@ -427,3 +437,49 @@ def test_the_guides_shell_blocks_run_as_written_on_a_password_protected_postgres
         assert named is not None and named[0] > 0
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("select count(*) from service_events")
+
+
+def _webserver_runs(values: dict[str, str], unit_env: dict[str, str]) -> list[str]:
+    """Start deploy/systemd/modelarts-etl-webserver.service's command as the unit would, wait
+    for /server_info, and return the statuses of the runs the UI's GraphQL lists."""
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.optionxform = str  # type: ignore[assignment,method-assign]
+    unit.read_string(
+        (REPO / "deploy" / "systemd" / "modelarts-etl-webserver.service").read_text("utf-8")
+    )
+    service = unit["Service"]
+    port = free_port()
+    exec_start = _substituted(service["ExecStart"], values).replace("-p 3000", f"-p {port}")
+    command = shlex.split(exec_start)
+    # the unit's environment: the env file's, over a bare one (PATH, HOME, ...)
+    bare = {k: v for k, v in bare_environ().items() if not k.startswith("PIPELINES_")}
+    env = {**bare, **unit_env}
+    server = subprocess.Popen(
+        command,
+        cwd=_substituted(service["WorkingDirectory"], values),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        while True:  # ready when it answers; a webserver that exits fails the test
+            assert server.poll() is None, server.communicate()[1][-3000:]
+            try:
+                if requests.get(f"{base}/server_info", timeout=5).ok:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.5)
+        page = requests.get(f"{base}/runs", timeout=60)
+        assert page.ok and "<html" in page.text.lower()
+        answer = requests.post(
+            f"{base}/graphql",
+            json={"query": "{ runsOrError { ... on Runs { results { status } } } }"},
+            timeout=120,
+        )
+        assert answer.ok, answer.text[:2000]
+        return [run["status"] for run in answer.json()["data"]["runsOrError"]["results"]]
+    finally:
+        server.terminate()
+        server.communicate(timeout=60)
