@@ -213,6 +213,7 @@ def test_the_helm_values_say_what_the_instance_says() -> None:
     assert k8s["imagePullPolicy"] == launcher["image_pull_policy"]
     assert k8s["loadInclusterConfig"] == launcher["load_incluster_config"]
     assert values["serviceAccount"] == {"create": False, "name": launcher["service_account_name"]}
+    assert values["global"]["serviceAccountName"] == launcher["service_account_name"]
     assert values["rbacEnabled"] is False  # the Role is manifests/rbac.yaml's
     assert [s["name"] for s in k8s["envSecrets"]] == launcher["env_secrets"]
     assert k8s["envVars"] == launcher["env_vars"]
