@@ -192,12 +192,12 @@ _CHECKED_PREFIXES = ("MODELARTS_", "HUAWEICLOUD_", "PIPELINES_")
 _CHECKED_NAMES = (DATABASE_URL, ANALYTICS_DATABASE_URL, "DAGSTER_PG_URL")
 # A password may hold any character (its mistake shows as a refused login instead).
 _ANY_TEXT = frozenset({IAM_PASSWORD})
-# Identifiers, keys and URLs: never a space (a cron expression or a path may hold one).
+# Identifiers, keys and URLs: never a space (a cron expression, a path or an IAM user name may
+# hold one).
 _NO_SPACE = frozenset(
     {
         IAM_REGION,
         IAM_DOMAIN,
-        IAM_USERNAME,
         MODELARTS_PROJECT_ID,
         MODELARTS_TOKEN,
         MODELARTS_OFFSET_MODE,
