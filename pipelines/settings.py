@@ -7,6 +7,7 @@ the code is imported, and secrets never show in the Dagster UI.
 from __future__ import annotations
 
 import os
+import re
 import zoneinfo
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -186,9 +187,79 @@ def partitions_start(today: date | None = None) -> date:
     return start
 
 
+# The variables this check reads: the pipeline's prefixes, its database URLs and Dagster's.
+_CHECKED_PREFIXES = ("MODELARTS_", "HUAWEICLOUD_", "PIPELINES_")
+_CHECKED_NAMES = (DATABASE_URL, ANALYTICS_DATABASE_URL, "DAGSTER_PG_URL")
+# A password may hold any character (its mistake shows as a refused login instead).
+_ANY_TEXT = frozenset({IAM_PASSWORD})
+# Identifiers, keys and URLs: never a space (a cron expression, a path or an IAM user name may
+# hold one).
+_NO_SPACE = frozenset(
+    {
+        IAM_REGION,
+        IAM_DOMAIN,
+        MODELARTS_PROJECT_ID,
+        MODELARTS_TOKEN,
+        MODELARTS_OFFSET_MODE,
+        SDK_AK,
+        SDK_SK,
+        SDK_SECURITY_TOKEN,
+        SDK_PROJECT_ID,
+        MODELARTS_ENDPOINT,
+        IAM_ENDPOINT,
+        METADATA_ENDPOINT,
+        ALERT_WEBHOOK_URL,
+        PARTITIONS_START,
+        DATABASE_URL,
+        ANALYTICS_DATABASE_URL,
+        "DAGSTER_PG_URL",
+        *INTEGER_RANGES,
+    }
+)
+_INLINE_COMMENT = re.compile(r"\s#")
+# Values an error may quote: neither a secret nor a URL that may carry one (databases, webhook).
+_SHOWN = frozenset(
+    {
+        IAM_REGION,
+        MODELARTS_PROJECT_ID,
+        SDK_PROJECT_ID,
+        MODELARTS_OFFSET_MODE,
+        MODELARTS_ENDPOINT,
+        IAM_ENDPOINT,
+        METADATA_ENDPOINT,
+        PARTITIONS_START,
+        NIGHTLY_CRON,
+        NIGHTLY_TIMEZONE,
+        *INTEGER_RANGES,
+    }
+)
+
+
+def check_value_text(var: str, value: str) -> None:
+    """ConfigError when `value` carries what an env file's author meant as a comment or layout.
+
+    systemd's EnvironmentFile= (and `docker --env-file`, and Kubernetes' env) keep everything
+    after `=`: `HUAWEICLOUD_REGION=cn-north-4   # gives the endpoints` is that whole text, and it
+    would reach the API as a region. A secret's value is never shown.
+    """
+    if var in _ANY_TEXT:
+        return
+    shown = repr(value) if var in _SHOWN else "its value not shown"
+    if _INLINE_COMMENT.search(value):
+        raise ConfigError(
+            f"{var} holds an inline comment ({shown}): an env file keeps everything after `=` "
+            "in the value; put comments on lines of their own"
+        )
+    if var in _NO_SPACE and any(char.isspace() for char in value):
+        raise ConfigError(f"{var} must not contain spaces ({shown})")
+
+
 def validate() -> None:
     """Check every variable that is set, before anything runs; raises ConfigError."""
     env = os.environ
+    for var in sorted(env):
+        if var.startswith(_CHECKED_PREFIXES) or var in _CHECKED_NAMES:
+            check_value_text(var, env[var])
     for var in INTEGER_RANGES:
         if env.get(var):
             check_integer(var, env[var])

@@ -10,5 +10,6 @@ $$;
 
 grant usage on schema analytics to analytics_reader;
 grant select on all tables in schema analytics to analytics_reader;
+-- (views too: analytics.services, the services' names, owners, generations and statuses)
 -- tables created later in the schema by the role running this script are readable too
 alter default privileges in schema analytics grant select on tables to analytics_reader;

@@ -24,3 +24,5 @@ grant select, delete on mart_rebuild_queue to modelarts_transformer;
 grant select, insert, update, delete on all tables in schema analytics to modelarts_transformer;
 alter default privileges in schema analytics
 grant select, insert, update, delete on tables to modelarts_transformer;
+-- analytics.services (migration 0014) is a view over the loader's services table: read only
+revoke insert, update, delete, truncate on analytics.services from modelarts_transformer;

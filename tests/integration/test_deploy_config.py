@@ -41,7 +41,7 @@ def test_production_instance_stores_runs_in_postgres(
 def test_kubernetes_instance_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
     from dagster_k8s import K8sRunLauncher
 
-    monkeypatch.setenv("DAGSTER_PG_URL", "postgresql://dagster:x@db:5432/dagster")
+    monkeypatch.setenv("DAGSTER_PG_PASSWORD", "x")
     config, _ = dagster_instance_config(str(DEPLOY / "k8s"), "dagster-instance.yaml")
     launcher = config["run_launcher"]
     assert (launcher["module"], launcher["class"]) == ("dagster_k8s", "K8sRunLauncher")

@@ -130,3 +130,36 @@ def test_a_pending_migration_tells_the_loader_to_ask_the_owner(
             apply_migrations(loader, folder)
     finally:
         loader.dispose()
+
+
+def test_the_bi_reader_reads_the_services_names_and_nobody_writes_them_through_the_view(
+    role_urls: dict[str, str], database_url: str
+) -> None:
+    with psycopg.connect(database_url, autocommit=True) as owner:
+        owner.execute(
+            "insert into services (service_id, service_name, status, owner, generation)"
+            " values ('svc-1', 'churn-model', 'running', 'team-a', 'v1'),"
+            " ('svc-2', 'ocr', 'RUNNING', null, 'v2')"
+        )
+    with psycopg.connect(role_urls["analytics_reader"]) as conn:
+        rows = conn.execute(
+            "select service_id, name, owner, generation, status from analytics.services"
+            " order by service_id"
+        ).fetchall()
+    assert rows == [
+        ("svc-1", "churn-model", "team-a", "v1", "running"),
+        ("svc-2", "ocr", None, "v2", "RUNNING"),
+    ]
+    reader, transformer = role_urls["analytics_reader"], role_urls["modelarts_transformer"]
+    assert _refused(reader, "select count(*) from services")  # the view, not the table
+    with psycopg.connect(reader) as conn:  # five columns: nothing else of the raw listing
+        columns = conn.execute("select * from analytics.services limit 0").description
+    names = [c.name for c in columns or []]
+    assert names == ["service_id", "name", "owner", "generation", "status"]
+    for url in (reader, transformer):
+        assert _refused(url, "update analytics.services set name = 'x'")
+        assert _refused(url, "delete from analytics.services")
+        assert _refused(url, "insert into analytics.services (service_id) values ('svc-3')")
+    with psycopg.connect(transformer) as conn:  # the marts' role reads it, as BI does
+        read = conn.execute("select name from analytics.services order by name").fetchall()
+    assert read == [("churn-model",), ("ocr",)]
