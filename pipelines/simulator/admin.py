@@ -40,6 +40,10 @@ def info(state: SimulatorState) -> dict[str, Any]:
         "events": history.event_count,
         "records": state.store.record_count(),
         "offset_mode": config.offset_mode,
+        "api": config.api,
+        "v2_time_filter": config.v2_time_filter,
+        "v2_services": len(state.records.service_ids()),
+        "v2_records": state.records.record_count(),
     }
 
 
@@ -58,6 +62,18 @@ def get(state: SimulatorState, path: str, query: dict[str, list[str]]) -> Respon
             history = state.history
             attempts = truth_as_of(history, history.end_ms - 1 if as_of is None else as_of)
             return Response(200, orjson.dumps([a.to_dict() for a in attempts]))
+        if path == "/_sim/records":
+            # the v2 records as they are now (create_at in the inclusive window), the malformed
+            # ones, and which services are v2: the truth at the moment of asking
+            expected = state.records.expected_records(
+                integer_param(query, "start_time"), integer_param(query, "end_time")
+            )
+            body = {
+                **expected,
+                "v2_service_ids": state.records.service_ids(),
+                "grown": state.records.grown,
+            }
+            return Response(200, orjson.dumps(body))
         if path == "/_sim/expected":
             windows = state.store.window(
                 integer_param(query, "start_time"), integer_param(query, "end_time")
