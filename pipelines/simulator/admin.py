@@ -100,6 +100,15 @@ def _parse_events(data: Any) -> tuple[str, list[StoredRecord]]:
 
 
 def post(state: SimulatorState, path: str, body: bytes) -> Response:
+    if path == "/_sim/growth":  # {"rate": 0.0}: the v2 records stop (or start) growing
+        try:
+            rate = float(orjson.loads(body)["rate"])
+        except (ValueError, KeyError, TypeError, orjson.JSONDecodeError) as exc:
+            return _error(400, f"bad body: {exc}")
+        if not 0.0 <= rate <= 1.0:
+            return _error(400, "rate must be within 0..1")
+        state.records.growth_rate = rate
+        return json_response(200, {"growth_rate": rate})
     if path == "/_sim/events":
         try:
             service_id, records = _parse_events(orjson.loads(body))

@@ -126,7 +126,8 @@ def service_events(
         return modelarts_error(404, "ModelArts.3502", f"Service {service_id} not found")
     body = paging.page(records)
     state.stats.count_served("pages_served")
-    if state.dice.chance(state.config.growth_rate):
+    rate = state.records.growth_rate
+    if state.dice.chance(state.config.growth_rate if rate is None else rate):
         state.records.grow(service_id, rng)
         state.stats.count_fault("growth")
     return Response(200, body)

@@ -123,6 +123,8 @@ class RecordStore:
 
     def __init__(self, services: list[V2Service], time_filter: str, clock_ms: int) -> None:
         self._lock = threading.Lock()
+        # None: the configured growth_rate; POST /_sim/growth sets another (0: counts stop)
+        self.growth_rate: float | None = None
         self._services = {s.info.service_id: s for s in services}
         self.time_filter = time_filter
         # the time of the next grown occurrence: after everything the history holds
