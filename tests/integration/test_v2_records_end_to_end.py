@@ -85,7 +85,7 @@ def _stored_records(database_url: str) -> set[Record]:
             "select record_id, service_id, service_version_id, event_type, event_info, "
             "event_info_cn, event_count, create_at, update_at from service_event_records"
         ).fetchall()
-    return {tuple(r) for r in rows}  # type: ignore[misc]
+    return {tuple(r) for r in rows}
 
 
 def _rows(database_url: str, query: str) -> list[tuple[Any, ...]]:
