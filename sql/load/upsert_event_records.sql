@@ -89,6 +89,7 @@ changes as (
     returning record_id
 ),
 
+-- no returning: the loader may insert into the marts queue, not read it
 queued as (
     insert into mart_rebuild_queue (load_batch_id, service_id, event_date)
     select distinct
@@ -97,7 +98,6 @@ queued as (
         (to_timestamp(moved.create_at / 1000.0) at time zone 'UTC')::date as event_date
     from moved
     on conflict do nothing
-    returning service_id
 )
 
 select
@@ -106,6 +106,5 @@ select
     count(*) filter (where classified.outcome = 'unchanged') as records_unchanged,
     count(*) filter (where classified.outcome = 'regressed') as records_regressed,
     (select count(*) from upserted) as upserted,
-    (select count(*) from changes) as changes,
-    (select count(*) from queued) as queued
+    (select count(*) from changes) as changes
 from classified

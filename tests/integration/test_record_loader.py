@@ -10,13 +10,16 @@ import pytest
 from sqlalchemy import Engine
 
 from pipelines.source.models import RejectedEvent
-from pipelines.source.records import EventRecord, validate_record
-from pipelines.warehouse.records import load_records
+from pipelines.source.records import EventRecord, V2ServiceInfo, validate_record
+from pipelines.warehouse.database import create_warehouse_engine
+from pipelines.warehouse.records import load_records, upsert_v2_services
 from pipelines.windows import TimeWindow
-from tests.queries import rows, scalar
+from tests.integration import test_least_privilege
+from tests.queries import one, rows, scalar
 
 pytestmark = pytest.mark.integration
 
+role_urls = test_least_privilege.role_urls  # the fixture: the grant scripts' roles
 DAY = 1_763_510_400_000  # 2025-11-19 00:00 UTC
 WINDOW = TimeWindow(DAY, DAY + 86_400_000)
 A = EventRecord("rec-a", "svc-1", "ver-1", "ABNORMAL", "[m 1.0] instance restarted unexpectedly",
@@ -105,3 +108,22 @@ def test_a_failed_load_leaves_no_record_and_a_failed_audit_row(engine: Engine) -
     assert scalar(engine, "select status from load_batches") == "failed"
     load_records(engine, WINDOW, [A], [])
     assert set(_stored(engine)) == {"rec-a"}
+
+
+def test_the_loader_role_may_load_records_and_v2_services(role_urls: dict[str, str]) -> None:
+    """Least privilege (sql/grants/grant_loader.sql) is enough for every statement of a v2 load."""
+    loader = create_warehouse_engine(role_urls["modelarts_loader"])
+    try:
+        load_records(loader, WINDOW, [A, B], [])
+        bad = validate_record("svc-1", {"id": 1})
+        assert isinstance(bad, RejectedEvent)
+        result = load_records(loader, WINDOW, [replace(A, event_count=9)], [bad])
+        assert (result.records_changed, result.quarantined) == (1, 1)
+        info = V2ServiceInfo("svc-1", "name", "RUNNING", "1.0.1", 2, "REALTIME", "owner", DAY,
+                             DAY + 1, {"id": "svc-1"})  # fmt: skip
+        assert upsert_v2_services(loader, [info, info]) == 2
+        got = one(loader, "select generation, owner, version_count, service_type, "
+                          "extract(epoch from created_at) * 1000 from services")  # fmt: skip
+        assert tuple(got) == ("v2", "owner", 2, "REALTIME", DAY)
+    finally:
+        loader.dispose()
