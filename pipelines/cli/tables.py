@@ -64,6 +64,7 @@ def print_status(rows: Sequence[DayStatus]) -> None:
     print(
         f"{'day':<12}{'last load':<11}{'finished (UTC)':<21}{'fetched':>9}{'inserted':>10}"
         f"{'quarantined':>13}{'services':>10}{'events':>9}{'rules':>7}{'coverage':>10}"
+        f"  {'v2 load':<11}{'v2 new':>8}{'v2 changed':>11}{'v2 records':>11}"
     )
     for r in rows:
         finished = (
@@ -77,6 +78,8 @@ def print_status(rows: Sequence[DayStatus]) -> None:
             f"{r.services:>10}{r.events:>9}"
             f"{'-' if r.rule_version is None else f'v{r.rule_version}':>7}"
             f"{'-' if r.event_coverage is None else f'{r.event_coverage:.2%}':>10}"
+            f"  {r.v2_last_load_status or '-':<11}{_n(r.v2_last_records_new):>8}"
+            f"{_n(r.v2_last_records_changed):>11}{r.v2_records:>11}"
         )
     if any(r.last_load_status == "stale" for r in rows):
         print("stale: a load left `running` by a process that died; the next load of the day")
@@ -85,10 +88,10 @@ def print_status(rows: Sequence[DayStatus]) -> None:
 
 def print_verify(day: date, checks: Sequence[ServiceCheck]) -> int:
     """`verify`: per service the API's count and the stored one; the services that differ."""
-    print(f"{'service_id':<40}{'api total':>10}{'stored':>8}  result")
+    print(f"{'service_id':<40}{'api':>4}{'api total':>10}{'stored':>8}  result")
     for c in checks:
         verdict = "ok" if c.matches else ("gone from API" if c.api_total is None else "DIFFERS")
-        print(f"{c.service_id:<40}{_n(c.api_total):>10}{c.stored:>8}  {verdict}")
+        print(f"{c.service_id:<40}{c.generation:>4}{_n(c.api_total):>10}{c.stored:>8}  {verdict}")
     differing = sum(not c.matches for c in checks)
     print(f"{len(checks)} services, {differing} differ")
     if differing:

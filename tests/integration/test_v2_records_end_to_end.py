@@ -118,7 +118,10 @@ def _range_ms(days: list[str]) -> tuple[int, int]:
 
 
 def test_a_mixed_project_loads_v1_events_and_v2_records_exactly(
-    database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     with _pipeline_on(["--api", "mixed"], database_url, monkeypatch, tmp_path) as sim:
         days = simulator_days(sim)
@@ -128,9 +131,26 @@ def test_a_mixed_project_loads_v1_events_and_v2_records_exactly(
         v2 = _expected_records(sim, start, end)
         served = _served(sim)
         minimum = _minimum_requests(sim, start, 500)
-    assert v1 and v2
-    assert stored_events(database_url) == v1
-    assert _stored_records(database_url) == v2
+        assert v1 and v2
+        assert stored_events(database_url) == v1
+        assert _stored_records(database_url) == v2
+        capsys.readouterr()
+        # status: a v2 column per day; verify: every service of both generations matches
+        assert main(["status", "--start", days[0], "--end", days[-1]]) == 0
+        status = capsys.readouterr().out.splitlines()
+        assert any(line.startswith("day") and "v2 records" in line for line in status)
+        per_day = {line.split()[0]: line.split()[-1] for line in status if line[:2] == "20"}
+        created = [sum(1 for r in v2 if _range_ms([d])[0] <= r[7] < _range_ms([d])[1])
+                   for d in days]  # fmt: skip
+        assert [int(per_day[d]) for d in days] == created
+        assert main(["verify", days[1]]) == 0
+        verified = capsys.readouterr().out
+        assert " v2 " in verified and " v1 " in verified and "12 services, 0 differ" in verified
+        gone = min(r[0] for r in v2 if _range_ms([days[1]])[0] <= r[7] < end)
+        with psycopg.connect(database_url) as conn:
+            conn.execute("delete from service_event_record_changes where record_id = %s", (gone,))
+            conn.execute("delete from service_event_records where record_id = %s", (gone,))
+        assert main(["verify", days[1]]) == 1  # a record gone: its service differs
     # a service has one generation; v2 services carry their v2 fields, owner = user_name
     generations = dict(
         _rows(database_url, "select generation, count(*) from services group by generation")
@@ -156,7 +176,7 @@ def test_a_mixed_project_loads_v1_events_and_v2_records_exactly(
     changes = _rows(
         database_url, "select count(*), count(count_before) from service_event_record_changes"
     )
-    assert changes == [(len(v2), 0)]
+    assert changes == [(len(v2) - 1, 0)]  # one per record but the one deleted above
     # the v2 requests: one listing call, and the minimum of event pages, no more
     assert sum(served["v2_services"].values()) == 1
     assert sum(served["v2_events"].values()) == minimum
