@@ -14,6 +14,9 @@ from pipelines.simulator.history import History, HistoryConfig, generate_history
 from pipelines.simulator.process import SimulatorInfo, simulator_in_thread
 from pipelines.simulator.records import event_records
 from pipelines.simulator.v2store import is_v2_service
+from pipelines.source.auth import Secret, StaticToken
+from pipelines.source.client import HttpSettings, ModelArtsClient, build_session
+from pipelines.source.records import fetch_service_records
 
 pytestmark = pytest.mark.integration
 
@@ -135,3 +138,36 @@ def test_growth_moves_a_record_to_the_head_of_an_update_at_listing(history: Hist
         now = {r["id"]: r for r in truth["records"]}
         assert now[grown["id"]]["event_count"] >= grown["event_count"]
         assert truth["grown"] == 2
+
+
+@pytest.mark.parametrize("time_filter", ["create_at", "update_at"])
+def test_a_naive_pager_misses_growing_records_the_extractor_does_not(
+    history: History, time_filter: str
+) -> None:
+    """Paging the default listing (update_at, newest first) while records grow skips records;
+    the extractor (create_at ascending from the window start, no end) gets each one."""
+    config = SimulatorConfig(
+        static_token=TOKEN, api="v2", growth_rate=1.0, v2_time_filter=time_filter
+    )
+    sid = max(history.events_by_service, key=lambda k: len(history.events_by_service[k]))
+    since = history.start_ms + 86_400_000  # from the second day: old records grow into it
+    with simulator_in_thread(history, config) as sim:
+        naive: set[str] = set()
+        offset, total = 0, 1
+        while offset < total:
+            page = _get(sim, f"/services/{sid}/events", limit=10, offset=offset,
+                        start_time=since).json()  # fmt: skip
+            naive |= {r["id"] for r in page["data"]}
+            total, offset = page["total"], offset + 10
+        settings = HttpSettings()
+        client = ModelArtsClient(
+            sim.url, sim.project_id, StaticToken(Secret(TOKEN)), build_session(settings), settings
+        )
+        found = fetch_service_records(client, sid, since, limit=10)
+        truth = requests.get(f"{sim.url}/_sim/records", timeout=30).json()["records"]
+    created_since = {r["id"] for r in truth if r["service_id"] == sid and r["create_at"] >= since}
+    assert created_since - naive  # the naive pager missed some
+    assert created_since <= set(found.records)  # the extractor missed none
+    now = {r["id"]: r for r in truth}
+    # and what it holds is what the API held when it read it: counts never above the truth
+    assert all(r.event_count <= now[i]["event_count"] for i, r in found.records.items())
