@@ -64,7 +64,6 @@ def print_status(rows: Sequence[DayStatus]) -> None:
     print(
         f"{'day':<12}{'last load':<11}{'finished (UTC)':<21}{'fetched':>9}{'inserted':>10}"
         f"{'quarantined':>13}{'services':>10}{'events':>9}{'rules':>7}{'coverage':>10}"
-        f"  {'v2 load':<11}{'v2 new':>8}{'v2 changed':>11}{'v2 records':>11}"
     )
     for r in rows:
         finished = (
@@ -78,9 +77,17 @@ def print_status(rows: Sequence[DayStatus]) -> None:
             f"{r.services:>10}{r.events:>9}"
             f"{'-' if r.rule_version is None else f'v{r.rule_version}':>7}"
             f"{'-' if r.event_coverage is None else f'{r.event_coverage:.2%}':>10}"
-            f"  {r.v2_last_load_status or '-':<11}{_n(r.v2_last_records_new):>8}"
-            f"{_n(r.v2_last_records_changed):>11}{r.v2_records:>11}"
         )
+    if any(r.v2_last_load_status or r.v2_records for r in rows):
+        # v2 (new-version services): a table of its own, so the v1 table keeps its columns
+        print("v2 event records (service_event_records) by UTC day of their first occurrence:")
+        print(f"{'day':<12}{'last v2 load':<14}{'new':>8}{'changed':>9}{'records':>9}")
+        for r in rows:
+            print(
+                f"{r.day.isoformat():<12}{r.v2_last_load_status or 'never':<14}"
+                f"{_n(r.v2_last_records_new):>8}{_n(r.v2_last_records_changed):>9}"
+                f"{r.v2_records:>9}"
+            )
     if any(r.last_load_status == "stale" for r in rows):
         print("stale: a load left `running` by a process that died; the next load of the day")
         print("takes it over (`modelarts-etl rerun DAY`, or the nightly run)")

@@ -138,8 +138,8 @@ def test_a_mixed_project_loads_v1_events_and_v2_records_exactly(
         # status: a v2 column per day; verify: every service of both generations matches
         assert main(["status", "--start", days[0], "--end", days[-1]]) == 0
         status = capsys.readouterr().out.splitlines()
-        assert any(line.startswith("day") and "v2 records" in line for line in status)
-        per_day = {line.split()[0]: line.split()[-1] for line in status if line[:2] == "20"}
+        v2_table = status[status.index(next(x for x in status if x.startswith("v2 event"))) :]
+        per_day = {line.split()[0]: line.split()[-1] for line in v2_table if line[:2] == "20"}
         created = [sum(1 for r in v2 if _range_ms([d])[0] <= r[7] < _range_ms([d])[1])
                    for d in days]  # fmt: skip
         assert [int(per_day[d]) for d in days] == created
