@@ -19,6 +19,7 @@ from pipelines.cli import main
 from pipelines.simulator.process import SimulatorInfo, running_simulator
 from pipelines.windows import day_start_ms
 from tests.integration.conftest import (
+    OneLineError,
     expected_events,
     simulator_days,
     simulator_env,
@@ -229,3 +230,33 @@ def test_v2_under_harsh_faults_with_growing_counts_converges_exactly(
     )[0]
     assert regressed[0] == 0
     assert regressed[1] >= lagging
+
+
+@pytest.mark.parametrize("api", ["v1", "v2"])
+def test_modelarts_api_loads_one_generation_only(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, api: str
+) -> None:
+    env = {settings.MODELARTS_API: api}
+    with _pipeline_on(["--api", "mixed"], database_url, monkeypatch, tmp_path, **env) as sim:
+        day = simulator_days(sim)[1]
+        assert main(["run", "--start", day, "--end", day]) == 0
+        served = _served(sim)
+    other = "v2" if api == "v1" else "v1"
+    calls = {"v1": ("services", "events"), "v2": ("v2_services", "v2_events")}
+    assert all(kind in served for kind in calls[api])
+    assert not any(kind in served for kind in calls[other])  # not even the pre-flight
+    counts = _rows(
+        database_url,
+        "select (select count(*) from service_events), "
+        "(select count(*) from service_event_records), "
+        "(select array_agg(distinct generation) from load_batches), "
+        "(select array_agg(distinct generation) from services)",
+    )[0]
+    assert (counts[0] > 0, counts[1] > 0) == (api == "v1", api == "v2")
+    assert counts[2] == [api] and counts[3] == [api]
+
+
+@pytest.mark.usefixtures("clean_env")
+def test_an_unknown_modelarts_api_is_refused_in_one_line(one_line_error: OneLineError) -> None:
+    line = one_line_error({settings.MODELARTS_API: "v3"}, ["run"], 2)
+    assert "MODELARTS_API must be 'auto', 'v1' or 'v2', not 'v3'" in line
