@@ -127,3 +127,18 @@ def test_the_loader_role_may_load_records_and_v2_services(role_urls: dict[str, s
         assert tuple(got) == ("v2", "owner", 2, "REALTIME", DAY)
     finally:
         loader.dispose()
+
+
+def test_a_v2_load_takes_over_the_days_of_a_dead_load(engine: Engine) -> None:
+    """A load whose process died (its audit row left `running`, its backend gone) is marked
+    abandoned by the next load of its days, which loads them whole."""
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "insert into load_batches (window_start_ms, window_end_ms, loader_pid, generation) "
+            f"values ({WINDOW.start_ms}, {WINDOW.end_ms}, 2147483000, 'v2')"
+        )
+    result = load_records(engine, WINDOW, [A, B], [])
+    statuses = rows(engine, "select batch_id, status, error from load_batches order by batch_id")
+    assert [s[1] for s in statuses] == ["abandoned", "succeeded"]
+    assert f"batch {result.batch_id} took over" in statuses[0][2]
+    assert result.records_new == 2
