@@ -109,7 +109,8 @@ def load_records_range(
             engine, window, by_day[index], rejected[index], counts,
             run_id=run_id, partition_key=key,
         )  # fmt: skip
-        reports.append(
-            RecordWindowReport(window, key, counts, result, time.perf_counter() - day_started)
-        )
+        report = RecordWindowReport(window, key, counts, result, time.perf_counter() - day_started)
+        # the CLI prints a line per day from this
+        log.info("v2 day %s loaded", key, extra={"record_report": report})
+        reports.append(report)
     return reports

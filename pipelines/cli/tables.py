@@ -29,6 +29,16 @@ def day_row(key: str, meta: dict[str, Any]) -> str:
     )
 
 
+def v2_day_row(key: str, meta: dict[str, Any]) -> str:
+    """A day's v2 load: its own line (never starting with the day, so the v1 rows stay the
+    lines that do)."""
+    return (
+        f"v2 {key}: {meta['records']} records, {meta['records_new']} new, "
+        f"{meta['records_changed']} changed, {meta['records_unchanged']} unchanged, "
+        f"{meta['records_regressed']} regressed, {meta['quarantined']} quarantined"
+    )
+
+
 def print_outcomes(first: date, last: date) -> None:
     """After a run: per day, the deployment attempts that started on it, as the mart holds them
     (the marts' connection: a loader login may not read `analytics`)."""

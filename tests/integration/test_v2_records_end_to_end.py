@@ -135,7 +135,11 @@ def test_a_mixed_project_loads_v1_events_and_v2_records_exactly(
         assert v1 and v2
         assert stored_events(database_url) == v1
         assert _stored_records(database_url) == v2
-        capsys.readouterr()
+        # the run printed a line per day of its v2 loads
+        run_lines = capsys.readouterr().out.splitlines()
+        v2_lines = [line.split() for line in run_lines if line.startswith("v2 20")]
+        assert [line[1].rstrip(":") for line in v2_lines] == days
+        assert sum(int(line[4]) for line in v2_lines) == len(v2)  # "N new"
         # status: a v2 column per day; verify: every service of both generations matches
         assert main(["status", "--start", days[0], "--end", days[-1]]) == 0
         status = capsys.readouterr().out.splitlines()
