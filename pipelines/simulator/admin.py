@@ -10,6 +10,7 @@ import orjson
 
 from pipelines.simulator.models import Event
 from pipelines.simulator.params import BadParameter, integer_param
+from pipelines.simulator.records import event_records
 from pipelines.simulator.responses import Response, json_response
 from pipelines.simulator.state import SimulatorState
 from pipelines.simulator.store import expected_events
@@ -65,9 +66,13 @@ def get(state: SimulatorState, path: str, query: dict[str, list[str]]) -> Respon
         if path == "/_sim/records":
             # the v2 records as they are now (create_at in the inclusive window), the malformed
             # ones, and which services are v2: the truth at the moment of asking
-            expected = state.records.expected_records(
-                integer_param(query, "start_time"), integer_param(query, "end_time")
-            )
+            start, end = integer_param(query, "start_time"), integer_param(query, "end_time")
+            as_of = integer_param(query, "as_of")
+            if as_of is not None and as_of < state.history.end_ms:
+                # the records someone would have seen at as_of (growth comes after the end)
+                expected = _records_as_of(state, as_of, start, end)
+            else:
+                expected = state.records.expected_records(start, end)
             body = {
                 **expected,
                 "v2_service_ids": state.records.service_ids(),
@@ -82,6 +87,19 @@ def get(state: SimulatorState, path: str, query: dict[str, list[str]]) -> Respon
     except BadParameter as exc:
         return _error(400, str(exc))
     return _error(404, f"no admin endpoint {path}")
+
+
+def _records_as_of(
+    state: SimulatorState, as_of: int, start: int | None, end: int | None
+) -> dict[str, list[dict[str, Any]]]:
+    history = state.history
+    records = [
+        r.to_dict()
+        for sid in state.records.service_ids()
+        for r in event_records(sid, history.events_by_service[sid], as_of)
+        if (start is None or r.create_at >= start) and (end is None or r.create_at <= end)
+    ]
+    return {"records": records, "malformed": []}
 
 
 def _parse_events(data: Any) -> tuple[str, list[StoredRecord]]:

@@ -171,3 +171,17 @@ def test_a_naive_pager_misses_growing_records_the_extractor_does_not(
     now = {r["id"]: r for r in truth}
     # and what it holds is what the API held when it read it: counts never above the truth
     assert all(r.event_count <= now[i]["event_count"] for i, r in found.records.items())
+
+
+def test_the_records_truth_at_a_moment_is_the_timeline_cut_there(
+    sim: SimulatorInfo, history: History
+) -> None:
+    as_of = history.start_ms + 36 * 3_600_000
+    got = requests.get(f"{sim.url}/_sim/records", params={"as_of": as_of}, timeout=30).json()
+    want = [
+        r.to_dict()
+        for sid in _v2_ids(history)
+        for r in event_records(sid, history.events_by_service[sid], as_of)
+    ]
+    assert got["records"] == want and want
+    assert all(r["update_at"] <= as_of for r in got["records"])
