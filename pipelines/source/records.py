@@ -19,12 +19,13 @@ import logging
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from pipelines.source.client import ModelArtsClient
 from pipelines.source.errors import PagingError, ServiceNotFoundError, SourceError
 from pipelines.source.models import RejectedEvent
+from pipelines.source.stats import ExtractionStats
 from pipelines.source.validation import MAX_OCCUR_TIME_MS, MIN_OCCUR_TIME_MS, repair_text
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,14 @@ V2_EVENT_TYPES = frozenset({"NORMAL", "ABNORMAL", "WARNING"})
 MAX_V2_PAGES = 100_000
 # Pagings of one service that may come up short of the first page's total before giving up.
 MAX_RELISTS = 3
+
+
+class V2Source(Protocol):
+    """What paging needs of the client (ModelArtsClient; a fake in the property tests)."""
+
+    stats: ExtractionStats
+
+    def get_v2_json(self, path: str, params: dict[str, Any], what: str) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +190,7 @@ def _later(a: EventRecord, b: EventRecord) -> EventRecord:
 
 
 def fetch_service_records(
-    client: ModelArtsClient, service_id: str, since_ms: int, limit: int = V2_PAGE_LIMIT
+    client: V2Source, service_id: str, since_ms: int, limit: int = V2_PAGE_LIMIT
 ) -> ServiceRecords:
     """Every record of the service with create_at >= since_ms (and, where the API filters on
     update_at, the older ones updated since), exactly once, however records move meanwhile
@@ -213,7 +222,7 @@ class _Paged:
     distinct: int = 0  # valid record ids seen, kept or not
 
 
-def _page_service(client: ModelArtsClient, service_id: str, since_ms: int, limit: int) -> _Paged:
+def _page_service(client: V2Source, service_id: str, since_ms: int, limit: int) -> _Paged:
     out = ServiceRecords(service_id)
     first_total: int | None = None
     rejected_seen: set[str] = set()
