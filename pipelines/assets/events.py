@@ -68,7 +68,9 @@ def list_and_upsert_services(
             "service_events",
             deps=[services],
             description="Every service's events of the partition's UTC day(s), one row per "
-            "(service_id, occur_time, event_info). Each day is its own transaction and audit row.",
+            "(service_id, occur_time, event_info); and every new-version (v2) service's event "
+            "records created on them, into service_event_records. Each day and generation is its "
+            "own transaction and audit row.",
             kinds={"postgres"},
             group_name="raw",
         )
