@@ -3,12 +3,20 @@ the history of changes, quarantine, the marts queue, and nothing left by a faile
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import replace
 
 import psycopg
 import pytest
 from sqlalchemy import Engine
 
+from pipelines.ingest_records import load_records_range
+from pipelines.simulator.config import SimulatorConfig
+from pipelines.simulator.history import HistoryConfig, generate_history
+from pipelines.simulator.process import simulator_in_thread
+from pipelines.source.auth import Secret, StaticToken
+from pipelines.source.client import HttpSettings, ModelArtsClient, build_session
+from pipelines.source.errors import ModelArtsAPIError
 from pipelines.source.models import RejectedEvent
 from pipelines.source.records import EventRecord, V2ServiceInfo, validate_record
 from pipelines.warehouse.database import create_warehouse_engine
@@ -142,3 +150,24 @@ def test_a_v2_load_takes_over_the_days_of_a_dead_load(engine: Engine) -> None:
     assert [s[1] for s in statuses] == ["abandoned", "succeeded"]
     assert f"batch {result.batch_id} took over" in statuses[0][2]
     assert result.records_new == 2
+
+
+def test_a_failed_v2_extraction_loads_no_day_and_says_so_per_day(engine: Engine) -> None:
+    history = generate_history(HistoryConfig(services=2, days=2, end_date=dt.date(2025, 11, 21)))
+    config = SimulatorConfig(static_token="t", api="v2")
+    with simulator_in_thread(history, config) as sim:
+        settings = HttpSettings(max_retries=0)
+        client = ModelArtsClient(  # a project the API does not know: 404 on every call
+            sim.url, "other-project", StaticToken(Secret("t")), build_session(settings), settings
+        )
+        segments = [("2025-11-19", WINDOW), ("2025-11-20", TimeWindow(WINDOW.end_ms,
+                    WINDOW.end_ms + 86_400_000))]  # fmt: skip
+        with pytest.raises(ModelArtsAPIError):
+            load_records_range(client, engine, [history.services[0].service_id], segments)
+    audit = rows(engine, "select partition_key, generation, status, error from load_batches")
+    assert [(a[0], a[1], a[2]) for a in audit] == [
+        ("2025-11-19", "v2", "failed"),
+        ("2025-11-20", "v2", "failed"),
+    ]
+    assert all(a[3].startswith("extraction failed: ModelArtsAPIError") for a in audit)
+    assert scalar(engine, "select count(*) from service_event_records") == 0
