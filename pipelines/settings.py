@@ -28,6 +28,8 @@ MODELARTS_MAX_RETRIES = "MODELARTS_MAX_RETRIES"
 MODELARTS_SPLIT_THRESHOLD = "MODELARTS_SPLIT_THRESHOLD"
 MODELARTS_LOOKBACK_HOURS = "MODELARTS_LOOKBACK_HOURS"
 MODELARTS_CA_BUNDLE = "MODELARTS_CA_BUNDLE"
+# Which API generations a run lists and loads: auto (both), v1 (old-version services) or v2.
+MODELARTS_API = "MODELARTS_API"
 IAM_ENDPOINT = "HUAWEICLOUD_IAM_ENDPOINT"
 IAM_USERNAME = "HUAWEICLOUD_USERNAME"
 IAM_PASSWORD = "HUAWEICLOUD_PASSWORD"
@@ -72,6 +74,7 @@ MODELARTS_FIELDS = {
     "split_threshold": MODELARTS_SPLIT_THRESHOLD,
     "lookback_hours": MODELARTS_LOOKBACK_HOURS,
     "ca_bundle": MODELARTS_CA_BUNDLE,
+    "api": MODELARTS_API,
     "iam_endpoint": IAM_ENDPOINT,
     "username": IAM_USERNAME,
     "password": IAM_PASSWORD,
@@ -113,6 +116,7 @@ INTEGER_RANGES: dict[str, tuple[int, int | None]] = {
 }
 INTEGERS = frozenset(INTEGER_RANGES)
 OFFSET_MODES = ("page", "record")
+API_GENERATIONS = ("auto", "v1", "v2")
 
 
 class ConfigError(ValueError):
@@ -201,6 +205,7 @@ _NO_SPACE = frozenset(
         MODELARTS_PROJECT_ID,
         MODELARTS_TOKEN,
         MODELARTS_OFFSET_MODE,
+        MODELARTS_API,
         SDK_AK,
         SDK_SK,
         SDK_SECURITY_TOKEN,
@@ -224,6 +229,7 @@ _SHOWN = frozenset(
         MODELARTS_PROJECT_ID,
         SDK_PROJECT_ID,
         MODELARTS_OFFSET_MODE,
+        MODELARTS_API,
         MODELARTS_ENDPOINT,
         IAM_ENDPOINT,
         METADATA_ENDPOINT,
@@ -254,6 +260,18 @@ def check_value_text(var: str, value: str) -> None:
         raise ConfigError(f"{var} must not contain spaces ({shown})")
 
 
+def check_api(value: str) -> str:
+    """`value` if MODELARTS_API may name it (auto|v1|v2), else ConfigError."""
+    if value not in API_GENERATIONS:
+        raise ConfigError(f"{MODELARTS_API} must be 'auto', 'v1' or 'v2', not {value!r}")
+    return value
+
+
+def api_generations(value: str) -> tuple[str, ...]:
+    """The generations a run lists and loads under MODELARTS_API=`value`."""
+    return ("v1", "v2") if check_api(value) == "auto" else (value,)
+
+
 def validate() -> None:
     """Check every variable that is set, before anything runs; raises ConfigError."""
     env = os.environ
@@ -265,6 +283,8 @@ def validate() -> None:
             check_integer(var, env[var])
     if env.get(MODELARTS_OFFSET_MODE):
         check_offset_mode(env[MODELARTS_OFFSET_MODE])
+    if env.get(MODELARTS_API):
+        check_api(env[MODELARTS_API])
     if env.get(MIN_RULE_COVERAGE):
         min_rule_coverage()
     for var in (MODELARTS_ENDPOINT, IAM_ENDPOINT, METADATA_ENDPOINT, ALERT_WEBHOOK_URL):

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipelines import run_tags, settings
 from pipelines.cli.errors import CliError, one_line
-from pipelines.cli.tables import DAY_HEADER, day_row, print_outcomes
+from pipelines.cli.tables import DAY_HEADER, day_row, print_outcomes, v2_day_row
 
 if TYPE_CHECKING:
     from dagster import DagsterInstance, ExecuteInProcessResult
@@ -115,6 +115,10 @@ class _DayProgress(logging.Handler):
     """Prints a row per day as its load commits (ingest.py logs a `window_report`)."""
 
     def emit(self, record: logging.LogRecord) -> None:
+        v2 = getattr(record, "record_report", None)
+        if v2 is not None:  # a day's v2 records (ingest_records.py): a line of its own
+            print(v2_day_row(v2.partition_key, v2.as_metadata()), flush=True)
+            return
         report = getattr(record, "window_report", None)
         if report is None:
             return
@@ -124,16 +128,18 @@ class _DayProgress(logging.Handler):
 
 @contextmanager
 def _day_progress() -> Iterator[None]:
-    ingest_log = logging.getLogger("pipelines.ingest")
     handler = _DayProgress(logging.INFO)
-    level = ingest_log.level
-    ingest_log.addHandler(handler)
-    ingest_log.setLevel(logging.INFO)
+    logs = [logging.getLogger(name) for name in ("pipelines.ingest", "pipelines.ingest_records")]
+    levels = [log.level for log in logs]
+    for log in logs:
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
     try:
         yield
     finally:
-        ingest_log.removeHandler(handler)
-        ingest_log.setLevel(level)
+        for log, level in zip(logs, levels, strict=True):
+            log.removeHandler(handler)
+            log.setLevel(level)
 
 
 def run_days(command: str, first: date, last: date) -> int:

@@ -10,6 +10,7 @@ import orjson
 
 from pipelines.simulator.models import Event
 from pipelines.simulator.params import BadParameter, integer_param
+from pipelines.simulator.records import event_records
 from pipelines.simulator.responses import Response, json_response
 from pipelines.simulator.state import SimulatorState
 from pipelines.simulator.store import expected_events
@@ -40,6 +41,10 @@ def info(state: SimulatorState) -> dict[str, Any]:
         "events": history.event_count,
         "records": state.store.record_count(),
         "offset_mode": config.offset_mode,
+        "api": config.api,
+        "v2_time_filter": config.v2_time_filter,
+        "v2_services": len(state.records.service_ids()),
+        "v2_records": state.records.record_count(),
     }
 
 
@@ -58,6 +63,22 @@ def get(state: SimulatorState, path: str, query: dict[str, list[str]]) -> Respon
             history = state.history
             attempts = truth_as_of(history, history.end_ms - 1 if as_of is None else as_of)
             return Response(200, orjson.dumps([a.to_dict() for a in attempts]))
+        if path == "/_sim/records":
+            # the v2 records as they are now (create_at in the inclusive window), the malformed
+            # ones, and which services are v2: the truth at the moment of asking
+            start, end = integer_param(query, "start_time"), integer_param(query, "end_time")
+            as_of = integer_param(query, "as_of")
+            if as_of is not None and as_of < state.history.end_ms:
+                # the records someone would have seen at as_of (growth comes after the end)
+                expected = _records_as_of(state, as_of, start, end)
+            else:
+                expected = state.records.expected_records(start, end)
+            body = {
+                **expected,
+                "v2_service_ids": state.records.service_ids(),
+                "grown": state.records.grown,
+            }
+            return Response(200, orjson.dumps(body))
         if path == "/_sim/expected":
             windows = state.store.window(
                 integer_param(query, "start_time"), integer_param(query, "end_time")
@@ -66,6 +87,19 @@ def get(state: SimulatorState, path: str, query: dict[str, list[str]]) -> Respon
     except BadParameter as exc:
         return _error(400, str(exc))
     return _error(404, f"no admin endpoint {path}")
+
+
+def _records_as_of(
+    state: SimulatorState, as_of: int, start: int | None, end: int | None
+) -> dict[str, list[dict[str, Any]]]:
+    history = state.history
+    records = [
+        r.to_dict()
+        for sid in state.records.service_ids()
+        for r in event_records(sid, history.events_by_service[sid], as_of)
+        if (start is None or r.create_at >= start) and (end is None or r.create_at <= end)
+    ]
+    return {"records": records, "malformed": []}
 
 
 def _parse_events(data: Any) -> tuple[str, list[StoredRecord]]:
@@ -84,6 +118,15 @@ def _parse_events(data: Any) -> tuple[str, list[StoredRecord]]:
 
 
 def post(state: SimulatorState, path: str, body: bytes) -> Response:
+    if path == "/_sim/growth":  # {"rate": 0.0}: the v2 records stop (or start) growing
+        try:
+            rate = float(orjson.loads(body)["rate"])
+        except (ValueError, KeyError, TypeError, orjson.JSONDecodeError) as exc:
+            return _error(400, f"bad body: {exc}")
+        if not 0.0 <= rate <= 1.0:
+            return _error(400, "rate must be within 0..1")
+        state.records.growth_rate = rate
+        return json_response(200, {"growth_rate": rate})
     if path == "/_sim/events":
         try:
             service_id, records = _parse_events(orjson.loads(body))
