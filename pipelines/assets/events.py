@@ -1,6 +1,8 @@
 """Assets of the raw layer: the `services` dimension and the fact tables, `service_events` (v1)
 and `service_event_records` (v2), loaded by the same asset in every run (MODELARTS_API)."""
 
+import logging
+
 from dagster import (
     AssetExecutionContext,
     AssetSpec,
@@ -18,12 +20,15 @@ from pipelines.ingest import load_events_range
 from pipelines.ingest_records import RecordWindowReport, load_records_range
 from pipelines.resources import ModelArtsResource, WarehouseResource
 from pipelines.source.client import ModelArtsClient
+from pipelines.source.errors import ModelArtsAPIError, is_unpublished_api
 from pipelines.source.models import ServiceInfo
 from pipelines.source.records import V2ServiceInfo, list_v2_services
 from pipelines.source.stats import ExtractionStats
 from pipelines.warehouse.records import upsert_v2_services
 from pipelines.warehouse.services import upsert_services
 from pipelines.windows import TimeWindow
+
+log = logging.getLogger(__name__)
 
 # Every asset that calls the API is in this pool: its limit (dagster.yaml) caps concurrent callers.
 API_POOL = "modelarts_api"
@@ -53,11 +58,30 @@ def list_and_upsert_services(
     the project has none of) and refresh them in the `services` dimension."""
     generations = modelarts.generations()
     engine = warehouse.get_engine()
-    listed = list(client.list_services()) if "v1" in generations else []
+    listed = _list_v1_services(client, generations)
     upsert_services(engine, listed)
     v2_listed = list(list_v2_services(client)) if "v2" in generations else []
     upsert_v2_services(engine, v2_listed)
     return listed, v2_listed
+
+
+def _list_v1_services(client: ModelArtsClient, generations: tuple[str, ...]) -> list[ServiceInfo]:
+    """The v1 listing; under MODELARTS_API=auto, none when the region no longer publishes the
+    /v1 API (404 APIG.0101): the vendor is discontinuing old-version services, and a project
+    with only new-version ones must not fail every run over it. MODELARTS_API=v1 still fails."""
+    if "v1" not in generations:
+        return []
+    try:
+        return list(client.list_services())
+    except ModelArtsAPIError as exc:
+        if not is_unpublished_api(exc) or "v2" not in generations:
+            raise
+        log.warning(
+            "the /v1 services call is not published in this region (%s): no old-version "
+            "services, only the v2 generation is loaded",
+            exc.error_code,
+        )
+        return []
 
 
 # A multi_asset of one spec rather than @asset: dagster 1.13 marks `backfill_policy` beta on

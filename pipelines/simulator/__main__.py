@@ -128,6 +128,11 @@ def _parser() -> argparse.ArgumentParser:
         default=0.0,
         help="chance that a served v2 events page lets one of the service's records grow",
     )
+    f.add_argument(
+        "--v1-retired",
+        action="store_true",
+        help="every /v1 ModelArts call answers 404 APIG.0101 (old-version services discontinued)",
+    )
     f.add_argument("--hostile", action="store_true", help="add the hostile service (hostile.py)")
     f.add_argument(
         "--hostile-answers", action="store_true", help="add services that answer wrongly"
@@ -184,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         api=args.api,
         v2_time_filter=args.v2_time_filter,
         growth_rate=args.growth_rate,
+        v1_retired=args.v1_retired,
     )
     server = make_server(history, config, args.host, args.port)
     stop = threading.Event()

@@ -50,6 +50,9 @@ class SimulatorConfig:
     # Chance that a v2 events page, once served, lets one of the service's records grow (a
     # crash loop: count + 1, update_at now), so counts move while a client pages.
     growth_rate: float = 0.0
+    # Every /v1 ModelArts call answers 404 APIG.0101, as in a region that has discontinued the
+    # old-version services (only /v2 is published there).
+    v1_retired: bool = False
 
     def __post_init__(self) -> None:
         if self.api not in API_MODES:

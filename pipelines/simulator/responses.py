@@ -24,6 +24,14 @@ def modelarts_error(status: int, code: str, message: str) -> Response:
     return json_response(status, {"error_code": code, "error_msg": message})
 
 
+def api_not_published() -> Response:
+    """The gateway's answer to a route it does not publish (APIG.0101), e.g. /v1 services in a
+    region where old-version services are discontinued."""
+    return modelarts_error(
+        404, "APIG.0101", "The API does not exist or has not been published in the environment."
+    )
+
+
 def bad_parameter(message: str) -> Response:
     return modelarts_error(400, "ModelArts.0101", message)
 

@@ -23,6 +23,7 @@ from pipelines.simulator.keys import metadata_keys, metadata_token, signature_re
 from pipelines.simulator.models import History
 from pipelines.simulator.responses import (
     Response,
+    api_not_published,
     gateway_error_html,
     gateway_error_json,
     json_response,
@@ -114,6 +115,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _modelarts(self, method: str, path: str, query: dict[str, list[str]]) -> None:
         parts = path.split("/")
+        if self.server.state.config.v1_retired:
+            # a region whose gateway no longer publishes the old-version API answers as for
+            # any unpublished route
+            self._send("unknown", api_not_published())
+            return
         if len(parts) == 6 and parts[3] == "services" and parts[5] == "events":
             kind = "events"
         elif len(parts) == 4 and parts[3] == "services":

@@ -40,7 +40,12 @@ from pipelines.source.credentials import (
     mask,
     read_credentials_file,
 )
-from pipelines.source.errors import AuthenticationError, ModelArtsAPIError, SourceError
+from pipelines.source.errors import (
+    AuthenticationError,
+    ModelArtsAPIError,
+    SourceError,
+    is_unpublished_api,
+)
 from pipelines.source.records import list_v2_services
 from pipelines.source.retrying import RetryBudget, RetryPolicy
 
@@ -272,7 +277,19 @@ def check_access(connection: Connection, http: HttpSettings) -> None:
     generations = settings.api_generations(os.environ.get(settings.MODELARTS_API) or "auto")
     try:
         if "v1" in generations:
-            next(client.list_services(limit=1), None)
+            try:
+                next(client.list_services(limit=1), None)
+            except ModelArtsAPIError as exc:
+                if not is_unpublished_api(exc):
+                    raise
+                if "v2" not in generations:
+                    raise ConfigError(
+                        f"this region does not publish the /v1 API ({exc.error_code}: old-version "
+                        f"services are discontinued there): set {settings.MODELARTS_API}=auto "
+                        "or v2"
+                    ) from None
+                # MODELARTS_API=auto in a region that no longer publishes /v1: ask /v2 instead
+                next(list_v2_services(client), None)
         else:  # MODELARTS_API=v2: a project whose API may have no v1 calls any more
             next(list_v2_services(client), None)
     except (AuthenticationError, ModelArtsAPIError) as exc:

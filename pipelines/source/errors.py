@@ -7,6 +7,11 @@ class SourceError(Exception):
     """Base of every error the extractor raises on purpose."""
 
 
+# The gateway's code for a route it does not publish: /v1 calls in a region that has
+# discontinued old-version services answer 404 with it.
+API_NOT_PUBLISHED = "APIG.0101"
+
+
 class ModelArtsAPIError(SourceError):
     """A non-retryable answer from the API, with its error_code and error_msg."""
 
@@ -17,6 +22,11 @@ class ModelArtsAPIError(SourceError):
         super().__init__(
             f"{what}: HTTP {status} {error_code or '-'}: {error_msg or '(no message)'}"
         )
+
+
+def is_unpublished_api(exc: ModelArtsAPIError) -> bool:
+    """The gateway does not publish the route called (404 APIG.0101)."""
+    return exc.status == 404 and exc.error_code == API_NOT_PUBLISHED
 
 
 class ServiceNotFoundError(ModelArtsAPIError):

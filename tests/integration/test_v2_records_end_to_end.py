@@ -272,3 +272,36 @@ def test_modelarts_api_loads_one_generation_only(
 def test_an_unknown_modelarts_api_is_refused_in_one_line(one_line_error: OneLineError) -> None:
     line = one_line_error({settings.MODELARTS_API: "v3"}, ["run"], 2)
     assert "MODELARTS_API must be 'auto', 'v1' or 'v2', not 'v3'" in line
+
+
+@pytest.mark.parametrize("api", ["auto", "v1"])
+def test_a_region_without_the_v1_api_loads_v2_under_auto_and_fails_under_v1(
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    api: str,
+) -> None:
+    """Old-version services are being discontinued: where the gateway no longer publishes /v1
+    (404 APIG.0101), MODELARTS_API=auto loads the v2 generation and says so; v1 asked for by
+    name is an error."""
+    env = {settings.MODELARTS_API: api}
+    sim_args = ["--api", "v2", "--v1-retired"]
+    with _pipeline_on(sim_args, database_url, monkeypatch, tmp_path, **env) as sim:
+        day = simulator_days(sim)[1]
+        code = main(["run", "--start", day, "--end", day])
+        served = _served(sim)
+        start, end = _range_ms([day])
+        truth = _expected_records(sim, start, end)
+    err = capsys.readouterr().err
+    if api == "v1":
+        assert code != 0
+        assert "APIG.0101" in err
+        assert err.strip().splitlines()[-1].endswith(
+            "this region does not publish the /v1 API (APIG.0101: old-version services are "
+            "discontinued there): set MODELARTS_API=auto or v2"
+        )
+        return
+    assert code == 0
+    assert served["unknown"] == {"404": 2}  # the pre-flight's and the run's /v1 listing, once each
+    assert {r for r in _stored_records(database_url) if start <= r[7] < end} == truth != set()
