@@ -45,6 +45,7 @@ _STEPS = {
     "marts/stage_mart_queue.sql": _ANY_JOIN,
     "marts/stage_mart_services.sql": _ANY_JOIN,
     "marts/stage_mart_scope.sql": _ANY_JOIN,
+    "marts/stage_event_records.sql": _ANY_JOIN,
     "marts/stage_deployment_events.sql": _ANY_JOIN,
     "marts/stage_deployment_phases.sql": _ANY_JOIN,
     "marts/stage_deployment_attempts.sql": _ANY_JOIN,
@@ -71,6 +72,7 @@ _STAGED_TABLES = {
     "marts/stage_mart_queue.sql": "mart_queued",
     "marts/stage_mart_services.sql": "mart_services",
     "marts/stage_mart_scope.sql": "mart_scope",
+    "marts/stage_event_records.sql": "deployment_record_stage",
     "marts/stage_deployment_events.sql": "deployment_event_stage",
     "marts/stage_deployment_phases.sql": "deployment_phase_stage",
     "marts/stage_deployment_attempts.sql": "deployment_attempt_stage",
@@ -283,9 +285,12 @@ def rebuild_marts(engine: Engine, days: Sequence[date]) -> MartRefresh:
         for step, seconds in done.step_seconds.items():
             step_seconds[step] = step_seconds.get(step, 0.0) + seconds
     with transaction(engine) as conn:
+        # the day's figure over both generations (a row each, migration 0013)
         coverage = conn.execute(
-            "select rule_version, event_coverage from analytics.event_text_coverage_daily"
-            " where event_date = %s",
+            "select max(rule_version),"
+            " sum(events_explained)::double precision / nullif(sum(events), 0)"
+            " from analytics.event_text_coverage_daily where event_date = %s"
+            " having count(*) > 0",
             (asked[-1],),
         ).fetchone()
     refresh = MartRefresh(

@@ -7,13 +7,14 @@ with consumed as (
     where
         queue.event_date >= %(first_day)s
         and queue.event_date <= %(last_day)s
-    returning queue.service_id, queue.event_date
+    returning queue.service_id, queue.event_date, queue.generation
 ),
 
 final as (
     select distinct
         consumed.service_id,
-        consumed.event_date
+        consumed.event_date,
+        consumed.generation
     from consumed
 )
 

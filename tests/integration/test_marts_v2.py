@@ -1,0 +1,316 @@
+"""The marts over v2 event records (new-version services) and over both generations at once:
+hand-written records -> expected attempts, phases and daily rows; and the simulator's histories as
+v1 events and as v2 records (pipelines/simulator/records.py) -> the same truth, day by day, rerun
+and out of order, in both text families."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+
+from pipelines.simulator import families
+from pipelines.simulator.history import HistoryConfig, generate_history, truth_as_of
+from pipelines.simulator.models import History
+from pipelines.simulator.records import EventRecord, event_records
+from pipelines.warehouse.marts import rebuild_marts
+from tests import queries
+from tests.integration.test_deployment_marts import (
+    assert_marts_equal_truth,
+    day_window,
+    load_day,
+    snapshot,
+    utc_date,
+)
+from tests.v2records import store_records
+
+pytestmark = pytest.mark.integration
+
+DAY = dt.date(2026, 11, 18)
+DAY_MS = 86_400_000
+T0 = (DAY - dt.date(1970, 1, 1)).days * DAY_MS + 10 * 3_600_000  # 10:00 UTC
+HOUR = 3_600_000
+CONFIG = HistoryConfig(services=12, days=3, seed=1, end_date=dt.date(2026, 11, 20))
+
+
+def rec(
+    version: str,
+    text: str,
+    at: int,
+    count: int = 1,
+    last: int | None = None,
+    event_type: str = "NORMAL",
+    service: str = "v2-a",
+) -> EventRecord:
+    return EventRecord(
+        record_id=f"{service}/{version}/{text}",
+        service_id=service,
+        service_version_id=version,
+        event_type=event_type,
+        event_info=text,
+        event_info_cn="事件",
+        event_count=count,
+        create_at=at,
+        update_at=at if last is None else last,
+    )
+
+
+WAIT = "Insufficient resources. Wait until idle resources are sufficient."
+UNKNOWN = "custom hook executed: warmup"
+
+
+def succeeded_version(start: int) -> list[EventRecord]:
+    """A version that deploys model "m 1.0" and runs, waiting 3 times for resources, then emits
+    an unknown text 4 times after it runs."""
+    return [
+        rec("A1", "start to deploy service", start),
+        rec("A1", "preparing environment", start + 1_000),
+        rec("A1", "[m 1.0] prepare environment success", start + 5_000),
+        rec("A1", WAIT, start + 5_500, count=3, last=start + 5_900, event_type="WARNING"),
+        rec("A1", "[m 1.0] schedule resource success", start + 6_000),
+        rec("A1", "[m 1.0] pulling model image", start + 7_000),
+        rec("A1", "[m 1.0] pull image success", start + 60_000),
+        rec("A1", "[m 1.0] starting model", start + 61_000),
+        rec("A1", "[m 1.0] start model success", start + 120_000),
+        rec("A1", "service is running", start + 121_000),
+        rec("A1", UNKNOWN, start + 200_000, count=4, last=start + 900_000),
+    ]
+
+
+def hand_written() -> list[EventRecord]:
+    return [
+        # the version running before the data begins: no start record, no attempt (even with a
+        # terminal text)
+        rec("A0", "service is running", T0 - 500),
+        *succeeded_version(T0),
+        # fails pulling its image
+        rec("A2", "start to deploy service", T0 + 3 * HOUR),
+        rec("A2", "preparing environment", T0 + 3 * HOUR + 1_000),
+        rec("A2", "[m 1.0] prepare environment success", T0 + 3 * HOUR + 5_000),
+        rec("A2", "[m 1.0] schedule resource success", T0 + 3 * HOUR + 6_000),
+        rec("A2", "[m 1.0] pulling model image", T0 + 3 * HOUR + 7_000),
+        rec(
+            "A2",
+            "[m 1.0] pull image failed: image not found",
+            T0 + 3 * HOUR + 60_000,
+            event_type="ABNORMAL",
+        ),
+        # no terminal, then a newer version: superseded by it; the newer one in progress
+        rec("A3", "start to deploy service", T0 + 5 * HOUR),
+        rec("A3", "preparing environment", T0 + 5 * HOUR + 1_000),
+        rec("A4", "start to deploy service", T0 + 6 * HOUR),
+    ]
+
+
+def attempts(engine: Engine) -> dict[int, Any]:
+    rows = queries.rows(
+        engine,
+        "select attempt_start, generation, outcome, attempt_end, failure_phase, failure_cause,"
+        " cause_category, models, time_to_running_ms, events, unknown_events"
+        " from analytics.deployment_attempts where service_id = 'v2-a' order by attempt_start",
+    )
+    return {r.attempt_start: tuple(r[1:]) for r in rows}
+
+
+def test_hand_written_records_give_the_expected_attempts_phases_and_days(
+    engine: Engine,
+) -> None:
+    store_records(engine, hand_written())
+    refresh = rebuild_marts(engine, [DAY])
+    assert refresh.queued_days == (DAY,)
+    m = ["m 1.0"]
+    assert attempts(engine) == {
+        T0: ("v2", "succeeded", T0 + 121_000, None, None, None, m, 121_000, 12, 0),
+        T0 + 3 * HOUR: (
+            "v2", "failed", T0 + 3 * HOUR + 60_000, "image_pulling", "image_pull", "image_pull",
+            m, None, 6, 0,
+        ),
+        T0 + 5 * HOUR: ("v2", "superseded", T0 + 6 * HOUR, None, None, None, [], None, 2, 0),
+        T0 + 6 * HOUR: ("v2", "in_progress", None, None, None, None, [], None, 1, 0),
+    }  # fmt: skip
+    phases = queries.rows(
+        engine,
+        "select phase, phase_start, phase_end, status, generation from analytics.deployment_phases"
+        " where attempt_start = :start order by phase_start, phase",
+        start=T0,
+    )
+    assert [tuple(p) for p in phases] == [
+        ("environment_preparation", T0 + 1_000, T0 + 5_000, "succeeded", "v2"),
+        ("resource_scheduling", T0 + 5_000, T0 + 6_000, "succeeded", "v2"),
+        ("image_pulling", T0 + 7_000, T0 + 60_000, "succeeded", "v2"),
+        ("model_startup", T0 + 61_000, T0 + 120_000, "succeeded", "v2"),
+    ]
+    daily = queries.one(
+        engine,
+        "select generation, attempts, succeeded, failed, superseded, in_progress, success_rate"
+        " from analytics.deployment_outcomes_daily where service_id = 'v2-a'",
+    )
+    assert tuple(daily) == ("v2", 4, 1, 1, 1, 1, 0.5)
+    causes = queries.rows(
+        engine,
+        "select generation, failure_cause, cause_category, failures"
+        " from analytics.deployment_failure_causes_daily",
+    )
+    assert [tuple(c) for c in causes] == [("v2", "image_pull", "image_pull", 1)]
+    # the unknown text: its 4 occurrences, from its first to its last
+    unknown = queries.one(
+        engine,
+        "select generation, event_type, events, first_occurred_at, last_occurred_at"
+        " from analytics.unclassified_event_texts_daily where event_info = :text",
+        text=UNKNOWN,
+    )
+    assert tuple(unknown[:3]) == ("v2", "normal", 4)
+    assert unknown.first_occurred_at.timestamp() * 1000 == T0 + 200_000
+    assert unknown.last_occurred_at.timestamp() * 1000 == T0 + 900_000
+    # coverage: a row per generation; v2 records weigh their counts (26 occurrences, 4 unknown)
+    coverage = queries.rows(
+        engine,
+        "select generation, events, events_explained, attempts, failures"
+        " from analytics.event_text_coverage_daily where event_date = :day order by generation",
+        day=DAY,
+    )
+    assert [tuple(c) for c in coverage] == [("v1", 0, 0, 0, 0), ("v2", 26, 22, 4, 1)]
+
+
+def test_a_late_record_and_a_growing_count_follow_through_the_queue(engine: Engine) -> None:
+    """A v2 load queues the create_at day of each record it inserts or moves forward; a rebuild
+    of any later day takes the queued pair: a late failure record of version A3 (created after A4
+    started: it still belongs to A3) fails A3, and a count that grew changes the events."""
+    store_records(engine, hand_written())
+    rebuild_marts(engine, [DAY])
+    late_failure = rec("A3", "deploy service failed: deployment timeout", T0 + 6 * HOUR + 1_000)
+    waited_more = rec("A1", WAIT, T0 + 5_500, count=5, last=T0 + 9_000, event_type="WARNING")
+    assert store_records(engine, [late_failure, waited_more, *hand_written()]) == 2
+    next_day = DAY + dt.timedelta(days=1)
+    refresh = rebuild_marts(engine, [next_day])
+    assert refresh.queued_days == (DAY,)
+    got = attempts(engine)
+    # no phase names a model, so none is open: the failure is charged to the deployment
+    assert got[T0 + 5 * HOUR][1:5] == ("failed", T0 + 6 * HOUR + 1_000, "deployment", "timeout")
+    assert got[T0 + 6 * HOUR][1] == "in_progress"
+    assert got[T0][8] == 14  # 12 events, the wait now 5 times
+    assert queries.scalar(engine, "select count(*) from mart_rebuild_queue") == 0
+    # rebuilding again changes nothing
+    before = snapshot(engine)
+    rebuild_marts(engine, [DAY, next_day])
+    assert snapshot(engine) == before
+
+
+# --- the simulator's histories as records ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module", params=families.VOCABULARIES)
+def history(request: pytest.FixtureRequest) -> History:
+    return generate_history(dataclasses.replace(CONFIG, vocabulary=request.param))
+
+
+def v2_services(history: History, every: int) -> set[str]:
+    """Every `every`-th service of the history is a new-version one (every=1: all)."""
+    return {s.service_id for i, s in enumerate(history.services) if i % every == 0}
+
+
+def records_as_of(history: History, services: set[str], as_of_ms: int) -> list[EventRecord]:
+    return [
+        r
+        for service_id in sorted(services)
+        for r in event_records(service_id, history.events_by_service[service_id], as_of_ms)
+    ]
+
+
+def load_mixed_day(history: History, engine: Engine, index: int, v2: set[str]) -> None:
+    """Day `index` as a run of both generations would load it: the v1 services' events of the
+    day, and the v2 services' records as the API shows them at the day's end (a record created
+    earlier whose count grew that day comes again, and is queued again)."""
+    window = day_window(history, index)
+    v1 = dataclasses.replace(
+        history,
+        events_by_service={s: e for s, e in history.events_by_service.items() if s not in v2},
+    )
+    load_day(engine, v1, window)
+    store_records(engine, records_as_of(history, v2, window.end_ms - 1))
+
+
+def generations(engine: Engine) -> dict[str, set[str]]:
+    rows = queries.rows(
+        engine, "select distinct service_id, generation from analytics.deployment_attempts"
+    )
+    out: dict[str, set[str]] = {}
+    for r in rows:
+        out.setdefault(r.generation, set()).add(r.service_id)
+    return out
+
+
+@pytest.mark.parametrize("every", [1, 2], ids=["v2-only", "mixed"])
+def test_each_loaded_day_gives_the_truth_as_of_its_end(
+    engine: Engine, history: History, every: int
+) -> None:
+    v2 = v2_services(history, every)
+    for index in range(CONFIG.days):
+        load_mixed_day(history, engine, index, v2)
+        window = day_window(history, index)
+        rebuild_marts(engine, [utc_date(window.start_ms)])
+        assert_marts_equal_truth(engine, truth_as_of(history, window.end_ms - 1))
+    assert_marts_equal_truth(engine, history.attempts)
+    by_generation = generations(engine)
+    assert by_generation["v2"] == v2
+    assert by_generation.get("v1", set()) == {s.service_id for s in history.services} - v2
+
+
+def test_rerun_and_out_of_order_rebuilds_stay_exact(engine: Engine, history: History) -> None:
+    v2 = v2_services(history, 2)
+    for index in reversed(range(CONFIG.days)):
+        load_mixed_day(history, engine, index, v2)
+        rebuild_marts(engine, [utc_date(day_window(history, index).start_ms)])
+    assert_marts_equal_truth(engine, history.attempts)
+    before = snapshot(engine)
+    for index in [1, 2, 0, 1]:
+        rebuild_marts(engine, [utc_date(day_window(history, index).start_ms)])
+    assert snapshot(engine) == before
+
+
+def test_v1_events_and_v2_records_of_one_timeline_give_the_same_rows(
+    engine: Engine, history: History
+) -> None:
+    """Every service twice: as v1 events, and as v2 records under another id. Apart from the
+    generation, the attempts (events counted, unknown texts, durations included), phases and
+    daily rows are the same."""
+    copies = {f"v2-{s}": events for s, events in history.events_by_service.items()}
+    for index in range(CONFIG.days):
+        load_day(engine, history, day_window(history, index))
+    store_records(
+        engine,
+        [r for s, events in copies.items() for r in event_records(s, events)],
+    )
+    last = utc_date(day_window(history, CONFIG.days - 1).start_ms)
+    rebuild_marts(engine, [last])
+    columns = (
+        "attempt_start, outcome, attempt_end, failure_phase, failure_reason, failure_cause,"
+        " cause_category, failure_detail, models, time_to_running_ms, duration_ms, events,"
+        " unknown_events"
+    )
+
+    def rows_of(generation: str) -> set[tuple[Any, ...]]:
+        stored = queries.rows(
+            engine,
+            f"select replace(service_id, 'v2-', '') as service_id, {columns}"
+            " from analytics.deployment_attempts where generation = :g",
+            g=generation,
+        )
+        return {(*r[:9], tuple(r[9]), *r[10:]) for r in stored}
+
+    v1_rows = rows_of("v1")
+    assert v1_rows and rows_of("v2") == v1_rows
+    daily = (
+        "select replace(service_id, 'v2-', ''), attempt_date, attempts, succeeded, failed,"
+        " superseded, in_progress from analytics.deployment_outcomes_daily where generation = :g"
+    )
+    v1_daily = set(queries.rows(engine, daily, g="v1"))
+    assert v1_daily and set(queries.rows(engine, daily, g="v2")) == v1_daily
+    phases = (
+        "select replace(service_id, 'v2-', ''), attempt_start, model, phase, phase_start,"
+        " phase_end, status from analytics.deployment_phases where generation = :g"
+    )
+    assert set(queries.rows(engine, phases, g="v2")) == set(queries.rows(engine, phases, g="v1"))
