@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
+from typing import Any
 
+import psycopg
 from sqlalchemy import Engine
 
 from pipelines.simulator.records import EventRecord
+from pipelines.warehouse.sql_files import read_sql
 from pipelines.warehouse.transactions import transaction
 
 
@@ -78,3 +81,27 @@ def store_records(engine: Engine, records: Iterable[EventRecord]) -> int:
                     (batch_id, r.service_id, day),
                 )
     return changed
+
+
+def upsert_synthetic_records(conn: psycopg.Connection[Any], queue: bool = False) -> int:
+    """The synthetic history's services svc-* again as v2 services rec-* (their events as
+    records, sql/simulator/upsert_synthetic_records.sql), one v2 load; with `queue`, the
+    (service, create_at day) of every record it inserted or moved forward is queued for the
+    marts, as the v2 loader queues them. Returns the records written."""
+    row = conn.execute(
+        "insert into load_batches (run_id, window_start_ms, window_end_ms, status, generation)"
+        " values ('synthetic records', 0, 0, 'succeeded', 'v2') returning batch_id"
+    ).fetchone()
+    assert row is not None
+    written = conn.execute(
+        read_sql("simulator/upsert_synthetic_records.sql"), {"batch_id": row[0]}
+    ).rowcount
+    if queue:
+        conn.execute(
+            "insert into mart_rebuild_queue (load_batch_id, service_id, event_date, generation)"
+            " select distinct %(batch)s::bigint, service_id,"
+            " (to_timestamp(create_at / 1000.0) at time zone 'UTC')::date, 'v2'"
+            " from service_event_records where last_load_batch_id = %(batch)s",
+            {"batch": row[0]},
+        )
+    return written
