@@ -12,12 +12,18 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
+from pipelines.report.queries import read_report_data
+from pipelines.report.render import render_html
 from pipelines.simulator import families
 from pipelines.simulator.history import HistoryConfig, generate_history, truth_as_of
 from pipelines.simulator.models import History
 from pipelines.simulator.records import EventRecord, event_records
+from pipelines.source.models import ServiceEvent
+from pipelines.warehouse.loader import WindowLoad
 from pipelines.warehouse.marts import rebuild_marts
+from pipelines.windows import TimeWindow
 from tests import queries
+from tests.integration.conftest import add_events
 from tests.integration.test_deployment_marts import (
     assert_marts_equal_truth,
     day_window,
@@ -314,3 +320,34 @@ def test_v1_events_and_v2_records_of_one_timeline_give_the_same_rows(
         " phase_end, status from analytics.deployment_phases where generation = :g"
     )
     assert set(queries.rows(engine, phases, g="v2")) == set(queries.rows(engine, phases, g="v1"))
+
+
+def test_the_report_counts_both_generations_and_shows_the_split(engine: Engine) -> None:
+    """One v1 service (a success) and the hand-written v2 one: the report's days count both, its
+    v2 columns the v2 share; the failing services say their generation; the coverage's stored
+    events include the v2 records' occurrences."""
+    store_records(engine, hand_written())
+    with WindowLoad(engine, TimeWindow(T0 - 10 * HOUR, T0 + 14 * HOUR)) as load:
+        add_events(
+            load,
+            [
+                ServiceEvent("v1-a", T0, "normal", "start to deploy service"),
+                ServiceEvent("v1-a", T0 + 1_000, "normal", "deploy service failed: no quota"),
+            ],
+        )
+        load.commit()
+    rebuild_marts(engine, [DAY])
+    data = read_report_data(engine, DAY, DAY)
+    [day] = data.outcomes
+    assert (day.attempts, day.succeeded, day.failed, day.v2_attempts) == (5, 1, 2, 4)
+    assert day.success_rate == pytest.approx(1 / 3) and day.v2_success_rate == 0.5
+    assert {(s.service_id, s.generation) for s in data.failing_services} == {
+        ("v1-a", "v1"),
+        ("v2-a", "v2"),
+    }
+    [coverage] = data.coverage
+    assert (coverage.events, coverage.unknown_text_events) == (2 + 26, 4)
+    html = render_html(data, dt.datetime.now(dt.UTC), "test", 0.99)
+    assert "of them new-version (v2)" in html
+    assert 'data-col="v2_attempts" data-value="4"' in html
+    assert 'data-col="generation" data-value="v2"' in html
