@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from pipelines.report.queries import OutcomesDay
 from pipelines.source.client import ModelArtsClient
 from pipelines.source.errors import ServiceNotFoundError
+from pipelines.source.records import fetch_service_records
 from pipelines.warehouse.sql_files import read_sql
 from pipelines.warehouse.transactions import pooled_connection
 from pipelines.windows import TimeWindow
@@ -29,6 +30,11 @@ class DayStatus:
     last_quarantined: int | None
     services: int
     events: int
+    # the day's latest v2 load (service_event_records) and the v2 records created on the day
+    v2_last_load_status: str | None = None
+    v2_last_records_new: int | None = None
+    v2_last_records_changed: int | None = None
+    v2_records: int = 0
     rule_version: int | None = None  # the event text rules that last rebuilt the day's marts
     event_coverage: float | None = None  # the share of its events those rules explain
 
@@ -38,6 +44,7 @@ class ServiceCheck:
     service_id: str
     api_total: int | None  # None: the service is gone from the API
     stored: int
+    generation: str = "v1"
 
     @property
     def matches(self) -> bool:
@@ -97,4 +104,29 @@ def verify_window(
         except ServiceNotFoundError:
             total = None
         checks.append(ServiceCheck(service_id, total, int(stored.get(service_id, 0))))
+    return checks
+
+
+def verify_records_window(
+    client: ModelArtsClient, engine: Engine, service_ids: list[str], window: TimeWindow
+) -> list[ServiceCheck]:
+    """Per v2 service: the records the API holds created in the window (paged as a load pages
+    them, exact whichever record time the API's window filters on; the listing's `total`
+    re-checked) against the records stored for it."""
+    stored = dict(
+        _query(
+            engine,
+            "ops/count_records_by_service.sql",
+            {"start_ms": window.start_ms, "end_ms": window.end_ms},
+        )
+    )
+    checks = []
+    for service_id in sorted(set(service_ids) | set(stored)):
+        found = fetch_service_records(client, service_id, window.start_ms)
+        total = (
+            None
+            if found.missing
+            else sum(1 for r in found.records.values() if window.contains(r.create_at))
+        )
+        checks.append(ServiceCheck(service_id, total, int(stored.get(service_id, 0)), "v2"))
     return checks

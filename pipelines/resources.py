@@ -66,6 +66,9 @@ class ModelArtsResource(ConfigurableResource):
     domain: str | None = None
     region: str | None = Field(default=None, description="Project (scope) name, e.g. cn-north-4")
     offset_mode: str = Field(default="page", description="'page' (documented) or 'record'")
+    api: str = Field(
+        default="auto", description="API generations to load: auto (v1 and v2), v1 or v2"
+    )
     workers: int = Field(default=4, description="Services fetched at once")
     page_limit: int = Field(default=1000, description="Events per page, 10..1000")
     max_pages_per_window: int = 10_000
@@ -146,6 +149,10 @@ class ModelArtsResource(ConfigurableResource):
             pool_size=max(1, int(self.workers)) + 1,
             ca_bundle=self.ca_bundle,
         )
+
+    def generations(self) -> tuple[str, ...]:
+        """The API generations this run lists and loads (MODELARTS_API)."""
+        return settings.api_generations(self.api)
 
     def extract_settings(self) -> ExtractSettings:
         """The extraction settings, checked against the ranges of their variables."""

@@ -27,6 +27,8 @@ MODELARTS_MAX_RETRIES = "MODELARTS_MAX_RETRIES"
 MODELARTS_SPLIT_THRESHOLD = "MODELARTS_SPLIT_THRESHOLD"
 MODELARTS_LOOKBACK_HOURS = "MODELARTS_LOOKBACK_HOURS"
 MODELARTS_CA_BUNDLE = "MODELARTS_CA_BUNDLE"
+# Which API generations a run lists and loads: auto (both), v1 (old-version services) or v2.
+MODELARTS_API = "MODELARTS_API"
 IAM_ENDPOINT = "HUAWEICLOUD_IAM_ENDPOINT"
 IAM_USERNAME = "HUAWEICLOUD_USERNAME"
 IAM_PASSWORD = "HUAWEICLOUD_PASSWORD"
@@ -71,6 +73,7 @@ MODELARTS_FIELDS = {
     "split_threshold": MODELARTS_SPLIT_THRESHOLD,
     "lookback_hours": MODELARTS_LOOKBACK_HOURS,
     "ca_bundle": MODELARTS_CA_BUNDLE,
+    "api": MODELARTS_API,
     "iam_endpoint": IAM_ENDPOINT,
     "username": IAM_USERNAME,
     "password": IAM_PASSWORD,
@@ -112,6 +115,7 @@ INTEGER_RANGES: dict[str, tuple[int, int | None]] = {
 }
 INTEGERS = frozenset(INTEGER_RANGES)
 OFFSET_MODES = ("page", "record")
+API_GENERATIONS = ("auto", "v1", "v2")
 
 
 class ConfigError(ValueError):
@@ -186,6 +190,18 @@ def partitions_start(today: date | None = None) -> date:
     return start
 
 
+def check_api(value: str) -> str:
+    """`value` if MODELARTS_API may name it (auto|v1|v2), else ConfigError."""
+    if value not in API_GENERATIONS:
+        raise ConfigError(f"{MODELARTS_API} must be 'auto', 'v1' or 'v2', not {value!r}")
+    return value
+
+
+def api_generations(value: str) -> tuple[str, ...]:
+    """The generations a run lists and loads under MODELARTS_API=`value`."""
+    return ("v1", "v2") if check_api(value) == "auto" else (value,)
+
+
 def validate() -> None:
     """Check every variable that is set, before anything runs; raises ConfigError."""
     env = os.environ
@@ -194,6 +210,8 @@ def validate() -> None:
             check_integer(var, env[var])
     if env.get(MODELARTS_OFFSET_MODE):
         check_offset_mode(env[MODELARTS_OFFSET_MODE])
+    if env.get(MODELARTS_API):
+        check_api(env[MODELARTS_API])
     if env.get(MIN_RULE_COVERAGE):
         min_rule_coverage()
     for var in (MODELARTS_ENDPOINT, IAM_ENDPOINT, METADATA_ENDPOINT, ALERT_WEBHOOK_URL):

@@ -1,4 +1,5 @@
-"""Assets of the raw layer: the `services` dimension and the `service_events` fact table."""
+"""Assets of the raw layer: the `services` dimension and the fact tables, `service_events` (v1)
+and `service_event_records` (v2), loaded by the same asset in every run (MODELARTS_API)."""
 
 from dagster import (
     AssetExecutionContext,
@@ -14,8 +15,13 @@ from pipelines.assets.partitions import daily_partitions, day_windows
 from pipelines.assets.schedules import STEP_RETRY
 from pipelines.failures import failing_fast, loader_connection
 from pipelines.ingest import load_events_range
+from pipelines.ingest_records import RecordWindowReport, load_records_range
 from pipelines.resources import ModelArtsResource, WarehouseResource
+from pipelines.source.client import ModelArtsClient
+from pipelines.source.models import ServiceInfo
+from pipelines.source.records import V2ServiceInfo, list_v2_services
 from pipelines.source.stats import ExtractionStats
+from pipelines.warehouse.records import upsert_v2_services
 from pipelines.warehouse.services import upsert_services
 from pipelines.windows import TimeWindow
 
@@ -25,18 +31,33 @@ API_POOL = "modelarts_api"
 
 @asset(kinds={"postgres"}, group_name="raw", pool=API_POOL)
 def services(modelarts: ModelArtsResource, warehouse: WarehouseResource) -> MaterializeResult:
-    """The project's inference services, as the listing call shows them now."""
+    """The project's inference services of both generations, as the listing calls show them."""
     with failing_fast(loader_connection(warehouse.database_url)):
         client = modelarts.build_client()
-        listed = list(client.list_services())
-        upsert_services(warehouse.get_engine(), listed)
+        listed, v2_listed = list_and_upsert_services(client, modelarts, warehouse)
     return MaterializeResult(
         metadata={
-            "services": len(listed),
+            "services": len(listed) + len(v2_listed),
+            "v1_services": len(listed),
+            "v2_services": len(v2_listed),
             "requests": client.stats.requests,
             "retries": client.stats.retries,
         }
     )
+
+
+def list_and_upsert_services(
+    client: ModelArtsClient, modelarts: ModelArtsResource, warehouse: WarehouseResource
+) -> tuple[list[ServiceInfo], list[V2ServiceInfo]]:
+    """List the services of the generations MODELARTS_API names (one call for a generation
+    the project has none of) and refresh them in the `services` dimension."""
+    generations = modelarts.generations()
+    engine = warehouse.get_engine()
+    listed = list(client.list_services()) if "v1" in generations else []
+    upsert_services(engine, listed)
+    v2_listed = list(list_v2_services(client)) if "v2" in generations else []
+    upsert_v2_services(engine, v2_listed)
+    return listed, v2_listed
 
 
 # A multi_asset of one spec rather than @asset: dagster 1.13 marks `backfill_policy` beta on
@@ -73,8 +94,7 @@ def _load_partition_days(
 ) -> MaterializeResult:
     engine = warehouse.get_engine()
     listing = modelarts.build_client()
-    listed = list(listing.list_services())
-    upsert_services(engine, listed)
+    listed, v2_listed = list_and_upsert_services(listing, modelarts, warehouse)
     service_ids = [s.service_id for s in listed]
     time_window = context.partition_time_window
 
@@ -90,15 +110,36 @@ def _load_partition_days(
         late = TimeWindow(first.start_ms - modelarts.lookback_hours * 3_600_000, first.start_ms)
         segments.insert(0, (first_day, late))
     # One extraction for the whole range (each service asked once, split where dense), then
-    # one load per day: see load_events_range.
-    reports = load_events_range(
-        modelarts.build_client(ExtractionStats()),
-        engine,
-        service_ids,
-        segments,
-        modelarts.extract_settings(),
-        run_id=context.run.run_id,
+    # one load per day: see load_events_range. The v2 records likewise (load_records_range).
+    reports = (
+        load_events_range(
+            modelarts.build_client(ExtractionStats()),
+            engine,
+            service_ids,
+            segments,
+            modelarts.extract_settings(),
+            run_id=context.run.run_id,
+        )
+        if "v1" in modelarts.generations()
+        else []
     )
+    # v2 pages hold at most 500 records: MODELARTS_PAGE_LIMIT applies below that
+    extract_settings = modelarts.extract_settings()
+    v2_reports = (
+        load_records_range(
+            modelarts.build_client(ExtractionStats()),
+            engine,
+            [s.service_id for s in v2_listed],
+            segments,
+            workers=extract_settings.workers,
+            page_limit=extract_settings.page_limit,
+            run_id=context.run.run_id,
+        )
+        if v2_listed  # a project without v2 services: its one listing call, no loads
+        else []
+    )
+    if v2_reports:
+        totals.update(_v2_totals(v2_reports))
     if len(reports) > days:
         report = reports.pop(0)
         lookback = {f"lookback_{k}": v for k, v in report.as_metadata().items()}
@@ -109,7 +150,7 @@ def _load_partition_days(
             report.counts["fetched"],
             report.load.inserted,
         )
-    for (day, _), report in zip(segments[-days:], reports, strict=True):
+    for (day, _), report in zip(segments[-days:], reports, strict=False):
         day_counts = report.as_metadata()
         for key, value in day_counts.items():
             if isinstance(value, int | float) and key != "batch_id":
@@ -124,7 +165,9 @@ def _load_partition_days(
             day_counts["already_present"],
             day_counts["quarantined"],
         )
-    totals["services"] = len(service_ids)
+    totals["services"] = len(service_ids) + len(v2_listed)
+    totals["v1_services"] = len(service_ids)
+    totals["v2_services"] = len(v2_listed)
     totals["list_requests"] = listing.stats.requests
     totals["list_retries"] = listing.stats.retries
     totals["retries_spent_in_run"] = modelarts.run_budget().spent
@@ -138,6 +181,16 @@ def _load_partition_days(
             "per_day": MetadataValue.md(_per_day_table(rows)),
         }
     )
+
+
+def _v2_totals(reports: list[RecordWindowReport]) -> dict[str, int | float]:
+    """The v2 loads' counts summed over the range's days, named v2_*."""
+    out: dict[str, int | float] = {}
+    for report in reports:
+        for key, value in report.as_metadata().items():
+            if isinstance(value, int | float) and key != "batch_id":
+                out[f"v2_{key}"] = round(out.get(f"v2_{key}", 0) + value, 3)
+    return out
 
 
 def _per_day_table(rows: list[tuple[str, dict[str, int | float | str]]]) -> str:

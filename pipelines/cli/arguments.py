@@ -176,6 +176,13 @@ def build_parser(description: str) -> argparse.ArgumentParser:
         group.add_argument(
             "--sim-seed", type=int, default=42, metavar="N", help="random seed (default: 42)"
         )
+        group.add_argument(
+            "--sim-api",
+            choices=("v1", "v2", "mixed"),
+            default="mixed",
+            help="the services' API generation: old-version (v1), new-version (v2), or half "
+            "each (default: mixed)",
+        )
     return parser
 
 

@@ -89,15 +89,23 @@ def migrate(args: argparse.Namespace) -> int:
 def verify(args: argparse.Namespace) -> int:
     from pipelines.assets.partitions import day_windows
     from pipelines.definitions import build_resources
-    from pipelines.operate import verify_window
+    from pipelines.operate import verify_records_window, verify_window
+    from pipelines.source.records import list_v2_services
 
     start = datetime(args.day.year, args.day.month, args.day.day, tzinfo=UTC)
     _, window = next(day_windows(start, start + timedelta(days=1)))
     with environment(args):
         # Resolve the EnvVar-bound fields the way a run does.
-        client = build_resources()["modelarts"].process_config_and_initialize().build_client()
-        service_ids = [s.service_id for s in client.list_services()]
-        checks = verify_window(client, read_engine(), service_ids, window)
+        modelarts = build_resources()["modelarts"].process_config_and_initialize()
+        client = modelarts.build_client()
+        generations = modelarts.generations()
+        checks = []
+        if "v1" in generations:
+            service_ids = [s.service_id for s in client.list_services()]
+            checks += verify_window(client, read_engine(), service_ids, window)
+        if "v2" in generations:  # v2: records created on the day, against the API's
+            v2_ids = [s.service_id for s in list_v2_services(client)]
+            checks += verify_records_window(client, read_engine(), v2_ids, window)
     return 1 if print_verify(args.day, checks) else 0
 
 

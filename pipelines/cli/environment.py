@@ -49,7 +49,7 @@ def environment(args: argparse.Namespace, api: bool = True) -> Iterator[tuple[da
                 "deployment: refusing to start the local simulator"
             )
         simulator_args = ["--services", str(args.sim_services), "--days", str(args.sim_days)]
-        simulator_args += ["--seed", str(args.sim_seed)]
+        simulator_args += ["--seed", str(args.sim_seed), "--api", getattr(args, "sim_api", "mixed")]
     elif api:
         for var in (settings.MODELARTS_ENDPOINT, settings.IAM_ENDPOINT):
             if os.environ.get(var):

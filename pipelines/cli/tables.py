@@ -78,6 +78,16 @@ def print_status(rows: Sequence[DayStatus]) -> None:
             f"{'-' if r.rule_version is None else f'v{r.rule_version}':>7}"
             f"{'-' if r.event_coverage is None else f'{r.event_coverage:.2%}':>10}"
         )
+    if any(r.v2_last_load_status or r.v2_records for r in rows):
+        # v2 (new-version services): a table of its own, so the v1 table keeps its columns
+        print("v2 event records (service_event_records) by UTC day of their first occurrence:")
+        print(f"{'day':<12}{'last v2 load':<14}{'new':>8}{'changed':>9}{'records':>9}")
+        for r in rows:
+            print(
+                f"{r.day.isoformat():<12}{r.v2_last_load_status or 'never':<14}"
+                f"{_n(r.v2_last_records_new):>8}{_n(r.v2_last_records_changed):>9}"
+                f"{r.v2_records:>9}"
+            )
     if any(r.last_load_status == "stale" for r in rows):
         print("stale: a load left `running` by a process that died; the next load of the day")
         print("takes it over (`modelarts-etl rerun DAY`, or the nightly run)")
@@ -85,10 +95,10 @@ def print_status(rows: Sequence[DayStatus]) -> None:
 
 def print_verify(day: date, checks: Sequence[ServiceCheck]) -> int:
     """`verify`: per service the API's count and the stored one; the services that differ."""
-    print(f"{'service_id':<40}{'api total':>10}{'stored':>8}  result")
+    print(f"{'service_id':<40}{'api':>4}{'api total':>10}{'stored':>8}  result")
     for c in checks:
         verdict = "ok" if c.matches else ("gone from API" if c.api_total is None else "DIFFERS")
-        print(f"{c.service_id:<40}{_n(c.api_total):>10}{c.stored:>8}  {verdict}")
+        print(f"{c.service_id:<40}{c.generation:>4}{_n(c.api_total):>10}{c.stored:>8}  {verdict}")
     differing = sum(not c.matches for c in checks)
     print(f"{len(checks)} services, {differing} differ")
     if differing:

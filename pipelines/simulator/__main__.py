@@ -12,7 +12,13 @@ from types import FrameType
 
 import orjson
 
-from pipelines.simulator.config import FAULT_KINDS, OFFSET_MODES, SimulatorConfig
+from pipelines.simulator.config import (
+    API_MODES,
+    FAULT_KINDS,
+    OFFSET_MODES,
+    TIME_FILTERS,
+    SimulatorConfig,
+)
 from pipelines.simulator.families import VOCABULARIES
 from pipelines.simulator.history import HistoryConfig, generate_history
 from pipelines.simulator.process import ready_line
@@ -85,6 +91,19 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--offset-mode", choices=OFFSET_MODES, default=defaults.offset_mode)
     s.add_argument("--log-level", default="WARNING")
     s.add_argument(
+        "--api",
+        choices=API_MODES,
+        default=defaults.api,
+        help="which API generation serves the services: v1 (old-version), v2 (new-version) or "
+        "mixed (half each, distinct services)",
+    )
+    s.add_argument(
+        "--v2-time-filter",
+        choices=TIME_FILTERS,
+        default=defaults.v2_time_filter,
+        help="which record time the v2 events call's start_time/end_time filter on",
+    )
+    s.add_argument(
         "--latency-ms",
         type=float,
         default=defaults.latency_s * 1000,
@@ -103,6 +122,12 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--duplicate-rate", type=float, default=0.0)
     f.add_argument("--arrival-rate", type=float, default=0.0)
     f.add_argument("--malformed-rate", type=float, default=0.0)
+    f.add_argument(
+        "--growth-rate",
+        type=float,
+        default=0.0,
+        help="chance that a served v2 events page lets one of the service's records grow",
+    )
     f.add_argument("--hostile", action="store_true", help="add the hostile service (hostile.py)")
     f.add_argument(
         "--hostile-answers", action="store_true", help="add services that answer wrongly"
@@ -156,6 +181,9 @@ def main(argv: list[str] | None = None) -> int:
         hostile_answers=args.hostile_answers,
         iam_faults=args.iam_faults,
         seed=args.fault_seed,
+        api=args.api,
+        v2_time_filter=args.v2_time_filter,
+        growth_rate=args.growth_rate,
     )
     server = make_server(history, config, args.host, args.port)
     stop = threading.Event()

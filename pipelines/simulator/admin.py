@@ -40,6 +40,10 @@ def info(state: SimulatorState) -> dict[str, Any]:
         "events": history.event_count,
         "records": state.store.record_count(),
         "offset_mode": config.offset_mode,
+        "api": config.api,
+        "v2_time_filter": config.v2_time_filter,
+        "v2_services": len(state.records.service_ids()),
+        "v2_records": state.records.record_count(),
     }
 
 
@@ -58,6 +62,18 @@ def get(state: SimulatorState, path: str, query: dict[str, list[str]]) -> Respon
             history = state.history
             attempts = truth_as_of(history, history.end_ms - 1 if as_of is None else as_of)
             return Response(200, orjson.dumps([a.to_dict() for a in attempts]))
+        if path == "/_sim/records":
+            # the v2 records as they are now (create_at in the inclusive window), the malformed
+            # ones, and which services are v2: the truth at the moment of asking
+            expected = state.records.expected_records(
+                integer_param(query, "start_time"), integer_param(query, "end_time")
+            )
+            body = {
+                **expected,
+                "v2_service_ids": state.records.service_ids(),
+                "grown": state.records.grown,
+            }
+            return Response(200, orjson.dumps(body))
         if path == "/_sim/expected":
             windows = state.store.window(
                 integer_param(query, "start_time"), integer_param(query, "end_time")
@@ -84,6 +100,15 @@ def _parse_events(data: Any) -> tuple[str, list[StoredRecord]]:
 
 
 def post(state: SimulatorState, path: str, body: bytes) -> Response:
+    if path == "/_sim/growth":  # {"rate": 0.0}: the v2 records stop (or start) growing
+        try:
+            rate = float(orjson.loads(body)["rate"])
+        except (ValueError, KeyError, TypeError, orjson.JSONDecodeError) as exc:
+            return _error(400, f"bad body: {exc}")
+        if not 0.0 <= rate <= 1.0:
+            return _error(400, "rate must be within 0..1")
+        state.records.growth_rate = rate
+        return json_response(200, {"growth_rate": rate})
     if path == "/_sim/events":
         try:
             service_id, records = _parse_events(orjson.loads(body))

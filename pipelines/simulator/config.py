@@ -6,6 +6,10 @@ from dataclasses import dataclass
 
 FAULT_KINDS = ("throttle", "error_json", "error_html", "drop", "truncate", "slow")
 OFFSET_MODES = ("page", "record")
+# Which API generations serve the services: all /v1, all /v2, or half each (distinct services).
+API_MODES = ("v1", "v2", "mixed")
+# Which time of a v2 record start_time/end_time filter on (the vendor does not say).
+TIME_FILTERS = ("update_at", "create_at")
 
 
 @dataclass(frozen=True)
@@ -41,8 +45,17 @@ class SimulatorConfig:
     hostile: bool = False
     hostile_answers: bool = False
     seed: int = 0
+    api: str = "v1"
+    v2_time_filter: str = "update_at"
+    # Chance that a v2 events page, once served, lets one of the service's records grow (a
+    # crash loop: count + 1, update_at now), so counts move while a client pages.
+    growth_rate: float = 0.0
 
     def __post_init__(self) -> None:
+        if self.api not in API_MODES:
+            raise ValueError(f"api must be one of {API_MODES}")
+        if self.v2_time_filter not in TIME_FILTERS:
+            raise ValueError(f"v2_time_filter must be one of {TIME_FILTERS}")
         if self.offset_mode not in OFFSET_MODES:
             raise ValueError(f"offset_mode must be one of {OFFSET_MODES}")
         unknown = set(self.fault_kinds) - set(FAULT_KINDS)
@@ -50,6 +63,12 @@ class SimulatorConfig:
             raise ValueError(f"unknown fault kinds {sorted(unknown)}; known: {FAULT_KINDS}")
         if self.latency_s < 0:
             raise ValueError("latency_s must be >= 0")
-        for name in ("fault_rate", "duplicate_rate", "arrival_rate", "malformed_rate"):
+        for name in (
+            "fault_rate",
+            "duplicate_rate",
+            "arrival_rate",
+            "malformed_rate",
+            "growth_rate",
+        ):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be within 0..1")

@@ -16,7 +16,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from pipelines.simulator import admin, api
+from pipelines.simulator import admin, api, v2api
 from pipelines.simulator.config import SimulatorConfig
 from pipelines.simulator.iam import issue_token
 from pipelines.simulator.keys import metadata_keys, metadata_token, signature_refused
@@ -94,6 +94,9 @@ class _Handler(BaseHTTPRequestHandler):
             elif split.path.startswith("/v1/"):
                 self._modelarts(method, split.path, query)
                 return
+            elif split.path.startswith("/v2/"):
+                self._modelarts_v2(method, split.path, query)
+                return
             else:
                 response = json_response(404, {"error": f"no route {split.path}"})
         except Exception:
@@ -115,6 +118,20 @@ class _Handler(BaseHTTPRequestHandler):
             kind = "events"
         elif len(parts) == 4 and parts[3] == "services":
             kind = "services"
+        else:
+            self._send("unknown", modelarts_error(404, "ModelArts.0002", f"no API {path}"))
+            return
+        self._faulted(kind, lambda: self._answer(kind, method, parts, query))
+
+    def _modelarts_v2(self, method: str, path: str, query: dict[str, list[str]]) -> None:
+        """The v2 calls, behind the same faults, auth and project check as v1's."""
+        parts = path.split("/")
+        if len(parts) == 6 and parts[3] == "services" and parts[5] == "events":
+            kind = "v2_events"
+        elif len(parts) == 5 and parts[3] == "services":
+            kind = "v2_service"
+        elif len(parts) == 4 and parts[3] == "services":
+            kind = "v2_services"
         else:
             self._send("unknown", modelarts_error(404, "ModelArts.0002", f"no API {path}"))
             return
@@ -167,6 +184,12 @@ class _Handler(BaseHTTPRequestHandler):
             return modelarts_error(405, "ModelArts.0105", f"method {method} not allowed")
         if kind == "services":
             return api.list_services(state, query)
+        if kind == "v2_services":
+            return v2api.list_services(state, query)
+        if kind == "v2_service":
+            return v2api.one_service(state, parts[4])
+        if kind == "v2_events":
+            return v2api.service_events(state, parts[4], query, state.growth_rng)
         return api.service_events(state, parts[4], query)
 
     def _send(self, kind: str, response: Response, truncate: bool = False) -> None:

@@ -14,6 +14,7 @@ from pipelines.simulator.models import History
 from pipelines.simulator.stats import ServerStats
 from pipelines.simulator.store import EventStore, ServiceLog
 from pipelines.simulator.tampering import tamper
+from pipelines.simulator.v2store import RecordStore, is_v2_service
 
 
 @dataclass
@@ -25,6 +26,9 @@ class SimulatorState:
     keys: KeyStore
     stats: ServerStats
     dice: FaultDice
+    # the v2 generation (v2store.py): empty unless config.api is v2 or mixed
+    records: RecordStore
+    growth_rng: random.Random
 
 
 def build_state(history: History, config: SimulatorConfig) -> SimulatorState:
@@ -32,7 +36,11 @@ def build_state(history: History, config: SimulatorConfig) -> SimulatorState:
     stats = ServerStats()
     rng = random.Random(config.seed)
     logs = []
-    for service in history.services:
+    v2_services = []
+    for index, service in enumerate(history.services):
+        if is_v2_service(config.api, index):  # served by /v2 only: a service has one generation
+            v2_services.append((service, history.events_by_service[service.service_id]))
+            continue
         records, duplicates, malformed = tamper(
             history.events_by_service[service.service_id],
             rng,
@@ -63,4 +71,12 @@ def build_state(history: History, config: SimulatorConfig) -> SimulatorState:
         ),
         stats=stats,
         dice=FaultDice(config),
+        records=RecordStore.build(
+            v2_services,
+            config.v2_time_filter,
+            history.end_ms,
+            config.malformed_rate,
+            random.Random(f"v2-{config.seed}"),
+        ),
+        growth_rng=random.Random(f"growth-{config.seed}"),
     )

@@ -112,6 +112,9 @@ class ModelArtsClient:
         parts = urlsplit(self._base)
         self._host = parts.netloc  # what is signed is what requests sends as Host
         self._path_prefix = parts.path
+        # the new-version calls (/v2/{project_id}/...): source/records.py pages them
+        endpoint_path = urlsplit(endpoint.rstrip("/")).path
+        self._v2_path_prefix = f"{endpoint_path}/v2/{quote(project_id, safe='')}"
         self._origin = f"{parts.scheme}://{parts.netloc}"
         self._auth = auth
         self._session = session
@@ -176,8 +179,18 @@ class ModelArtsClient:
             events=events,
         )
 
-    def _get_json(self, path: str, params: dict[str, Any], what: str) -> dict[str, Any]:
-        """GET with auth and retries (see retrying.py); the answer must be a JSON object."""
+    def get_v2_json(self, path: str, params: dict[str, Any], what: str) -> dict[str, Any]:
+        """GET /v2/{project_id}{path} (a new-version call) with this client's auth, retries,
+        rate limit and counters; the answer must be a JSON object."""
+        return self._get_json(self._v2_path_prefix + path, params, what, prefixed=True)
+
+    def _get_json(
+        self, path: str, params: dict[str, Any], what: str, *, prefixed: bool = False
+    ) -> dict[str, Any]:
+        """GET with auth and retries (see retrying.py); the answer must be a JSON object.
+        `path` is under /v1/{project_id} unless `prefixed` (then it is the whole path)."""
+        if not prefixed:
+            path = self._path_prefix + path
         return call_with_retries(
             lambda: self._get_json_once(path, params, what),
             what,
@@ -232,7 +245,6 @@ class ModelArtsClient:
         sent in the canonical form that was signed."""
         self.limiter.acquire()
         pairs = list(params.items())
-        path = self._path_prefix + path
         credential, headers = self._auth.authorize("GET", self._host, path, pairs)
         self.stats.add(requests=1)
         url = f"{self._origin}{path}?{signer.canonical_query(pairs)}"

@@ -41,6 +41,7 @@ from pipelines.source.credentials import (
     read_credentials_file,
 )
 from pipelines.source.errors import AuthenticationError, ModelArtsAPIError, SourceError
+from pipelines.source.records import list_v2_services
 from pipelines.source.retrying import RetryBudget, RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -268,8 +269,12 @@ def check_access(connection: Connection, http: HttpSettings) -> None:
     client = ModelArtsClient(
         connection.endpoint, connection.project_id, auth, session, http, budget=budget
     )
+    generations = settings.api_generations(os.environ.get(settings.MODELARTS_API) or "auto")
     try:
-        next(client.list_services(limit=1), None)
+        if "v1" in generations:
+            next(client.list_services(limit=1), None)
+        else:  # MODELARTS_API=v2: a project whose API may have no v1 calls any more
+            next(list_v2_services(client), None)
     except (AuthenticationError, ModelArtsAPIError) as exc:
         if isinstance(exc, ModelArtsAPIError) and exc.status not in (401, 403):
             raise ConfigError(f"{exc} (project {connection.project_id})") from None

@@ -28,16 +28,26 @@ AUDIT_COUNTS = (
     "inserted",
     "already_present",
     "quarantined",
+    # v2 loads (service_event_records); 0 on v1 loads
+    "records_new",
+    "records_changed",
+    "records_unchanged",
+    "records_regressed",
 )
 
 
 def open_load_batch(
-    engine: Engine, window: TimeWindow, run: dict[str, str | None], loader_pid: int
+    engine: Engine,
+    window: TimeWindow,
+    run: dict[str, str | None],
+    loader_pid: int,
+    generation: str = "v1",
 ) -> int:
     """Commit the audit row of a load about to begin (status running); returns its batch id.
 
     `run`: its run_id and partition_key (each may be None); `loader_pid`: the backend that will
-    hold the load's transaction (abandon_dead_loads.sql).
+    hold the load's transaction (abandon_dead_loads.sql); `generation`: which API generation
+    the load fetched (v1: service_events, v2: service_event_records).
     """
     with transaction(engine) as conn:
         row = conn.execute(
@@ -48,6 +58,7 @@ def open_load_batch(
                 "window_start_ms": window.start_ms,
                 "window_end_ms": window.end_ms,
                 "loader_pid": loader_pid,
+                "generation": generation,
             },
         ).fetchone()
     assert row is not None
@@ -77,7 +88,11 @@ def fail_load_batch(engine: Engine, batch_id: int, error: str) -> None:
 
 
 def record_failed_load(
-    engine: Engine, window: TimeWindow, error: BaseException, run: dict[str, str | None]
+    engine: Engine,
+    window: TimeWindow,
+    error: BaseException,
+    run: dict[str, str | None],
+    generation: str = "v1",
 ) -> int:
     """The audit row of a window whose load never began because its extraction failed (a range
     extracts all its days before loading any): status failed, with the error. Returns its id.
@@ -86,6 +101,6 @@ def record_failed_load(
     """
     with pooled_connection(engine) as conn:
         loader_pid = conn.info.backend_pid
-    batch_id = open_load_batch(engine, window, run, loader_pid)
+    batch_id = open_load_batch(engine, window, run, loader_pid, generation)
     fail_load_batch(engine, batch_id, f"extraction failed: {type(error).__name__}: {error}")
     return batch_id

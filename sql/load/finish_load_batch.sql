@@ -11,6 +11,10 @@ update load_batches set
     inserted = %(inserted)s,
     already_present = %(already_present)s,
     quarantined = %(quarantined)s,
+    records_new = %(records_new)s,
+    records_changed = %(records_changed)s,
+    records_unchanged = %(records_unchanged)s,
+    records_regressed = %(records_regressed)s,
     error = %(error)s,
     finished_at = now()
 where batch_id = %(batch_id)s

@@ -1,4 +1,5 @@
--- Per UTC day of a range: the latest load of the day and what service_events holds for it.
+-- Per UTC day of a range: the latest load of the day and what service_events holds for it, then
+-- the latest v2 load of the day and the v2 records created on it (service_event_records).
 -- A load still `running` whose backend is gone died with its process: shown as `stale` (the
 -- next load of the day marks it `abandoned` and takes over).
 with latest_load as (
@@ -21,8 +22,34 @@ with latest_load as (
         batches.quarantined,
         batches.finished_at
     from load_batches as batches
-    where batches.partition_key between %(first_day)s::text and %(last_day)s::text
+    where
+        batches.partition_key between %(first_day)s::text and %(last_day)s::text
+        and batches.generation = 'v1'
     order by batches.partition_key asc, batches.batch_id desc
+),
+
+latest_v2_load as (
+    select distinct on (batches.partition_key)
+        batches.partition_key,
+        batches.status,
+        batches.records_new,
+        batches.records_changed
+    from load_batches as batches
+    where
+        batches.partition_key between %(first_day)s::text and %(last_day)s::text
+        and batches.generation = 'v2'
+    order by batches.partition_key asc, batches.batch_id desc
+),
+
+stored_records as (
+    select
+        (records.created_at at time zone 'UTC')::date as day,
+        count(*) as records
+    from service_event_records as records
+    where
+        records.created_at >= %(first_day)s::date::timestamp at time zone 'UTC'
+        and records.created_at < (%(last_day)s::date + 1)::timestamp at time zone 'UTC'
+    group by (records.created_at at time zone 'UTC')::date
 ),
 
 final as (
@@ -36,9 +63,15 @@ final as (
         latest_load.already_present as last_already_present,
         latest_load.quarantined as last_quarantined,
         coalesce(stored.services, 0) as services,
-        coalesce(stored.events, 0) as events
+        coalesce(stored.events, 0) as events,
+        latest_v2_load.status as v2_last_load_status,
+        latest_v2_load.records_new as v2_last_records_new,
+        latest_v2_load.records_changed as v2_last_records_changed,
+        coalesce(stored_records.records, 0) as v2_records
     from days_of_range(%(first_day)s::date, %(last_day)s::date) as days
     left join latest_load on latest_load.partition_key = days.day::text
+    left join latest_v2_load on latest_v2_load.partition_key = days.day::text
+    left join stored_records on days.day = stored_records.day
     left join stored_events_per_day(%(first_day)s::date, %(last_day)s::date) as stored
         on days.day = stored.day
 )
