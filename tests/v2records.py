@@ -1,8 +1,8 @@
 """v2 event records stored the way the marts expect a v2 load to store them (the contract the v2
-loader follows, README "Marts over both generations"): one row per record id, count and update_at
+loader follows, README "Both generations"): one row per record id, count and update_at
 moved forward only, create_at kept at the earliest, and, in the same transaction, the (service,
 UTC day of create_at) pair of every record it inserted or changed queued in mart_rebuild_queue
-with generation 'v2' (both days when a record's create_at moved earlier)."""
+(both days when a record's create_at moved earlier)."""
 
 from __future__ import annotations
 
@@ -76,8 +76,8 @@ def store_records(engine: Engine, records: Iterable[EventRecord]) -> int:
             changed += 1
             for day in days:
                 conn.execute(
-                    "insert into mart_rebuild_queue (load_batch_id, service_id, event_date,"
-                    " generation) values (%s, %s, %s, 'v2') on conflict do nothing",
+                    "insert into mart_rebuild_queue (load_batch_id, service_id, event_date)"
+                    " values (%s, %s, %s) on conflict do nothing",
                     (batch_id, r.service_id, day),
                 )
     return changed
@@ -98,9 +98,9 @@ def upsert_synthetic_records(conn: psycopg.Connection[Any], queue: bool = False)
     ).rowcount
     if queue:
         conn.execute(
-            "insert into mart_rebuild_queue (load_batch_id, service_id, event_date, generation)"
+            "insert into mart_rebuild_queue (load_batch_id, service_id, event_date)"
             " select distinct %(batch)s::bigint, service_id,"
-            " (to_timestamp(create_at / 1000.0) at time zone 'UTC')::date, 'v2'"
+            " (to_timestamp(create_at / 1000.0) at time zone 'UTC')::date"
             " from service_event_records where last_load_batch_id = %(batch)s",
             {"batch": row[0]},
         )

@@ -7,14 +7,13 @@ with consumed as (
     where
         queue.event_date >= %(first_day)s
         and queue.event_date <= %(last_day)s
-    returning queue.service_id, queue.event_date, queue.generation
+    returning queue.service_id, queue.event_date
 ),
 
 final as (
     select distinct
         consumed.service_id,
-        consumed.event_date,
-        consumed.generation
+        consumed.event_date
     from consumed
 )
 

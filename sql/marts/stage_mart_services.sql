@@ -1,7 +1,8 @@
 -- The services whose marts this pass rebuilds, with their generation and the UTC days it rebuilds
 -- them for: the days of the pass's partition range on which they have events (v1: service_events)
 -- or records (v2: service_event_records, by create_at), and the days the loader queued for them
--- (mart_queued); from the first of those days to the last. Staged and analysed before anything
+-- (mart_queued; a queued service is v2 when service_event_records holds it, one probe); from the
+-- first of those days to the last. Staged and analysed before anything
 -- joins it, so the planner knows how many services the per-service ranges loop over.
 -- Every read is a probe of an index led by service_id: the distinct services by a skip from one to
 -- the next (stored_service_ids, migration 0010; stored_record_service_ids, migration 0013), then
@@ -88,10 +89,16 @@ scoped_days as (
 
     select
         mart_queued.service_id,
-        mart_queued.generation,
+        case when record_service.found then 'v2' else 'v1' end as generation,
         mart_queued.event_date as first_day,
         mart_queued.event_date as last_day
     from mart_queued
+    left join lateral (
+        select true as found
+        from service_event_records as records
+        where records.service_id = mart_queued.service_id
+        limit 1 -- noqa: AM09
+    ) as record_service on true
 ),
 
 final as (

@@ -1,8 +1,10 @@
 -- The marts over both API generations (issue 28): every mart gains the generation of the rows it
 -- was built from (v1: service_events; v2: service_event_records, migration 0012), the rule
--- coverage is kept per day and generation, the rebuild queue says which fact table a queued pair
--- comes from, and the v2 records get the indexes and lookups the incremental rebuild reads them by
--- (one probe or one key range per service or version, as migrations 0010 and 0011 for v1).
+-- coverage is kept per day and generation, and the v2 records get the indexes and lookups the
+-- incremental rebuild reads them by (one probe or one key range per service or version, as
+-- migrations 0010 and 0011 for v1). The rebuild queue (migration 0009) is unchanged: a v2 load
+-- queues (service, UTC day of create_at) as a v1 load queues (service, day of its events); the
+-- rebuild tells a queued service's generation from the fact table that holds it.
 -- noqa: disable=RF01
 
 -- Marts: the generation column ---------------------------------------------------------------------
@@ -79,18 +81,6 @@ comment on column analytics.deployment_attempts.events is
 'record counts its event_count.';
 comment on column analytics.unclassified_event_texts_daily.events is
 'Occurrences of the text that day (a v2 record: its event_count, on its create_at day).';
-
--- The rebuild queue: which fact table a pair comes from ---------------------------------------------
-
-alter table mart_rebuild_queue
-add column if not exists generation text not null default 'v1';
-alter table mart_rebuild_queue
-add constraint mart_rebuild_queue_generation_check check (generation in ('v1', 'v2'));
-
-comment on column mart_rebuild_queue.generation is
-'v1: a load of service_events (event_date: the day of the events it inserted); v2: a load of '
-'service_event_records (event_date: the UTC day of the create_at of each record it inserted or '
-'moved forward).';
 
 -- v2 records: how the rebuild reads them -----------------------------------------------------------
 

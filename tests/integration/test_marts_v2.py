@@ -7,23 +7,28 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine
 
+from pipelines import settings
+from pipelines.cli import main
 from pipelines.report.queries import read_report_data
 from pipelines.report.render import render_html
 from pipelines.simulator import families
 from pipelines.simulator.history import HistoryConfig, generate_history, truth_as_of
 from pipelines.simulator.models import History
+from pipelines.simulator.process import running_simulator
 from pipelines.simulator.records import EventRecord, event_records
 from pipelines.source.models import ServiceEvent
 from pipelines.warehouse.loader import WindowLoad
 from pipelines.warehouse.marts import rebuild_marts
 from pipelines.windows import TimeWindow
 from tests import queries
-from tests.integration.conftest import add_events
+from tests.integration.conftest import add_events, simulator_days, simulator_env
+from tests.integration.test_deployment_assets import served_truth
 from tests.integration.test_deployment_marts import (
     assert_marts_equal_truth,
     day_window,
@@ -351,3 +356,53 @@ def test_the_report_counts_both_generations_and_shows_the_split(engine: Engine) 
     assert "of them new-version (v2)" in html
     assert 'data-col="v2_attempts" data-value="4"' in html
     assert 'data-col="generation" data-value="v2"' in html
+
+
+# --- end to end over real HTTP -------------------------------------------------------------------
+
+E2E_HISTORY = ["--services", "12", "--days", "3", "--seed", "11", "--end-date", "2026-11-20"]
+E2E_FAULTS = [
+    "--fault-rate", "0.2",
+    "--fault-kinds", "throttle,error_json,drop,truncate",
+    "--retry-after-s", "0", "--token-ttl-s", "3",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("api", "vocabulary", "faults"),
+    [("mixed", "mix", []), ("v2", "console", E2E_FAULTS)],
+    ids=["mixed", "v2-only-faults"],
+)
+def test_a_run_over_http_gives_marts_equal_to_the_truth_of_both_generations(
+    database_url: str,
+    engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    api: str,
+    vocabulary: str,
+    faults: list[str],
+) -> None:
+    """`modelarts-etl run` against the simulator serving both generations (or v2 only, under
+    faults): the v1 loader and the v2 loader queue their days, the marts follow, and they equal
+    the simulator's truth, each service's attempts under its own generation."""
+    args = [*E2E_HISTORY, "--api", api, "--vocabulary", vocabulary, *faults]
+    with running_simulator(args) as info:
+        monkeypatch.delenv(settings.MODELARTS_TOKEN, raising=False)
+        for key, value in simulator_env(info, database_url).items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+        (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+        days = simulator_days(info)
+        assert main(["run", "--start", days[0], "--end", days[-1]]) == 0
+        truth = served_truth(info)
+    assert_marts_equal_truth(engine, truth)
+    stored = queries.rows(
+        engine,
+        "select distinct attempts.service_id, attempts.generation, services.generation"
+        " from analytics.deployment_attempts as attempts"
+        " left join services using (service_id)",
+    )
+    assert stored and all(r[1] == r[2] for r in stored)
+    by_generation = {r[1] for r in stored}
+    assert by_generation == ({"v1", "v2"} if api == "mixed" else {"v2"})
+    assert queries.scalar(engine, "select count(*) from mart_rebuild_queue") == 0
