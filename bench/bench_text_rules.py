@@ -4,12 +4,15 @@ One database, one loaded history (as bench_marts.py), one day's rebuild run alte
 mart SQL of this checkout and with that of a baseline commit (`git show REV:sql/...`, default the
 commit before issue 18), so machine noise hits both alike. Prints, per variant, the median (min-max,
 n) of the whole rebuild and of its event classification step (stage_deployment_events.sql), and
-the ratios. Never pass/fail. Run: .venv/bin/python bench/bench_text_rules.py [--runs 15]
+the ratios (--steps: each step's too). Never pass/fail. Run:
+.venv/bin/python bench/bench_text_rules.py [--runs 15] [--baseline REV] [--v2-every 2]
+(--v2-every N: every Nth service loaded as v2 records instead of v1 events, issue 28).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import re
 import statistics
@@ -23,12 +26,15 @@ import psycopg
 from sqlalchemy import Engine
 
 from pipelines.simulator.history import History, HistoryConfig, generate_history
+from pipelines.simulator.records import event_records
 from pipelines.source.models import ServiceEvent
+from pipelines.source.records import EventRecord as SourceRecord
 from pipelines.warehouse.database import create_warehouse_engine
 from pipelines.warehouse.embedded import ensure_database, scratch_server
 from pipelines.warehouse.loader import WindowLoad
 from pipelines.warehouse.marts import day_parameters, rebuild_marts, step_statement
 from pipelines.warehouse.migrations import apply_migrations
+from pipelines.warehouse.records import load_records
 from pipelines.warehouse.transactions import pooled_connection
 from pipelines.windows import TimeWindow
 
@@ -42,9 +48,13 @@ def _window(history: History, index: int) -> TimeWindow:
     return TimeWindow(start, start + DAY_MS)
 
 
-def _load_days(engine: Engine, history: History, days: range) -> None:
+def _load_days(engine: Engine, history: History, days: range, v2: frozenset[str]) -> None:
+    """Each day's v1 events through the v1 loader, and the `v2` services' records as of the
+    day's end through the v2 loader (a record that grew comes again), then the day's marts."""
     by_day: dict[int, list[ServiceEvent]] = {i: [] for i in days}
     for service_id, events in history.events_by_service.items():
+        if service_id in v2:
+            continue
         for e in events:
             index = (e.occur_time - history.start_ms) // DAY_MS
             if index in by_day:
@@ -58,6 +68,15 @@ def _load_days(engine: Engine, history: History, days: range) -> None:
             for i in range(0, len(loaded), 10_000):  # in blocks, as extraction hands them over
                 load.add_encoded(load.encode_events(loaded[i : i + 10_000]))
             load.commit()
+        if v2:
+            records = [
+                SourceRecord(*dataclasses.astuple(r))
+                for service_id in sorted(v2)
+                for r in event_records(
+                    service_id, history.events_by_service[service_id], window.end_ms - 1
+                )
+            ]
+            load_records(engine, window, records, [])
         rebuild_marts(engine, [day_parameters(window)["day"]])
 
 
@@ -147,6 +166,13 @@ def main() -> None:
         "--baseline-name", default="baseline CASE", help="how the baseline is named in the output"
     )
     parser.add_argument("--steps", action="store_true", help="print each step's medians too")
+    parser.add_argument(
+        "--v2-every",
+        type=int,
+        default=0,
+        help="every Nth service is a new-version (v2) one, loaded as records (a baseline before "
+        "migration 0013 rebuilds only the v1 ones)",
+    )
     args = parser.parse_args()
 
     config = HistoryConfig(
@@ -163,7 +189,12 @@ def main() -> None:
         name = f"bench_rules_{uuid.uuid4().hex[:8]}"
         engine = create_warehouse_engine(ensure_database(admin, name))
         apply_migrations(engine)
-        _load_days(engine, history, range(args.days))
+        v2 = frozenset(
+            s.service_id
+            for i, s in enumerate(history.services)
+            if args.v2_every and i % args.v2_every == 0
+        )
+        _load_days(engine, history, range(args.days), v2)
         window = _window(history, args.days - 1)
         day = day_parameters(window)["day"]
         # the baseline's steps bind the day, this checkout's the pass's days (rebuild_marts)
@@ -174,7 +205,8 @@ def main() -> None:
         }
         print(
             f"history: {args.services} services x {args.days} days, {history.event_count:,} events"
-            f" ({args.vocabulary}); rebuilding the last day, variants alternating, {args.runs} runs"
+            f" ({args.vocabulary}; {len(v2)} services as v2 records); rebuilding the last day,"
+            f" variants alternating, {args.runs} runs"
         )
         for steps in variants.values():  # warm both
             rebuild(engine, steps, params)

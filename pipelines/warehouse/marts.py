@@ -263,12 +263,13 @@ def rebuild_marts(engine: Engine, days: Sequence[date]) -> MartRefresh:
     """Recompute the attempts that `days` and the loader's queued days can change, and every
     mart row they feed.
 
-    A service is rebuilt for the days in `days` on which it has events and for the (service,
-    day) pairs that loads queued (mart_rebuild_queue): from its attempt open at the start of its
-    first day (if any) to the end of its last day, or past it to the next attempt boundary while
-    its last attempt is still open. Consecutive days are one pass (one transaction, up to
-    MAX_PASS_DAYS days), so N days cost about one rebuild of the range; the queued pairs a pass
-    covers are removed in its transaction. Rerunning it changes nothing.
+    A service is rebuilt for the days in `days` on which it has events (v1) or records created
+    (v2) and for the (service, day) pairs that loads queued (mart_rebuild_queue): v1, from its
+    attempt open at the start of its first day (if any) to the end of its last day, or past it to
+    the next attempt boundary while its last attempt is still open; v2, the service versions
+    those days can change (sql/marts/stage_mart_scope.sql). Consecutive days are one pass (one
+    transaction, up to MAX_PASS_DAYS days), so N days cost about one rebuild of the range; the
+    queued pairs a pass covers are removed in its transaction. Rerunning it changes nothing.
     """
     started = time.perf_counter()
     asked = sorted(set(days))
