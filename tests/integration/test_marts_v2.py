@@ -210,6 +210,71 @@ def test_a_late_record_and_a_growing_count_follow_through_the_queue(engine: Engi
     assert snapshot(engine) == before
 
 
+# One version per case: its records as (text, ms after the start, count), in any order (a
+# version's records are ordered by create_at, not by how they arrive), and the attempt expected:
+# (outcome, attempt_end - start, failure_phase, cause_category, events, unknown_events); None: no
+# attempt.
+START, CONSOLE_START = "start to deploy service", "The service starts to deploy."
+VERSION_CASES: dict[str, tuple[list[tuple[str, int, int]], Any]] = {
+    "console success after waiting": (
+        [(CONSOLE_START, 0, 1), (WAIT, 10, 7), ("Service svc-1 started.", 50, 1)],
+        ("succeeded", 50, None, None, 9, 0),
+    ),
+    "console scheduling failure": (
+        [
+            (
+                "Insufficient cpu. The scheduling failed. Supplementary information: 0/3 nodes",
+                40,
+                1,
+            ),
+            (CONSOLE_START, 0, 1),
+        ],
+        ("failed", 40, "resource_scheduling", "insufficient_resources", 2, 0),
+    ),
+    "console failure with no phase, timeout": (
+        [(CONSOLE_START, 0, 1), ("Service deployment timed out. Error: 30 min", 90, 1)],
+        ("failed", 90, "deployment", "timeout", 2, 0),
+    ),
+    "the first terminal decides; a restart after it is runtime": (
+        [
+            (START, 0, 1),
+            ("service is running", 20, 1),
+            ("[m 1.0] instance restarted unexpectedly", 30, 12),
+            ("deploy service failed: crash loop", 40, 1),
+        ],
+        ("succeeded", 20, None, None, 2, 0),
+    ),
+    "unknown texts before the terminal count, with their occurrences": (
+        [(START, 0, 1), (UNKNOWN, 5, 3), ("service is running", 20, 1), (UNKNOWN + "!", 30, 2)],
+        ("succeeded", 20, None, None, 2, 3),
+    ),
+    "a terminal in the start's millisecond belongs to the version": (
+        [(START, 0, 1), ("deploy service failed: quota", 0, 1)],
+        ("failed", 0, "deployment", "unknown", 2, 0),
+    ),
+    "no start record: no attempt": (
+        [("preparing environment", 5, 1), ("service is running", 20, 1)],
+        None,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(VERSION_CASES), ids=list(VERSION_CASES))
+def test_one_version_gives_the_expected_attempt(engine: Engine, case: str) -> None:
+    records, expected = VERSION_CASES[case]
+    store_records(engine, [rec("V", text, T0 + at, count=n) for text, at, n in records])
+    rebuild_marts(engine, [DAY])
+    got = attempts(engine)
+    if expected is None:
+        assert got == {}
+        return
+    outcome, end, phase, category, events, unknown = expected
+    assert got == {
+        T0: ("v2", outcome, T0 + end, phase, got[T0][4], category, got[T0][6], got[T0][7],
+             events, unknown),
+    }  # fmt: skip
+
+
 # --- the simulator's histories as records ---------------------------------------------------------
 
 
