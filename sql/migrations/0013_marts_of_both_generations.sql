@@ -88,9 +88,16 @@ comment on column analytics.unclassified_event_texts_daily.events is
 create index if not exists service_event_records_service_created_idx
 on service_event_records (service_id, create_at);
 
--- the start record of each version, by time: the version open before a day, the next one after
+-- the start records by time: the version open before a day, the next one after, those between
+-- (with their version: read from the index alone)
 create index if not exists service_event_records_start_idx
-on service_event_records (service_id, create_at)
+on service_event_records (service_id, create_at) include (service_version_id)
+where is_deployment_start(event_info);
+
+-- the start record of one version: one probe, however many versions the service has had. Led
+-- by the version, so that no range of a service's starts by time is read through it.
+create index if not exists service_event_records_version_start_idx
+on service_event_records (service_version_id, service_id, create_at)
 where is_deployment_start(event_info);
 
 -- The distinct services of service_event_records, one probe of its (service_id, ...) index per
