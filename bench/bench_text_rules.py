@@ -4,12 +4,15 @@ One database, one loaded history (as bench_marts.py), one day's rebuild run alte
 mart SQL of this checkout and with that of a baseline commit (`git show REV:sql/...`, default the
 commit before issue 18), so machine noise hits both alike. Prints, per variant, the median (min-max,
 n) of the whole rebuild and of its event classification step (stage_deployment_events.sql), and
-the ratios. Never pass/fail. Run: .venv/bin/python bench/bench_text_rules.py [--runs 15]
+the ratios (--steps: each step's too). Never pass/fail. Run:
+.venv/bin/python bench/bench_text_rules.py [--runs 15] [--baseline REV] [--v2-every 2]
+(--v2-every N: every Nth service loaded as v2 records instead of v1 events, issue 28).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import re
 import statistics
@@ -23,12 +26,15 @@ import psycopg
 from sqlalchemy import Engine
 
 from pipelines.simulator.history import History, HistoryConfig, generate_history
+from pipelines.simulator.records import event_records
 from pipelines.source.models import ServiceEvent
+from pipelines.source.records import EventRecord as SourceRecord
 from pipelines.warehouse.database import create_warehouse_engine
 from pipelines.warehouse.embedded import ensure_database, scratch_server
 from pipelines.warehouse.loader import WindowLoad
 from pipelines.warehouse.marts import day_parameters, rebuild_marts, step_statement
 from pipelines.warehouse.migrations import apply_migrations
+from pipelines.warehouse.records import load_records
 from pipelines.warehouse.transactions import pooled_connection
 from pipelines.windows import TimeWindow
 
@@ -42,9 +48,13 @@ def _window(history: History, index: int) -> TimeWindow:
     return TimeWindow(start, start + DAY_MS)
 
 
-def _load_days(engine: Engine, history: History, days: range) -> None:
+def _load_days(engine: Engine, history: History, days: range, v2: frozenset[str]) -> None:
+    """Each day's v1 events through the v1 loader, and the `v2` services' records as of the
+    day's end through the v2 loader (a record that grew comes again), then the day's marts."""
     by_day: dict[int, list[ServiceEvent]] = {i: [] for i in days}
     for service_id, events in history.events_by_service.items():
+        if service_id in v2:
+            continue
         for e in events:
             index = (e.occur_time - history.start_ms) // DAY_MS
             if index in by_day:
@@ -58,6 +68,15 @@ def _load_days(engine: Engine, history: History, days: range) -> None:
             for i in range(0, len(loaded), 10_000):  # in blocks, as extraction hands them over
                 load.add_encoded(load.encode_events(loaded[i : i + 10_000]))
             load.commit()
+        if v2:
+            records = [
+                SourceRecord(*dataclasses.astuple(r))
+                for service_id in sorted(v2)
+                for r in event_records(
+                    service_id, history.events_by_service[service_id], window.end_ms - 1
+                )
+            ]
+            load_records(engine, window, records, [])
         rebuild_marts(engine, [day_parameters(window)["day"]])
 
 
@@ -83,15 +102,33 @@ def steps_of(rev: str | None) -> list[tuple[str, str]]:
     if rev is None:
         return [(n, step_statement(n).as_string()) for n in names]
     return [
-        (n, step_statement(n, _git_show(rev, f"sql/{n.partition(':')[0]}")).as_string())
+        (
+            n,
+            on_this_schema(
+                step_statement(n, _git_show(rev, f"sql/{n.partition(':')[0]}")).as_string()
+            ),
+        )
         for n in names
     ]
 
 
+def on_this_schema(statement: str) -> str:
+    """A baseline statement made to run on this checkout's schema: since migration 0013 the rule
+    coverage has a row per day and generation, so an upsert of a commit before it names the new
+    key (its rows take the default generation, v1). Nothing else differs for v1 data."""
+    return statement.replace(
+        "on conflict (event_date) do update", "on conflict (event_date, generation) do update"
+    )
+
+
 def rebuild(
-    engine: Engine, steps: list[tuple[str, str]], params: dict[str, Any]
+    engine: Engine,
+    steps: list[tuple[str, str]],
+    params: dict[str, Any],
+    step_seconds: dict[str, list[float]] | None = None,
 ) -> tuple[float, float]:
-    """One day's rebuild with these steps, committed: (seconds in all, of the events step)."""
+    """One day's rebuild with these steps, committed: (seconds in all, of the events step);
+    each step's seconds (its analyze included) appended to `step_seconds` when given."""
     with pooled_connection(engine) as conn:
         cur = psycopg.ClientCursor(conn)
         started = time.perf_counter()
@@ -104,11 +141,15 @@ def rebuild(
             staged = re.search(r"create temporary table (\w+)", sql)
             if staged:
                 cur.execute(f"analyze {staged.group(1)}")
+            if step_seconds is not None:
+                step_seconds.setdefault(name, []).append(time.perf_counter() - step_started)
         conn.commit()
         return time.perf_counter() - started, events_step
 
 
 def _summary(values: list[float]) -> str:
+    if not values:
+        return f"{'-':>8}"
     ms = [v * 1000 for v in values]
     return f"{statistics.median(ms):8.1f} ms ({min(ms):.1f}-{max(ms):.1f}, n={len(ms)})"
 
@@ -121,6 +162,17 @@ def main() -> None:
     parser.add_argument("--vocabulary", default="reference", help="reference | console | mix")
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--baseline", default="bf728e6", help="commit of the baseline mart SQL")
+    parser.add_argument(
+        "--baseline-name", default="baseline CASE", help="how the baseline is named in the output"
+    )
+    parser.add_argument("--steps", action="store_true", help="print each step's medians too")
+    parser.add_argument(
+        "--v2-every",
+        type=int,
+        default=0,
+        help="every Nth service is a new-version (v2) one, loaded as records (a baseline before "
+        "migration 0013 rebuilds only the v1 ones)",
+    )
     args = parser.parse_args()
 
     config = HistoryConfig(
@@ -132,12 +184,17 @@ def main() -> None:
         vocabulary=args.vocabulary,
     )
     history = generate_history(config)
-    variants = {"baseline CASE": steps_of(args.baseline), "rules": steps_of(None)}
+    variants = {args.baseline_name: steps_of(args.baseline), "this checkout": steps_of(None)}
     with scratch_server("bench-text-rules-pg-") as admin:
         name = f"bench_rules_{uuid.uuid4().hex[:8]}"
         engine = create_warehouse_engine(ensure_database(admin, name))
         apply_migrations(engine)
-        _load_days(engine, history, range(args.days))
+        v2 = frozenset(
+            s.service_id
+            for i, s in enumerate(history.services)
+            if args.v2_every and i % args.v2_every == 0
+        )
+        _load_days(engine, history, range(args.days), v2)
         window = _window(history, args.days - 1)
         day = day_parameters(window)["day"]
         # the baseline's steps bind the day, this checkout's the pass's days (rebuild_marts)
@@ -148,25 +205,34 @@ def main() -> None:
         }
         print(
             f"history: {args.services} services x {args.days} days, {history.event_count:,} events"
-            f" ({args.vocabulary}); rebuilding the last day, variants alternating, {args.runs} runs"
+            f" ({args.vocabulary}; {len(v2)} services as v2 records); rebuilding the last day,"
+            f" variants alternating, {args.runs} runs"
         )
         for steps in variants.values():  # warm both
             rebuild(engine, steps, params)
         totals: dict[str, list[float]] = {k: [] for k in variants}
         stage: dict[str, list[float]] = {k: [] for k in variants}
+        per_step: dict[str, dict[str, list[float]]] = {k: {} for k in variants}
         for _ in range(args.runs):
             for name, steps in variants.items():
-                total, events_step = rebuild(engine, steps, params)
+                total, events_step = rebuild(engine, steps, params, per_step[name])
                 totals[name].append(total)
                 stage[name].append(events_step)
+        if args.steps:
+            for step in dict.fromkeys(s for v in per_step.values() for s in v):
+                print(
+                    f"{step:<58}"
+                    + " | ".join(_summary(per_step[v].get(step, [])) for v in variants)
+                )
         for variant in variants:
             print(
-                f"{variant:<14} rebuild {_summary(totals[variant])}"
+                f"{variant:<16} rebuild {_summary(totals[variant])}"
                 f" | events step {_summary(stage[variant])}"
             )
-        ratio = statistics.median(totals["rules"]) / statistics.median(totals["baseline CASE"])
-        step_ratio = statistics.median(stage["rules"]) / statistics.median(stage["baseline CASE"])
-        print(f"ratio rules/baseline: rebuild {ratio:.2f}, events step {step_ratio:.2f}")
+        base, ours = args.baseline_name, "this checkout"
+        ratio = statistics.median(totals[ours]) / statistics.median(totals[base])
+        step_ratio = statistics.median(stage[ours]) / statistics.median(stage[base])
+        print(f"ratio this checkout/baseline: rebuild {ratio:.2f}, events step {step_ratio:.2f}")
         engine.dispose()
 
 

@@ -1,4 +1,5 @@
-"""Assets of the analytics layer: the deployment marts, rebuilt per UTC day from service_events.
+"""Assets of the analytics layer: the deployment marts, rebuilt per UTC day from service_events
+(v1) and service_event_records (v2), both generations in every table (its generation column).
 
 One multi-asset, because the six tables are one consistent rebuild (one transaction per run of
 consecutive days): the attempts those days can change, their phases, and the daily rows they roll

@@ -32,6 +32,9 @@ class OutcomesDay:
     superseded: int
     in_progress: int
     success_rate: float | None  # succeeded / (succeeded + failed); rounded where shown
+    # of them, the attempts of new-version (v2) services, and their own success rate
+    v2_attempts: int = 0
+    v2_success_rate: float | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,7 @@ class FailingService:
     succeeded: int
     failed: int
     success_rate: float | None
+    generation: str = "v1"  # v1: an old-version service; v2: a new-version one
 
 
 @dataclass(frozen=True)

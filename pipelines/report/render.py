@@ -168,6 +168,8 @@ def _outcomes(data: ReportData, loaded: list[bool]) -> Section:
             ("day", d.day, _fmt_day(d.day)),
             *_counts(d, "attempts", "succeeded", "failed", "superseded", "in_progress"),
             ("success_rate", d.success_rate, _fmt_rate(d.success_rate)),
+            *_counts(d, "v2_attempts"),
+            ("v2_success_rate", d.v2_success_rate, _fmt_rate(d.v2_success_rate)),
             ("note", _day_note(is_loaded, d.attempts), _day_note(is_loaded, d.attempts)),
         ]
         for d, is_loaded in zip(data.outcomes, loaded, strict=True)
@@ -182,6 +184,8 @@ def _outcomes(data: ReportData, loaded: list[bool]) -> Section:
             "superseded",
             "in progress",
             "success rate",
+            "of them new-version (v2)",
+            "v2 success rate",
             "note",
         ],
         rows,
@@ -191,7 +195,9 @@ def _outcomes(data: ReportData, loaded: list[bool]) -> Section:
         '<p class="lead">Every deployment attempt of every service, by the UTC day it started. '
         "The success rate leaves out attempts with no verdict (superseded by a newer deployment, "
         "or still in progress). Grey days have <em>no data</em>: no load covered them, which is "
-        "not the same as a loaded day with <em>no attempts</em>.</p>"
+        "not the same as a loaded day with <em>no attempts</em>. Both API generations count: "
+        "a new-version (v2) service's attempt is one of its service versions; the last columns "
+        "show their share.</p>"
         + _figure(
             charts.outcomes_chart(data.outcomes, loaded),
             "Source: analytics.deployment_outcomes_daily, summed over services.",
@@ -300,6 +306,7 @@ def _services(data: ReportData) -> Section:
         [
             ("service", s.service_name or s.service_id, s.service_name or s.service_id),
             ("service_id", s.service_id, s.service_id),
+            ("generation", s.generation, s.generation),
             *_counts(s, "failed", "attempts", "succeeded"),
             ("success_rate", s.success_rate, _fmt_rate(s.success_rate)),
         ]
@@ -314,9 +321,17 @@ def _services(data: ReportData) -> Section:
         )
         + _table(
             "services",
-            ["service", "service id", "failed", "attempts", "succeeded", "success rate"],
+            [
+                "service",
+                "service id",
+                "generation",
+                "failed",
+                "attempts",
+                "succeeded",
+                "success rate",
+            ],
             rows,
-            text_columns=("service_id",),
+            text_columns=("service_id", "generation"),
             empty="no failed attempts",
         )
     )

@@ -45,6 +45,7 @@ _STEPS = {
     "marts/stage_mart_queue.sql": _ANY_JOIN,
     "marts/stage_mart_services.sql": _ANY_JOIN,
     "marts/stage_mart_scope.sql": _ANY_JOIN,
+    "marts/stage_event_records.sql": _ANY_JOIN,
     "marts/stage_deployment_events.sql": _ANY_JOIN,
     "marts/stage_deployment_phases.sql": _ANY_JOIN,
     "marts/stage_deployment_attempts.sql": _ANY_JOIN,
@@ -71,6 +72,7 @@ _STAGED_TABLES = {
     "marts/stage_mart_queue.sql": "mart_queued",
     "marts/stage_mart_services.sql": "mart_services",
     "marts/stage_mart_scope.sql": "mart_scope",
+    "marts/stage_event_records.sql": "deployment_record_stage",
     "marts/stage_deployment_events.sql": "deployment_event_stage",
     "marts/stage_deployment_phases.sql": "deployment_phase_stage",
     "marts/stage_deployment_attempts.sql": "deployment_attempt_stage",
@@ -261,12 +263,13 @@ def rebuild_marts(engine: Engine, days: Sequence[date]) -> MartRefresh:
     """Recompute the attempts that `days` and the loader's queued days can change, and every
     mart row they feed.
 
-    A service is rebuilt for the days in `days` on which it has events and for the (service,
-    day) pairs that loads queued (mart_rebuild_queue): from its attempt open at the start of its
-    first day (if any) to the end of its last day, or past it to the next attempt boundary while
-    its last attempt is still open. Consecutive days are one pass (one transaction, up to
-    MAX_PASS_DAYS days), so N days cost about one rebuild of the range; the queued pairs a pass
-    covers are removed in its transaction. Rerunning it changes nothing.
+    A service is rebuilt for the days in `days` on which it has events (v1) or records created
+    (v2) and for the (service, day) pairs that loads queued (mart_rebuild_queue): v1, from its
+    attempt open at the start of its first day (if any) to the end of its last day, or past it to
+    the next attempt boundary while its last attempt is still open; v2, the service versions
+    those days can change (sql/marts/stage_mart_scope.sql). Consecutive days are one pass (one
+    transaction, up to MAX_PASS_DAYS days), so N days cost about one rebuild of the range; the
+    queued pairs a pass covers are removed in its transaction. Rerunning it changes nothing.
     """
     started = time.perf_counter()
     asked = sorted(set(days))
@@ -283,9 +286,12 @@ def rebuild_marts(engine: Engine, days: Sequence[date]) -> MartRefresh:
         for step, seconds in done.step_seconds.items():
             step_seconds[step] = step_seconds.get(step, 0.0) + seconds
     with transaction(engine) as conn:
+        # the day's figure over both generations (a row each, migration 0013)
         coverage = conn.execute(
-            "select rule_version, event_coverage from analytics.event_text_coverage_daily"
-            " where event_date = %s",
+            "select max(rule_version),"
+            " sum(events_explained)::double precision / nullif(sum(events), 0)"
+            " from analytics.event_text_coverage_daily where event_date = %s"
+            " having count(*) > 0",
             (asked[-1],),
         ).fetchone()
     refresh = MartRefresh(

@@ -1,8 +1,9 @@
--- Daily rows whose counts differ from the attempts they summarise, on the given days (expected: no rows).
+-- Daily rows whose counts or generation differ from the attempts they summarise, on the given days (expected: no rows).
 with from_attempts as (
     select
         attempts.attempt_date,
         attempts.service_id,
+        attempts.generation,
         count(*) as attempts,
         count(*) filter (where attempts.outcome = 'succeeded') as succeeded,
         count(*) filter (where attempts.outcome = 'failed') as failed,
@@ -10,7 +11,7 @@ with from_attempts as (
         count(*) filter (where attempts.outcome = 'in_progress') as in_progress
     from analytics.deployment_attempts as attempts
     where attempts.attempt_date = any(%(days)s::date[])
-    group by attempts.attempt_date, attempts.service_id
+    group by attempts.attempt_date, attempts.service_id, attempts.generation
 ),
 
 day_outcomes as (
@@ -33,6 +34,7 @@ final as (
     select
         coalesce(from_attempts.attempt_date, day_outcomes.attempt_date) as attempt_date,
         coalesce(from_attempts.service_id, day_outcomes.service_id) as service_id,
+        coalesce(from_attempts.generation, day_outcomes.generation) as generation,
         from_attempts.attempts as attempts_counted,
         day_outcomes.attempts as attempts_in_mart,
         from_attempts.failed as failed_counted,
@@ -42,6 +44,7 @@ final as (
         on
             from_attempts.attempt_date = day_outcomes.attempt_date
             and from_attempts.service_id = day_outcomes.service_id
+            and from_attempts.generation = day_outcomes.generation
     left join day_causes
         on
             coalesce(from_attempts.attempt_date, day_outcomes.attempt_date)

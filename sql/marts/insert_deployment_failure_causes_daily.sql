@@ -1,6 +1,6 @@
 -- Rebuild analytics.deployment_failure_causes_daily for the affected (day, service) pairs from the attempts.
 insert into analytics.deployment_failure_causes_daily (
-    attempt_date, service_id, failure_cause, cause_category, failures
+    attempt_date, service_id, failure_cause, cause_category, failures, generation
 )
 with affected_failures as (
     select attempts.*
@@ -18,13 +18,15 @@ final as (
         affected_failures.service_id,
         affected_failures.failure_cause,
         coalesce(affected_failures.cause_category, 'unknown') as cause_category,
-        count(*) as failures
+        count(*) as failures,
+        affected_failures.generation
     from affected_failures
     group by
         affected_failures.attempt_date,
         affected_failures.service_id,
         affected_failures.failure_cause,
-        coalesce(affected_failures.cause_category, 'unknown')
+        coalesce(affected_failures.cause_category, 'unknown'),
+        affected_failures.generation
 )
 
 select * from final

@@ -1,7 +1,7 @@
 -- Rebuild analytics.deployment_outcomes_daily for the affected (day, service) pairs from the attempts.
 insert into analytics.deployment_outcomes_daily (
     attempt_date, service_id, attempts, succeeded, failed, superseded, in_progress, success_rate,
-    p50_time_to_running_ms, p95_time_to_running_ms
+    p50_time_to_running_ms, p95_time_to_running_ms, generation
 )
 with affected_attempts as (
     select attempts.*
@@ -16,6 +16,7 @@ counted as (
     select
         affected_attempts.attempt_date,
         affected_attempts.service_id,
+        affected_attempts.generation,
         count(*) as attempts,
         count(*) filter (where affected_attempts.outcome = 'succeeded') as succeeded,
         count(*) filter (where affected_attempts.outcome = 'failed') as failed,
@@ -28,7 +29,10 @@ counted as (
             order by affected_attempts.time_to_running_ms
         ) filter (where affected_attempts.outcome = 'succeeded') as p95_time_to_running_ms
     from affected_attempts
-    group by affected_attempts.attempt_date, affected_attempts.service_id
+    group by
+        affected_attempts.attempt_date,
+        affected_attempts.service_id,
+        affected_attempts.generation
 ),
 
 final as (
@@ -43,7 +47,8 @@ final as (
         counted.succeeded::double precision
         / nullif(counted.succeeded + counted.failed, 0) as success_rate,
         counted.p50_time_to_running_ms,
-        counted.p95_time_to_running_ms
+        counted.p95_time_to_running_ms,
+        counted.generation
     from counted
 )
 

@@ -1,7 +1,7 @@
 -- Rebuild analytics.deployment_phase_durations_daily for the affected (day, service) pairs from the phases.
 insert into analytics.deployment_phase_durations_daily (
     attempt_date, service_id, phase, phases, succeeded, failed, in_progress, p50_ms, p90_ms,
-    p95_ms, max_ms
+    p95_ms, max_ms, generation
 )
 with affected_phases as (
     select phases.*
@@ -38,9 +38,14 @@ final as (
         ) filter (where affected_phases.status = 'succeeded') as p95_ms,
         max(affected_phases.duration_ms) filter (
             where affected_phases.status = 'succeeded'
-        ) as max_ms
+        ) as max_ms,
+        affected_phases.generation
     from affected_phases
-    group by affected_phases.attempt_date, affected_phases.service_id, affected_phases.phase
+    group by
+        affected_phases.attempt_date,
+        affected_phases.service_id,
+        affected_phases.phase,
+        affected_phases.generation
 )
 
 select * from final

@@ -1,7 +1,7 @@
 -- Write the rebuilt phases.
 insert into analytics.deployment_phases (
     service_id, attempt_start, attempt_date, model, phase, phase_start, phase_end, started_at,
-    ended_at, duration_ms, status
+    ended_at, duration_ms, status, generation
 )
 select
     stage.service_id,
@@ -14,6 +14,7 @@ select
     to_timestamp(stage.phase_start / 1000.0) as started_at,
     to_timestamp(stage.phase_end / 1000.0) as ended_at,
     stage.duration_ms,
-    stage.status
+    stage.status,
+    stage.generation
 from deployment_phase_stage as stage
 order by stage.service_id, stage.attempt_start, stage.model, stage.phase

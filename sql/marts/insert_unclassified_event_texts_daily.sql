@@ -2,7 +2,7 @@
 -- text's shape (alike texts collapsed).
 insert into analytics.unclassified_event_texts_daily (
     event_date, service_id, event_info_md5, event_type, event_info, events, first_occurred_at,
-    last_occurred_at, text_shape
+    last_occurred_at, text_shape, generation
 )
 with unknown_events as (
     select
@@ -22,16 +22,19 @@ grouped as (
         unknown_events.service_id,
         unknown_events.event_info_md5,
         unknown_events.event_type,
+        unknown_events.generation,
         min(unknown_events.event_info) as event_info,
-        count(*) as events,
+        -- a v2 record: its event_count, from its first to its last occurrence
+        sum(unknown_events.occurrences) as events,
         to_timestamp(min(unknown_events.occur_time) / 1000.0) as first_occurred_at,
-        to_timestamp(max(unknown_events.occur_time) / 1000.0) as last_occurred_at
+        to_timestamp(max(unknown_events.last_time) / 1000.0) as last_occurred_at
     from unknown_events
     group by
         unknown_events.event_date,
         unknown_events.service_id,
         unknown_events.event_info_md5,
-        unknown_events.event_type
+        unknown_events.event_type,
+        unknown_events.generation
 ),
 
 shaped as (
@@ -73,7 +76,8 @@ final as (
                 ),
                 '\s+', ' ', 'g'
             )
-        ) as text_shape
+        ) as text_shape,
+        shaped.generation
     from shaped
 )
 

@@ -3,6 +3,7 @@ create temporary table deployment_attempt_stage on commit drop as
 with starts as (
     select
         stage.service_id,
+        stage.generation,
         stage.attempt_start,
         lead(stage.attempt_start) over (
             partition by stage.service_id order by stage.seq
@@ -34,7 +35,8 @@ attempt_events as (
         stage.attempt_start,
         stage.model,
         stage.kind,
-        stage.seq
+        stage.seq,
+        stage.occurrences
     from deployment_event_stage as stage
     left join terminals
         on
@@ -75,8 +77,16 @@ event_counts as (
     select
         attempt_events.service_id,
         attempt_events.attempt_start,
-        count(*) filter (where attempt_events.kind not in ('runtime', 'unknown')) as events,
-        count(*) filter (where attempt_events.kind = 'unknown') as unknown_events
+        -- occurrences: a v2 record counts its event_count, a v1 event 1
+        coalesce(
+            sum(attempt_events.occurrences) filter (
+                where attempt_events.kind not in ('runtime', 'unknown')
+            ),
+            0
+        ) as events,
+        coalesce(
+            sum(attempt_events.occurrences) filter (where attempt_events.kind = 'unknown'), 0
+        ) as unknown_events
     from attempt_events
     group by attempt_events.service_id, attempt_events.attempt_start
 ),
@@ -96,6 +106,7 @@ open_phases as (
 joined as (
     select
         starts.service_id,
+        starts.generation,
         starts.attempt_start,
         starts.next_start,
         terminals.terminal_kind,
@@ -145,6 +156,7 @@ with_outcome as (
 final as (
     select
         with_outcome.service_id,
+        with_outcome.generation,
         with_outcome.attempt_start,
         (to_timestamp(with_outcome.attempt_start / 1000.0) at time zone 'UTC')::date
             as attempt_date,

@@ -1,15 +1,24 @@
--- The scoped events, classified by the event text rules (mart_rules), ordered and assigned to attempts.
--- In one millisecond events follow the deployment sequence (start, build, environment, scheduling,
--- pulling, startup, terminal), except that a terminal event sharing its millisecond with a start
--- closes the previous attempt: an attempt cannot end in the millisecond it starts.
+-- The scoped events of both generations in one shape, classified by the event text rules
+-- (mart_rules), ordered and assigned to attempts: v1 events (service_events) and v2 records
+-- (deployment_record_stage, which assigns each record to its version's attempt). Everything after
+-- this file (phases, attempts, daily marts, coverage) reads this one shape, whatever the source.
+-- v1: in one millisecond events follow the deployment sequence (start, build, environment,
+-- scheduling, pulling, startup, terminal), except that a terminal event sharing its millisecond
+-- with a start closes the previous attempt: an attempt cannot end in the millisecond it starts; an
+-- attempt runs from a start to the next. v2: the events of a version follow its start, in the
+-- same sequence; the version is the attempt.
 create temporary table deployment_event_stage on commit drop as
-with scoped as (
+with v1_events as (
     select
         events.service_id,
+        'v1' as generation,
+        null::bigint as version_start,
         events.occur_time,
+        events.occur_time as last_time,
         events.event_type,
         events.event_info,
-        events.event_info_md5
+        events.event_info_md5,
+        1::bigint as occurrences
     from mart_scope as scope
     cross join lateral (
         -- one index range per service: (service_id, occur_time) of the table's key. OFFSET 0
@@ -19,11 +28,30 @@ with scoped as (
         select service_events.*
         from service_events
         where
-            service_events.service_id = scope.service_id
+            scope.generation = 'v1'
+            and service_events.service_id = scope.service_id
             and service_events.occur_time >= scope.lo_ms
             and service_events.occur_time < coalesce(scope.hi_ms, 9223372036854775807)
         offset 0 -- noqa: AM09
     ) as events
+),
+
+scoped as (
+    select * from v1_events
+
+    union all
+
+    select
+        records.service_id,
+        'v2' as generation,
+        records.attempt_start as version_start,
+        records.occur_time,
+        records.last_time,
+        records.event_type,
+        records.event_info,
+        records.event_info_md5,
+        records.occurrences
+    from deployment_record_stage as records
 ),
 
 texts as (
@@ -175,7 +203,11 @@ parsed as (
 classified as (
     select
         parsed.service_id,
+        parsed.generation,
+        parsed.version_start,
         parsed.occur_time,
+        parsed.last_time,
+        parsed.occurrences,
         parsed.event_type,
         parsed.event_info,
         parsed.event_info_md5,
@@ -215,7 +247,8 @@ classified as (
 flagged as (
     select
         classified.*,
-        bool_or(classified.kind = 'deployment_start') over (
+        classified.generation = 'v1'
+        and bool_or(classified.kind = 'deployment_start') over (
             partition by classified.service_id, classified.occur_time
         ) as shares_ms_with_start
     from classified
@@ -227,6 +260,8 @@ ordered as (
         row_number() over (
             partition by flagged.service_id
             order by
+                -- v2: version by version (startless versions at their own time), then in time
+                coalesce(flagged.version_start, flagged.occur_time),
                 flagged.occur_time,
                 case
                     when flagged.is_terminal and flagged.shares_ms_with_start then -1
@@ -241,9 +276,13 @@ ordered as (
 final as (
     select
         ordered.*,
-        max(ordered.occur_time) filter (where ordered.kind = 'deployment_start') over (
-            partition by ordered.service_id order by ordered.seq
-        ) as attempt_start
+        case
+            when ordered.generation = 'v2' then ordered.version_start
+            else
+                max(ordered.occur_time) filter (where ordered.kind = 'deployment_start') over (
+                    partition by ordered.service_id order by ordered.seq
+                )
+        end as attempt_start
     from ordered
 )
 

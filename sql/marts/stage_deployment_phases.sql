@@ -4,6 +4,7 @@ with bounds as (
     select
         stage.service_id,
         stage.attempt_start,
+        min(stage.generation) as generation,
         min(stage.seq) filter (where stage.is_terminal) as terminal_seq
     from deployment_event_stage as stage
     inner join mart_scope as scope on stage.service_id = scope.service_id
@@ -125,6 +126,7 @@ matched as (
 final as (
     select
         matched.service_id,
+        bounds.generation,
         matched.attempt_start,
         matched.model,
         matched.phase,
@@ -138,6 +140,10 @@ final as (
             else 'in_progress'
         end as status
     from matched
+    inner join bounds
+        on
+            matched.service_id = bounds.service_id
+            and matched.attempt_start = bounds.attempt_start
 )
 
 select * from final

@@ -2,6 +2,7 @@
 with per_service as (
     select
         daily.service_id,
+        min(daily.generation) as generation,
         sum(daily.attempts)::integer as attempts,
         sum(daily.succeeded)::integer as succeeded,
         sum(daily.failed)::integer as failed
@@ -18,7 +19,8 @@ final as (
         per_service.succeeded,
         per_service.failed,
         per_service.succeeded::double precision
-        / nullif(per_service.succeeded + per_service.failed, 0) as success_rate
+        / nullif(per_service.succeeded + per_service.failed, 0) as success_rate,
+        per_service.generation
     from per_service
     left join services on per_service.service_id = services.service_id
     where per_service.failed > 0

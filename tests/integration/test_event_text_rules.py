@@ -61,6 +61,7 @@ def staged_events(engine: Engine) -> list[dict[str, Any]]:
             "stage_mart_queue",
             "stage_mart_services",
             "stage_mart_scope",
+            "stage_event_records",
             "stage_deployment_events",
         ):
             cur.execute(read_sql(f"marts/{step}.sql"), params)

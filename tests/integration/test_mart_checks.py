@@ -13,11 +13,13 @@ from dagster import AssetCheckResult
 from sqlalchemy import Engine
 
 from pipelines.assets.checks import STARTS_HAVE_ATTEMPTS, run_mart_checks
+from pipelines.simulator.records import EventRecord
 from pipelines.source.models import ServiceEvent
 from pipelines.warehouse.loader import WindowLoad
 from pipelines.warehouse.marts import query_check, rebuild_marts
 from pipelines.windows import TimeWindow, day_start_ms
 from tests.integration.conftest import add_events
+from tests.v2records import store_records
 
 pytestmark = pytest.mark.integration
 
@@ -91,3 +93,41 @@ def test_a_start_neither_in_the_marts_nor_queued_fails_the_check_until_its_day_i
     assert refresh.attempts == 2
     assert _lost_starts(engine) == []
     assert _starts_check(engine, list(refresh.affected_days)).passed
+
+
+def _record(version: str, text: str, at: int) -> EventRecord:
+    return EventRecord(f"rec-{version}-{at}", "v2-a", version, "NORMAL", text, "事件", 1, at, at)
+
+
+def test_a_v2_version_start_is_checked_the_same_way(engine: Engine, database_url: str) -> None:
+    """v2: a version's start record is a start; the load queues its day (tests/v2records.py
+    stores as the v2 loader must); a start whose queue row vanished before a rebuild is named
+    until its day is rebuilt; the daily rows reconcile with the v2 attempts."""
+    store_records(
+        engine,
+        [
+            _record("A1", "start to deploy service", FIRST_START),
+            _record("A1", "service is running", FIRST_START + 60_000),
+        ],
+    )
+    rebuild_marts(engine, [DAY])
+    assert _lost_starts(engine) == []
+    store_records(engine, [_record("A2", "The service starts to deploy.", LATE_START)])
+    assert _queued(database_url) == [("v2-a", DAY)]
+    assert _lost_starts(engine) == []
+    with psycopg.connect(database_url) as conn:
+        conn.execute("delete from mart_rebuild_queue")
+    started_at = datetime.fromtimestamp(LATE_START / 1000, tz=UTC)
+    assert _lost_starts(engine) == [("v2-a", LATE_START, started_at)]
+    assert not _starts_check(engine, rebuilt_days=[]).passed
+
+    refresh = rebuild_marts(engine, [DAY])
+    assert refresh.attempts == 2
+    assert _lost_starts(engine) == []
+    assert query_check(engine, "unreconciled_outcomes", {"days": [DAY]}) == []
+    assert all(r.passed for r in run_mart_checks(engine, [DAY], [_window(DAY)]))
+    # a daily row that says the wrong generation no longer reconciles
+    with psycopg.connect(database_url) as conn:
+        conn.execute("update analytics.deployment_outcomes_daily set generation = 'v1'")
+    offending = query_check(engine, "unreconciled_outcomes", {"days": [DAY]})
+    assert sorted(r[:3] for r in offending) == [(DAY, "v2-a", "v1"), (DAY, "v2-a", "v2")]

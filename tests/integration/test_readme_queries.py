@@ -16,12 +16,16 @@ from sqlalchemy.engine import make_url
 
 from pipelines import settings
 from pipelines.definitions import build_resources
+from pipelines.simulator.history import HistoryConfig, generate_history
 from pipelines.simulator.process import running_simulator
+from pipelines.simulator.records import event_records
 from pipelines.warehouse.database import create_warehouse_engine
+from pipelines.warehouse.marts import rebuild_marts
 from pipelines.warehouse.sql_files import read_sql
 from tests import REPO
 from tests.integration.conftest import simulator_days, simulator_env
 from tests.integration.test_deployment_assets import ASSETS, MART_KEYS
+from tests.v2records import store_records, utc_day
 
 pytestmark = pytest.mark.integration
 
@@ -214,8 +218,24 @@ def test_every_readme_query_runs_on_a_loaded_warehouse(
                 ).success
 
     engine = create_warehouse_engine(database_url)
+    # the same history's services once more as new-version (v2) services: the queries run over
+    # both generations, as a migrating project's would
+    history = generate_history(HistoryConfig(services=12, days=3, seed=7))
+    store_records(
+        engine,
+        [
+            record
+            for service_id, events in history.events_by_service.items()
+            for record in event_records(f"v2-{service_id}", events)
+        ],
+    )
+    rebuild_marts(engine, [utc_day(history.end_ms - 1)])
     try:
         with engine.connect() as conn:
+            generations = conn.execute(
+                text("select distinct generation from analytics.deployment_outcomes_daily")
+            ).scalars()
+            assert set(generations) == {"v1", "v2"}
             variables = psql_variables(conn)
     finally:
         engine.dispose()

@@ -142,14 +142,24 @@ def test_coverage_rows_follow_the_attempts_of_the_next_day(engine: Engine) -> No
     history = generate_history(CONFIG)
     load_day(engine, history, day_window(history, 0))
     rebuild(engine, history, [0])
-    before = one(engine, "select events, classified_at from analytics.event_text_coverage_daily")
+    before = one(
+        engine,
+        "select events, classified_at from analytics.event_text_coverage_daily"
+        " where generation = 'v1'",
+    )
     load_day(engine, history, day_window(history, 1))
     rebuild(engine, history, [1])
     first, second = rows(
         engine,
         "select event_date, events, classified_at, attempts, rule_version"
-        " from analytics.event_text_coverage_daily order by event_date",
+        " from analytics.event_text_coverage_daily where generation = 'v1' order by event_date",
     )
+    # a v1-only project: each day's v2 row says there was nothing of that generation
+    assert rows(
+        engine,
+        "select distinct events, attempts from analytics.event_text_coverage_daily"
+        " where generation = 'v2'",
+    ) == [(0, 0)]
     assert (first.events, first.classified_at) == tuple(before)
     attempts_day1 = sum(utc_date(a.attempt_start) == first.event_date for a in history.attempts)
     assert first.attempts == attempts_day1 and second.rule_version == 1
