@@ -75,11 +75,13 @@ def migrate(args: argparse.Namespace) -> int:
                     with psycopg.connect(url, autocommit=True) as conn:
                         conn.execute(script.read_text(encoding="utf-8"))
                 except psycopg.errors.InsufficientPrivilege as exc:
+                    # the fix depends on who the login is: not the owner, or an owner who
+                    # may not create the project's roles (failures._permission_fix)
+                    from pipelines.failures import owner_connection, permanent_failure_message
+
+                    connection = owner_connection(os.environ[settings.DATABASE_URL])
                     raise CliError(
-                        f"{script.name}: {exc.diag.message_primary} as role "
-                        f"{engine.url.username} ({settings.DATABASE_URL}): run `modelarts-etl "
-                        "migrate --grants` with DATABASE_URL of the warehouse's owner",
-                        code=1,
+                        f"{script.name}: {permanent_failure_message(exc, connection)}", code=1
                     ) from None
                 print(f"applied {script.name}")
         engine.dispose()
