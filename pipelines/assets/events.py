@@ -2,6 +2,7 @@
 
 from dagster import (
     AssetExecutionContext,
+    AssetMaterialization,
     AssetSpec,
     BackfillPolicy,
     MaterializeResult,
@@ -75,6 +76,16 @@ def _load_partition_days(
     listing = modelarts.build_client()
     listed = list(listing.list_services())
     upsert_services(engine, listed)
+    # the `services` table is written here too: recorded as a materialization of its asset, so
+    # that the nightly job keeps it materialized (the UI warns before materializing anything
+    # whose upstream never was)
+    context.log_event(
+        AssetMaterialization(
+            asset_key=services.key,
+            description="services listed and upserted by service_events",
+            metadata={"services": len(listed)},
+        )
+    )
     service_ids = [s.service_id for s in listed]
     time_window = context.partition_time_window
 

@@ -50,9 +50,10 @@ def status(args: argparse.Namespace) -> int:
         rows = partition_status(read_engine(), args.start or first, args.end or last)
     from pipelines.source.connect import describe_environment
 
-    print(describe_environment())
+    api, usable = describe_environment()
+    print(api)
     print_status(rows)
-    return 0
+    return 0 if usable else 1  # credentials the API refuses are a failed check
 
 
 def migrate(args: argparse.Namespace) -> int:

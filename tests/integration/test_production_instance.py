@@ -259,6 +259,9 @@ def test_the_production_instance_runs_on_postgres_storage(
             for node in data["assetNodes"]
         }
         assert materialized["service_events"] == [run_id]
+        # the nightly job keeps `services` materialized: the UI's "Materialize" of a day's
+        # assets has no "upstream assets have not been materialized" warning
+        assert materialized["services"] == [run_id]
         assert data["instance"]["runQueuingSupported"] is True
         daemons = {
             d["daemonType"]: d["healthy"]
