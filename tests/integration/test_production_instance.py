@@ -184,6 +184,71 @@ query Overview($runId: ID!) {
 }"""
 
 
+@contextlib.contextmanager
+def _production_instance(
+    env: dict[str, str], dagster_pg_url: str, folder: Path
+) -> Iterator[tuple[_Ui, _Process, _Process]]:
+    """deploy/dagster.yaml in a DAGSTER_HOME, the webserver and the daemon started over it
+    (stopped at the end); the UI answering."""
+    home = folder / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO / "deploy" / "dagster.yaml", home / "dagster.yaml")
+    env = {**env, "DAGSTER_HOME": str(home), "DAGSTER_PG_URL": dagster_pg_url}
+    workspace = ["-w", str(REPO / "workspace.yaml")]
+    port = free_port()
+    webserver = _Process(
+        "webserver",
+        [str(BIN / "dagster-webserver"), *workspace, "-h", "127.0.0.1", "-p", str(port)],
+        env,
+        folder,
+    )
+    daemon = _Process("daemon", [str(BIN / "dagster-daemon"), "run", *workspace], env, folder)
+    try:
+        ui = _Ui(port, webserver)
+        ui.wait_until_serving()
+        yield ui, webserver, daemon
+    finally:
+        webserver.stop()
+        daemon.stop()
+
+
+def _launch_and_wait(
+    ui: _Ui, processes: tuple[_Process, ...], day: str
+) -> tuple[str, dict[str, Any]]:
+    """The nightly job for `day`, launched as the UI launches it; queued; the daemon starts it,
+    a run worker executes it: its id and its end, once it ended (pytest's timeout bounds the
+    wait; a dead process fails at once)."""
+    launched = ui.graphql(
+        LAUNCH,
+        params={
+            "selector": {**LOCATION, "jobName": "nightly"},
+            "executionMetadata": {"tags": [{"key": "dagster/partition", "value": day}]},
+        },
+    )["launchRun"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    run_id: str = launched["run"]["runId"]
+    assert launched["run"]["status"] == "QUEUED"  # the QueuedRunCoordinator holds it
+    while True:
+        for process in processes:
+            process.alive()
+        run: dict[str, Any] = ui.graphql(RUN, runId=run_id)["runOrError"]
+        assert run["__typename"] == "Run", run
+        if run["status"] in TERMINAL:
+            return run_id, run
+        time.sleep(2)
+
+
+def _no_errors_logged(*processes: _Process) -> None:
+    """Neither process met an error on the way (a storage error is logged, not raised, by
+    both)."""
+    for process in processes:
+        output = process.output()
+        assert "Traceback" not in output and "Error" not in output.replace("ERROR", ""), (
+            process.name,
+            output[-4000:],
+        )
+
+
 def test_the_production_instance_runs_on_postgres_storage(
     simulator: SimulatorInfo,
     engine: object,  # the warehouse, migrated by its owner (a run never migrates)
@@ -192,52 +257,13 @@ def test_the_production_instance_runs_on_postgres_storage(
     tmp_path: Path,
 ) -> None:
     assert dagster_pg_url.startswith("postgresql://")  # no driver, as the guide writes it
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO / "deploy" / "dagster.yaml", home / "dagster.yaml")
     env = {
         **bare_environ(),
         **simulator_env(simulator, database_url),
-        "DAGSTER_HOME": str(home),
-        "DAGSTER_PG_URL": dagster_pg_url,
         "PIPELINES_DATA_DIR": str(tmp_path / "data"),
     }
-    workspace = ["-w", str(REPO / "workspace.yaml")]
-    port = free_port()
-    webserver = _Process(
-        "webserver",
-        [str(BIN / "dagster-webserver"), *workspace, "-h", "127.0.0.1", "-p", str(port)],
-        env,
-        tmp_path,
-    )
-    daemon = _Process("daemon", [str(BIN / "dagster-daemon"), "run", *workspace], env, tmp_path)
-    try:
-        ui = _Ui(port, webserver)
-        ui.wait_until_serving()
-
-        # the nightly job for one of the simulator's days, launched as the UI launches it
-        day = simulator_days(simulator)[1]
-        launched = ui.graphql(
-            LAUNCH,
-            params={
-                "selector": {**LOCATION, "jobName": "nightly"},
-                "executionMetadata": {"tags": [{"key": "dagster/partition", "value": day}]},
-            },
-        )["launchRun"]
-        assert launched["__typename"] == "LaunchRunSuccess", launched
-        run_id = launched["run"]["runId"]
-        assert launched["run"]["status"] == "QUEUED"  # the QueuedRunCoordinator holds it
-
-        # the daemon dequeues it, a run worker executes it: wait for its end (pytest's timeout
-        # bounds the wait; a dead process fails at once)
-        while True:
-            webserver.alive()
-            daemon.alive()
-            run = ui.graphql(RUN, runId=run_id)["runOrError"]
-            assert run["__typename"] == "Run", run
-            if run["status"] in TERMINAL:
-                break
-            time.sleep(2)
+    with _production_instance(env, dagster_pg_url, tmp_path) as (ui, webserver, daemon):
+        run_id, run = _launch_and_wait(ui, (webserver, daemon), simulator_days(simulator)[1])
         steps = {s["stepKey"]: s["status"] for s in run["stepStats"]}
         assert run["status"] == "SUCCESS", (run, daemon.output()[-4000:])
         assert steps and set(steps.values()) == {"SUCCESS"}, steps
@@ -273,13 +299,43 @@ def test_the_production_instance_runs_on_postgres_storage(
         [location] = data["workspaceOrError"]["locationEntries"]
         assert location["name"] == "modelarts_events"
         assert location["locationOrLoadError"]["__typename"] == "RepositoryLocation", location
-    finally:
-        webserver.stop()
-        daemon.stop()
-    # neither process met an error on the way (a storage error is logged, not raised, by both)
-    for process in (webserver, daemon):
-        output = process.output()
-        assert "Traceback" not in output and "Error" not in output.replace("ERROR", ""), (
-            process.name,
-            output[-4000:],
-        )
+    _no_errors_logged(webserver, daemon)
+
+
+STEP_EVENTS = """
+query Steps($runId: ID!) {
+  logsForRun(runId: $runId, limit: 1000) {
+    ... on EventConnection {
+      events {
+        __typename
+        ... on StepEvent { stepKey }
+        ... on ExecutionStepFailureEvent { failureMetadata { description } }
+      }
+    }
+  }
+}"""
+
+
+@pytest.mark.usefixtures("engine")
+def test_a_settings_error_in_a_run_the_ui_launches_fails_its_first_step_once(
+    simulator: SimulatorInfo, database_url: str, dagster_pg_url: str, tmp_path: Path
+) -> None:
+    # the daemon's run workers see no API setting: the first step fails, once, on one line
+    env = {
+        **bare_environ(),
+        "HOME": str(tmp_path),  # no ~/.huaweicloud/credentials either
+        "DATABASE_URL": database_url,
+        "PIPELINES_DATA_DIR": str(tmp_path / "data"),
+    }
+    with _production_instance(env, dagster_pg_url, tmp_path) as (ui, webserver, daemon):
+        run_id, run = _launch_and_wait(ui, (webserver, daemon), simulator_days(simulator)[1])
+        assert run["status"] == "FAILURE", run
+        events = ui.graphql(STEP_EVENTS, runId=run_id)["logsForRun"]["events"]
+    kinds = [e["__typename"] for e in events if e.get("stepKey") == "service_events"]
+    assert kinds.count("ExecutionStepUpForRetryEvent") == 0, kinds
+    assert kinds.count("ExecutionStepRestartEvent") == 0, kinds
+    assert kinds.count("ExecutionStepFailureEvent") == 1, kinds
+    [failure] = [e for e in events if e["__typename"] == "ExecutionStepFailureEvent"]
+    description = failure["failureMetadata"]["description"]
+    assert description.startswith("MODELARTS_ENDPOINT or HUAWEICLOUD_REGION must be set"), failure
+    assert "\n" not in description
