@@ -288,8 +288,10 @@ def _storage_message(error: BaseException, connection: Connection) -> str:
         fix = f"check the user and password in {DAGSTER_PG_URL}"
     elif state == "3D000" or (not state and "database" in text):
         fix = f"check the database name in {DAGSTER_PG_URL}"
+    elif not state:  # refused or lost: libpq's text says which server
+        fix = f"check that the server of {DAGSTER_PG_URL} answers"
     else:
-        fix = f"SQLSTATE {state or 'none'}; the warehouse (DATABASE_URL) is not involved"
+        fix = f"SQLSTATE {state}; the warehouse ({settings.DATABASE_URL}) is not involved"
     return f"{text} {who}: {fix}"
 
 
