@@ -28,6 +28,7 @@ import pytest
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
+from pipelines.cli import main
 from pipelines.simulator.process import SimulatorInfo
 from tests import REPO
 from tests.integration.conftest import bare_environ, free_port, simulator_days, simulator_env
@@ -339,3 +340,26 @@ def test_a_settings_error_in_a_run_the_ui_launches_fails_its_first_step_once(
     description = failure["failureMetadata"]["description"]
     assert description.startswith("MODELARTS_ENDPOINT or HUAWEICLOUD_REGION must be set"), failure
     assert "\n" not in description
+
+
+def test_the_cli_runs_on_the_same_postgres_storage(
+    simulator: SimulatorInfo,
+    pipeline_env: dict[str, str],
+    engine: object,
+    dagster_pg_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # `modelarts-etl rerun` with the guide's env file: its run is stored in Dagster's database
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO / "deploy" / "dagster.yaml", home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.setenv("DAGSTER_PG_URL", dagster_pg_url)
+    monkeypatch.setenv("PIPELINES_DATA_DIR", str(tmp_path / "data"))
+    assert main(["rerun", simulator_days(simulator)[1]]) == 0, capsys.readouterr()
+    assert "succeeded" in capsys.readouterr().out
+    with psycopg.connect(make_url(dagster_pg_url).render_as_string(hide_password=False)) as conn:
+        runs = conn.execute("select pipeline_name, status from runs").fetchall()
+    assert runs == [("nightly", "SUCCESS")]
