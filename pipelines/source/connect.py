@@ -318,6 +318,9 @@ def describe_environment() -> tuple[str, bool]:
     )
     try:
         check_credentials(connection.credentials)
+    except ConfigError as exc:  # the metadata service gave no keys
+        return f"{line}: NOT USABLE: {exc}", False
+    try:
         not_checked = check_access(connection, http)
     except ConfigError as exc:
         return f"{line}: REFUSED: {exc}", False

@@ -1,7 +1,8 @@
 """`status` checks the API's credentials with one cheap call (the first page of the service
-listing, no retry) and says what came of it: accepted, refused (a wrong SK, a metadata service
-that does not answer: exit 1), or not checked. Piped into `head`, it ends quietly with exit 0.
-And the nightly job keeps the `services` asset materialized."""
+listing, no retry) and says what came of it: accepted, refused (a wrong SK: exit 1), not usable
+(a metadata service that does not answer: exit 1), or not checked (the API down). Piped into
+`head`, it ends quietly with exit 0. And the nightly job keeps the `services` asset
+materialized."""
 
 from __future__ import annotations
 
@@ -69,7 +70,19 @@ def test_status_says_when_the_metadata_service_is_down(
     monkeypatch.setenv("HUAWEICLOUD_METADATA_ENDPOINT", down)
     assert main(["status"]) == 1
     api = capsys.readouterr().out.splitlines()[0]
-    assert ": REFUSED: the ECS metadata service at " + down in api, api
+    assert ": NOT USABLE: the ECS metadata service at " + down in api, api
+
+
+@pytest.mark.usefixtures("engine")
+def test_status_says_when_it_could_not_check(
+    pipeline_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("MODELARTS_ENDPOINT", f"http://127.0.0.1:{free_port()}")  # nothing there
+    assert main(["status"]) == 0  # the warehouse's days are still shown
+    api = capsys.readouterr().out.splitlines()[0]
+    assert ": not checked (the API did not answer: " in api, api
 
 
 @pytest.mark.usefixtures("engine")
