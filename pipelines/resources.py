@@ -98,7 +98,14 @@ class ModelArtsResource(ConfigurableResource):
     def setup_for_execution(self, context: InitResourceContext) -> None:
         self._budget = RetryBudget(self.retry_budget)
         self._limiter = RateLimiter(self.max_requests_per_s)
-        connection = self.connection()
+        try:
+            connection = self.connection()
+        except settings.ConfigError:
+            # Not raised here: Dagster's executors retry a step whose resource failed to start,
+            # whatever the error (3 times, minutes apart, for a missing variable). The step's
+            # first use of the connection raises it again, inside `failing_fast`: a Failure
+            # that allows no retry, described in one line.
+            return
         (context.log or log).info(
             "ModelArts %s, project %s, credentials: %s",
             connection.endpoint,

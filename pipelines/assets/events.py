@@ -5,6 +5,7 @@ import logging
 
 from dagster import (
     AssetExecutionContext,
+    AssetMaterialization,
     AssetSpec,
     BackfillPolicy,
     MaterializeResult,
@@ -121,6 +122,20 @@ def _load_partition_days(
     engine = warehouse.get_engine()
     listing = modelarts.build_client()
     listed, v2_listed = list_and_upsert_services(listing, modelarts, warehouse)
+    # the `services` table is written here too: recorded as a materialization of its asset, so
+    # that the nightly job keeps it materialized (the UI warns before materializing anything
+    # whose upstream never was)
+    context.log_event(
+        AssetMaterialization(
+            asset_key=services.key,
+            description="services of both generations listed and upserted by service_events",
+            metadata={
+                "services": len(listed) + len(v2_listed),
+                "v1_services": len(listed),
+                "v2_services": len(v2_listed),
+            },
+        )
+    )
     service_ids = [s.service_id for s in listed]
     time_window = context.partition_time_window
 

@@ -9,6 +9,8 @@ command with one line on stderr and a non-zero exit; --debug shows the traceback
 from __future__ import annotations
 
 import logging
+import os
+import select
 import signal
 import sys
 import warnings
@@ -60,11 +62,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         demo_partitions(args)
         check_days(args)
         check_credentials(args)
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
+        sys.stdout.flush()  # here, not at exit: a reader that went away is seen below
+        return code
     except KeyboardInterrupt:
         print(f"modelarts-etl {args.command}: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:
+        if isinstance(exc, BrokenPipeError) and _stdout_gone():
+            return 0  # `modelarts-etl status | head`: the reader had what it wanted
         if _interrupted and not args.debug:
             # e.g. initdb or the simulator stopped by the same Ctrl+C before Python saw it
             print(f"modelarts-etl {args.command}: interrupted", file=sys.stderr)
@@ -74,6 +80,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         line, code = error_line(args.command, exc)
         print(line, file=sys.stderr)
         return code
+
+
+def _stdout_gone() -> bool:
+    """Whether stdout is a pipe whose reader closed it (poll says POLLERR); if so, stdout goes to
+    /dev/null from now on, so that the interpreter's last flush at exit does not fail again."""
+    try:
+        fd = sys.stdout.fileno()
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        gone = any(events & select.POLLERR for _, events in poller.poll(0))
+    except (OSError, ValueError, AttributeError):  # not a real file (captured), or closed
+        return False
+    if gone:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fd)
+        os.close(devnull)
+    return gone
 
 
 _interrupted = False

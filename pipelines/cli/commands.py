@@ -50,9 +50,10 @@ def status(args: argparse.Namespace) -> int:
         rows = partition_status(read_engine(), args.start or first, args.end or last)
     from pipelines.source.connect import describe_environment
 
-    print(describe_environment())
+    api, usable = describe_environment()
+    print(api)
     print_status(rows)
-    return 0
+    return 0 if usable else 1  # credentials the API refuses are a failed check
 
 
 def migrate(args: argparse.Namespace) -> int:
@@ -75,11 +76,13 @@ def migrate(args: argparse.Namespace) -> int:
                     with psycopg.connect(url, autocommit=True) as conn:
                         conn.execute(script.read_text(encoding="utf-8"))
                 except psycopg.errors.InsufficientPrivilege as exc:
+                    # the fix depends on who the login is: not the owner, or an owner who
+                    # may not create the project's roles (failures._permission_fix)
+                    from pipelines.failures import owner_connection, permanent_failure_message
+
+                    connection = owner_connection(os.environ[settings.DATABASE_URL])
                     raise CliError(
-                        f"{script.name}: {exc.diag.message_primary} as role "
-                        f"{engine.url.username} ({settings.DATABASE_URL}): run `modelarts-etl "
-                        "migrate --grants` with DATABASE_URL of the warehouse's owner",
-                        code=1,
+                        f"{script.name}: {permanent_failure_message(exc, connection)}", code=1
                     ) from None
                 print(f"applied {script.name}")
         engine.dispose()

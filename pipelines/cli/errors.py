@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from pipelines import settings
+
+if TYPE_CHECKING:
+    from pipelines.failures import Connection
 
 
 class CliError(Exception):
@@ -23,7 +27,7 @@ def error_line(command: str, exc: Exception) -> tuple[str, int]:
     if type(exc).__name__ == "MigrationPendingError":  # its message says what to do
         exc = CliError(str(exc), code=1)
     hint = "" if isinstance(exc, CliError | settings.ConfigError) else " (--debug: traceback)"
-    line = warehouse_error_line(exc)
+    line = warehouse_error_line(exc, command)
     if line is not None:
         line, hint = one_line(CliError(line)), ""
     return f"modelarts-etl {command}: error: {line or one_line(exc)}{hint}", code
@@ -38,16 +42,30 @@ def is_config(exc: BaseException) -> bool:
     return False
 
 
-def warehouse_error_line(exc: BaseException) -> str | None:
-    """A warehouse error (no privilege, schema behind, login refused) worded as a step's
-    permanent failure is (pipelines/failures.py): the cause and what to do."""
+def warehouse_error_line(exc: BaseException, command: str = "run") -> str | None:
+    """A database error (no privilege, schema behind, login refused) worded as a step's
+    permanent failure is (pipelines/failures.py): the database and login that failed (the
+    warehouse's connection of `command`, or Dagster's storage), and what to do."""
     if "psycopg" not in sys.modules or isinstance(exc, CliError):
         return None
-    from pipelines.failures import database_error, loader_connection, permanent_failure_message
+    from pipelines.failures import database_error, permanent_failure_message
 
     if database_error(exc) is None:
         return None
-    return permanent_failure_message(exc, loader_connection(os.environ.get(settings.DATABASE_URL)))
+    return permanent_failure_message(exc, command_connection(command))
+
+
+def command_connection(command: str) -> Connection:
+    """The warehouse connection `command` uses, and the role it needs: `migrate` the owner's,
+    `report` the marts' (ANALYTICS_DATABASE_URL, else DATABASE_URL), the others the loader's."""
+    from pipelines.failures import loader_connection, owner_connection, transformer_connection
+
+    database_url = os.environ.get(settings.DATABASE_URL)
+    if command == "migrate":
+        return owner_connection(database_url)
+    if command == "report":
+        return transformer_connection(database_url, os.environ.get(settings.ANALYTICS_DATABASE_URL))
+    return loader_connection(database_url)
 
 
 def one_line(exc: BaseException) -> str:

@@ -1,7 +1,7 @@
 """The families of event texts a simulated service emits, for the same attempts and truth.
 
 `reference`: the 2019 reference example (docs/VOCABULARY.md), with an event per phase begin and
-success. `console`: the texts the console documents today (../shared/API.md, "The texts real
+success. `console`: the texts the console documents today (docs/API.md, "The texts
 services emit"): a start, a success and failure texts only, some naming their phase, some not;
 "Insufficient resources. Wait until ..." while scheduling waits (not a failure). `mix`: each
 service one or the other (odd service indexes console).

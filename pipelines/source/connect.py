@@ -264,10 +264,11 @@ def _reason(exc: requests.RequestException) -> str:
     return type(exc).__name__
 
 
-def check_access(connection: Connection, http: HttpSettings) -> None:
+def check_access(connection: Connection, http: HttpSettings) -> str | None:
     """One request as a run would make it (the first page of the service listing): credentials
     the API refuses, or that lack the permission, are a ConfigError naming their source. Other
-    failures (the API down, throttling) are left to the run, which retries them."""
+    failures (the API down, throttling) are left to the run, which retries them: returns why
+    the credentials could not be checked then, None when the API accepted them."""
     session = build_session(http)
     budget = RetryBudget(http.max_retries)
     auth = connection.build_auth(session, http.timeout, http.retry_policy, budget)
@@ -298,8 +299,13 @@ def check_access(connection: Connection, http: HttpSettings) -> None:
         raise ConfigError(str(exc)) from None
     except SourceError as exc:
         log.info("credentials not checked: %s", exc)
+        return " ".join(str(exc).split())
+    except requests.RequestException as exc:
+        log.info("credentials not checked: %s", _reason(exc))
+        return _reason(exc)
     finally:
         session.close()
+    return None
 
 
 def check_environment(check_reachable: Callable[[str], None]) -> Connection:
@@ -314,15 +320,32 @@ def check_environment(check_reachable: Callable[[str], None]) -> Connection:
     return connection
 
 
-def describe_environment() -> str:
-    """`status`: where runs go and with which credentials (never a secret)."""
+def describe_environment() -> tuple[str, bool]:
+    """`status`: where runs go and with which credentials (never a secret), the credentials
+    checked with one cheap call (the first page of the service listing, no retry), or said
+    not to be: (the line, whether the API is usable as configured)."""
     if not settings.configured().api:
-        return "api: the simulator, with its AK/SK (MODELARTS_ENDPOINT is unset)"
+        return "api: the simulator, with its AK/SK (MODELARTS_ENDPOINT is unset)", True
     try:
         connection = resolve_connection(ConnectionSettings.from_environment())
     except ConfigError as exc:
-        return f"api: not usable: {exc}"
-    return (
+        return f"api: not usable: {exc}", False
+    line = (
         f"api: {connection.endpoint}, project {connection.project_id}, "
         f"credentials: {connection.source}"
     )
+    ca_bundle = os.environ.get(settings.MODELARTS_CA_BUNDLE) or None
+    http = HttpSettings(
+        connect_timeout_s=5.0, read_timeout_s=15.0, max_retries=0, ca_bundle=ca_bundle
+    )
+    try:
+        check_credentials(connection.credentials)
+    except ConfigError as exc:  # the metadata service gave no keys
+        return f"{line}: NOT USABLE: {exc}", False
+    try:
+        not_checked = check_access(connection, http)
+    except ConfigError as exc:
+        return f"{line}: REFUSED: {exc}", False
+    if not_checked is not None:
+        return f"{line}: not checked (the API did not answer: {not_checked})", True
+    return f"{line}: accepted (one listing call)", True

@@ -94,7 +94,12 @@ def _materialize(days: list[str], raise_on_error: bool = True) -> list[Any]:
 
 
 def _metadata(result: Any) -> dict[str, Any]:
-    mat = result.asset_materializations_for_node("service_events")[0]
+    # the node records `services` too (the services it upserts): pick service_events' own
+    [mat] = [
+        m
+        for m in result.asset_materializations_for_node("service_events")
+        if m.asset_key.to_user_string() == "service_events"
+    ]
     return {k: v.value for k, v in mat.metadata.items()}
 
 

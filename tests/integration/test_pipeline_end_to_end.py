@@ -47,7 +47,12 @@ def _materialize_days(days: list[str], instance: DagsterInstance) -> list[dict[s
             resources=resources,
         )
         assert result.success
-        mat = result.asset_materializations_for_node("service_events")[0]
+        # the node records `services` too (the services it upserts): pick service_events' own
+        [mat] = [
+            m
+            for m in result.asset_materializations_for_node("service_events")
+            if m.asset_key.to_user_string() == "service_events"
+        ]
         metas.append({k: v.value for k, v in mat.metadata.items()})
     return metas
 
