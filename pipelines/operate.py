@@ -29,6 +29,7 @@ class DayStatus:
     last_quarantined: int | None
     services: int
     events: int
+    last_throttled: int | None = None  # requests refused for the quota, waited out
     rule_version: int | None = None  # the event text rules that last rebuilt the day's marts
     event_coverage: float | None = None  # the share of its events those rules explain
 

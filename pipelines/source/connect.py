@@ -297,10 +297,14 @@ def describe_environment() -> str:
     if not settings.configured().api:
         return "api: the simulator, with its AK/SK (MODELARTS_ENDPOINT is unset)"
     try:
-        connection = resolve_connection(ConnectionSettings.from_environment())
+        chosen = ConnectionSettings.from_environment()
+        connection = resolve_connection(chosen)
     except ConfigError as exc:
         return f"api: not usable: {exc}"
+    region = f" (region {chosen.region})" if chosen.region else ""
+    iam = connection.credentials.iam
     return (
-        f"api: {connection.endpoint}, project {connection.project_id}, "
-        f"credentials: {connection.source}"
+        f"api: ModelArts {connection.endpoint}{region}"
+        + (f", IAM {iam.iam_endpoint}" if iam is not None else "")
+        + f", project {connection.project_id}, credentials: {connection.source}"
     )

@@ -19,6 +19,7 @@ with latest_load as (
         batches.inserted,
         batches.already_present,
         batches.quarantined,
+        batches.throttled,
         batches.finished_at
     from load_batches as batches
     where batches.partition_key between %(first_day)s::text and %(last_day)s::text
@@ -36,7 +37,8 @@ final as (
         latest_load.already_present as last_already_present,
         latest_load.quarantined as last_quarantined,
         coalesce(stored.services, 0) as services,
-        coalesce(stored.events, 0) as events
+        coalesce(stored.events, 0) as events,
+        latest_load.throttled as last_throttled
     from days_of_range(%(first_day)s::date, %(last_day)s::date) as days
     left join latest_load on latest_load.partition_key = days.day::text
     left join stored_events_per_day(%(first_day)s::date, %(last_day)s::date) as stored

@@ -161,6 +161,12 @@ CONFIG_ERRORS = [
      "(HUAWEICLOUD_SDK_CREDENTIALS_FILE, default ~/.huaweicloud/credentials), "
      "HUAWEICLOUD_USERNAME/HUAWEICLOUD_PASSWORD or MODELARTS_TOKEN is set, and the ECS metadata "
      f"service at http://127.0.0.1:{CLOSED} did not answer: Connection refused"),
+    # a region the vendor's table does not know: the known ids and the SDK's override
+    ({"HUAWEICLOUD_REGION": "xx-moon-1", **KEYS}, ["run"],
+     "unknown region 'xx-moon-1' (HUAWEICLOUD_REGION); known: af-north-1,af-south-1,"),
+    ({"HUAWEICLOUD_REGION": "xx-moon-1", **KEYS}, ["status"],
+     "tr-west-1; else set HUAWEICLOUD_SDK_REGION_MODELARTS_XX_MOON_1 "
+     "(or HUAWEICLOUD_SDK_REGIONS_FILE)"),
 ]  # fmt: skip
 
 
@@ -194,7 +200,8 @@ def test_status_shows_the_credential_source_never_the_secret(
     assert main(["status", "--start", "2026-11-18", "--end", "2026-11-19"]) == 0
     out = capsys.readouterr().out
     assert (
-        "api: https://modelarts.ap-southeast-3.myhuaweicloud.com, project 0123456789abcdef, "
+        "api: ModelArts https://modelarts.ap-southeast-3.myhuaweicloud.com (region ap-southeast-3)"
+        ", project 0123456789abcdef, "
         "credentials: temporary AK/SK HPUA… from HUAWEICLOUD_SDK_AK/HUAWEICLOUD_SDK_SK"
     ) in out
     assert "sk-secret-value" not in out and "token-secret-value" not in out
