@@ -23,6 +23,7 @@ Interface (for the workers and anything that scales them, e.g. concurrency contr
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import re
@@ -95,6 +96,10 @@ class RateLimiter:
     FIRST_PAUSE_S = 1.0
     MAX_PAUSE_S = 60.0
     RATE_SAMPLE_S = 5.0  # the observed rate a cut starts from
+    # Sends remembered (at most this many, this long): when a quota is first stated, how many
+    # of its window were ours tells whether another client shares it.
+    HISTORY = 10_000
+    HISTORY_S = 3600.0
     # Our clock and the gateway's see a send a round trip apart: a stated window is kept this
     # much longer, so a send never lands in the window it was counted out of.
     WINDOW_MARGIN_S = 1.0
@@ -123,7 +128,7 @@ class RateLimiter:
         self._last_change = now
         self._last_cut = -math.inf
         self._pause_s = 0.0
-        self._sends: deque[float] = deque()
+        self._sends: deque[float] = deque(maxlen=self.HISTORY)
         self._quota: Quota | None = None
         self._share = 0
         self.throttled_total = 0
@@ -170,14 +175,14 @@ class RateLimiter:
         if now < self._paused_until:
             return max(0.001, self._paused_until - now)
         self._probe(now)
-        horizon = max(self.RATE_SAMPLE_S, self._window_s())
+        horizon = max(self.HISTORY_S, self._window_s())
         while self._sends and self._sends[0] <= now - horizon:
             self._sends.popleft()
         if self._quota is not None:
             window = self._window_s()
-            in_window = [t for t in self._sends if t > now - window]
-            if len(in_window) >= self._share:
-                return max(0.001, in_window[-self._share] + window - now)
+            count, oldest = self._in_window(now, window)
+            if count >= self._share:
+                return max(0.001, oldest + window - now)
         if not math.isinf(self._rate):
             burst = min(self._burst(), max(1.0, self._rate))
             self._tokens = min(burst, self._tokens + (now - self._updated) * self._rate)
@@ -226,6 +231,8 @@ class RateLimiter:
             if retry_after_s is not None:
                 pause = max(pause, retry_after_s)
             self._paused_until = max(self._paused_until, now + pause)
+            # quiet means sending without being throttled: time spent paused does not count
+            self._last_change = max(self._last_change, self._paused_until)
             return max(0.0, self._paused_until - now)
 
     def _learn_quota(self, now: float, quota: Quota) -> float:
@@ -233,21 +240,35 @@ class RateLimiter:
             log.warning("the gateway states a quota of %s: every worker keeps under it", quota)
             self._quota, self._share = quota, quota.limit
         window = self._window_s()
-        in_window = [t for t in self._sends if t > now - window]
-        if len(in_window) < self._share and now - self._last_cut >= 1.0:
+        count, _ = self._in_window(now, window)
+        if count < self._share and now - self._last_cut >= 1.0:
             # refused below the quota: another client spends the same user's quota
-            self._share = max(1, int(len(in_window) * self.DECREASE**0.5))
+            self._share = max(1, int(count * self.DECREASE**0.5))
             self._last_cut = now
             log.warning("throttled at %d requests of a quota of %s: the quota is shared; "
-                        "this process keeps to %d", len(in_window), quota, self._share)  # fmt: skip
-        if in_window and len(in_window) >= self._share:
-            return max(0.0, in_window[-self._share] + window - now)
+                        "this process keeps to %d", count, quota, self._share)  # fmt: skip
+        count, oldest = self._in_window(now, window)
+        if count >= self._share:
+            return max(0.0, oldest + window - now)
         return window / max(1, self._share)
+
+    def _in_window(self, now: float, window: float) -> tuple[int, float]:
+        """(our sends in the last `window` s, the time of the `share`-th most recent of them
+        when there are that many); walks back from the newest only as far as needed."""
+        count, oldest = 0, now
+        for sent in reversed(self._sends):
+            if sent <= now - window:
+                break
+            count += 1
+            if count == self._share:
+                oldest = sent
+        return count, oldest
 
     def _cut(self, now: float) -> float:
         if now - self._last_cut >= max(1.0, self._pause_s):
             horizon = now - self.RATE_SAMPLE_S
-            observed = sum(1 for t in self._sends if t > horizon) / self.RATE_SAMPLE_S
+            recent = itertools.takewhile(lambda t: t > horizon, reversed(self._sends))
+            observed = sum(1 for _ in recent) / self.RATE_SAMPLE_S
             base = min(self._rate, max(observed, self.MIN_RATE))
             self._rate = max(self.MIN_RATE, base * self.DECREASE)
             self._tokens = min(self._tokens, 1.0)

@@ -126,7 +126,7 @@ def test_a_bare_throttle_halves_the_rate_then_probes_back_up_after_quiet() -> No
     t.now += 2.0
     assert limiter.throttled() == pytest.approx(2.0)  # throttled again: the pause doubles
     assert limiter.state().rate_per_s == pytest.approx(2.0)
-    t.now += 10.5  # quiet
+    t.now += 12.5  # quiet: 10 s after the 2 s pause ended
     limiter.acquire(t.sleep)
     assert limiter.state().rate_per_s == pytest.approx(3.0)
     for _ in range(200):
@@ -163,3 +163,23 @@ def test_one_limiter_per_quota_key_in_the_process() -> None:
     first = shared_limiter("https://a user-1", 20)
     assert shared_limiter("https://a user-1", 5) is first and first.rate == 5
     assert shared_limiter("https://a user-2", 20) is not first
+
+
+def test_a_quota_found_shared_with_another_client_is_kept_to_our_part() -> None:
+    t = FakeTime()
+    limiter = RateLimiter(1, clock=t.clock)
+    for _ in range(30):  # 30 sends over 30 s: the whole quota of 30 a minute is ours
+        limiter.acquire(t.sleep)
+    limiter.throttled(None, Quota(30, 60.0))
+    assert limiter.state().quota_share == 30  # ours filled it: not shared
+    other = RateLimiter(1, clock=t.clock, quiet_s=1000.0)  # no probing back up here
+    for _ in range(8):  # 8 of ours when refused: someone else spends the rest
+        other.acquire(t.sleep)
+    other.throttled(None, Quota(30, 60.0))
+    share = other.state().quota_share
+    assert share is not None and share < 8
+    sent = []
+    for _ in range(3 * share):
+        other.acquire(t.sleep)
+        sent.append(t.now)
+    assert all(sum(1 for s in sent if a <= s < a + 60.0) <= share for a in sent)
