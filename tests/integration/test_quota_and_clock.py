@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import date
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -14,10 +15,12 @@ import psycopg
 import pytest
 import requests
 from dagster import DagsterInstance, materialize
+from sqlalchemy import create_engine
 
 from pipelines import settings
 from pipelines.assets.events import service_events, services
 from pipelines.definitions import build_resources
+from pipelines.operate import partition_status
 from pipelines.simulator.config import SimulatorConfig
 from pipelines.simulator.history import HistoryConfig, generate_history
 from pipelines.simulator.models import History
@@ -30,6 +33,7 @@ from pipelines.source.credentials import AccessKey, Secret
 from pipelines.source.extract import ExtractSettings
 from pipelines.source.limiter import Quota, RateLimiter
 from pipelines.source.retrying import RetryBudget
+from pipelines.warehouse.database import sqlalchemy_url
 from pipelines.windows import TimeWindow
 from tests.integration.conftest import (
     expected_events,
@@ -259,6 +263,12 @@ def test_a_run_under_a_quota_or_a_skewed_clock_loads_exactly(
         assert 0 < throttled <= refused  # the `services` asset's listing may be refused too
         assert sum(t for _, t in audit) == sum(int(m["throttled"]) for m in metas) > 0
         assert all(m["limiter_quota"] != "none stated" for m in metas)
+        # and `modelarts-etl status` shows each day's throttled count
+        engine = create_engine(sqlalchemy_url(database_url))
+        first, last = date.fromisoformat(days[0]), date.fromisoformat(days[-1])
+        rows = partition_status(engine, first, last)
+        engine.dispose()
+        assert [r.last_throttled for r in rows] == [int(m["throttled"]) for m in metas]
     else:
         assert refused == 0 and abs(CLOCK.offset_s - TWENTY_MINUTES) < 5
         assert sum(int(m["retries"]) for m in metas) == 0
