@@ -78,7 +78,9 @@ class ModelArtsResource(ConfigurableResource):
         default=0, description="Hours before a run's first day fetched again for late events"
     )
     max_requests_per_s: int = Field(
-        default=20, description="Client-side rate limit shared by all workers; 0: none"
+        default=20,
+        description="The most the process sends per second, all runs and workers together "
+        "(the ceiling of the shared adaptive limiter); 0: none",
     )
     retry_budget: int = Field(default=1000, description="Retries one run may spend in all")
     run_time_budget_s: int = Field(

@@ -313,3 +313,10 @@ def shared_limiter(key: str, ceiling: float) -> RateLimiter:
         else:
             limiter.set_ceiling(ceiling)
         return limiter
+
+
+def forget_shared_limiters() -> None:
+    """Drop the process's limiters and what they learnt (tests: a later simulator may get an
+    earlier one's port, and with it its key)."""
+    with _shared_lock:
+        _shared.clear()

@@ -31,7 +31,7 @@ from pipelines.source.client import HttpSettings, ModelArtsClient, build_session
 from pipelines.source.clock import CLOCK
 from pipelines.source.credentials import AccessKey, Secret
 from pipelines.source.extract import ExtractSettings
-from pipelines.source.limiter import Quota, RateLimiter
+from pipelines.source.limiter import Quota, RateLimiter, forget_shared_limiters
 from pipelines.source.retrying import RetryBudget
 from pipelines.warehouse.database import sqlalchemy_url
 from pipelines.windows import TimeWindow
@@ -49,10 +49,12 @@ TWENTY_MINUTES = 20 * 60.0
 
 @pytest.fixture(autouse=True)
 def local_clock() -> Iterator[None]:
-    """The process's clock offset is shared: each test starts and ends on the local clock."""
+    """The process's clock offset and limiters are shared: each test starts and ends on the
+    local clock, and leaves no learnt quota behind."""
     CLOCK.reset()
     yield
     CLOCK.reset()
+    forget_shared_limiters()
 
 
 def _signed_get(info: SimulatorInfo, path: str, date: str | None = None) -> requests.Response:
