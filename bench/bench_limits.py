@@ -101,6 +101,12 @@ def main() -> int:
     parser.add_argument("--quota", type=int, default=100, help="calls per window")
     parser.add_argument("--window-s", type=float, default=60.0)
     parser.add_argument("--clock-services", type=int, default=20)
+    parser.add_argument(
+        "--quota-answer",
+        choices=("stated", "bare", "retry-after"),
+        default="stated",
+        help="the 429's form (stated: the real gateway's, limit in the message)",
+    )
     args = parser.parse_args()
     from pipelines.warehouse.embedded import scratch_server
 
@@ -109,13 +115,15 @@ def main() -> int:
         warm_dagster_home(Path(home))
         quota = run_command(
             ["--services", str(args.services), "--seed", "30", "--quota-per-minute",
-             str(args.quota), "--quota-window-s", str(args.window_s)],
+             str(args.quota), "--quota-window-s", str(args.window_s),
+             "--quota-answer", args.quota_answer],
             admin_url, Path(home),
         )  # fmt: skip
         admitted = quota["requests"] - quota["throttled"]
         floor_s = (math.ceil(admitted / args.quota) - 1) * args.window_s
         bound_s = 1.5 * floor_s + 30
-        rows.append((f"quota {args.quota}/{args.window_s:g}s, {args.services} services, 1 day",
+        name = f"quota {args.quota}/{args.window_s:g}s {args.quota_answer}, {args.services} svc"
+        rows.append((name,
                      quota, f"quota floor {floor_s:.0f} s, bound {bound_s:.0f} s"))  # fmt: skip
         clock = run_command(
             ["--services", str(args.clock_services), "--seed", "31", "--clock-offset-s", "1200"],

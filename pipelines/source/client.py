@@ -28,7 +28,7 @@ from pipelines.source.errors import (
     ThrottledError,
     TransientHTTPError,
 )
-from pipelines.source.limiter import Quota, RateLimiter, parse_quota
+from pipelines.source.limiter import RateLimiter, parse_quota
 from pipelines.source.models import EventPage, ServiceInfo
 from pipelines.source.retrying import RetryBudget, RetryPolicy, call_with_retries
 from pipelines.source.stats import ExtractionStats
@@ -194,8 +194,7 @@ class ModelArtsClient:
         """A throttling answer: the shared limiter slows every worker; counted, not retried
         from the budget."""
         self.stats.add(throttled=1)
-        quota = exc.quota if isinstance(exc.quota, Quota) else None
-        pause = self.limiter.throttled(exc.retry_after_s, quota)
+        pause = self.limiter.throttled(exc.retry_after_s, exc.quota)
         log.info("%s throttled (%s); every worker waits %.1f s", exc.what, exc, pause)
 
     def _get_json_once(self, path: str, params: dict[str, Any], what: str) -> dict[str, Any]:

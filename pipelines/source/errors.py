@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pipelines.source.limiter import Quota
+
 
 class SourceError(Exception):
     """Base of every error the extractor raises on purpose."""
@@ -61,7 +63,7 @@ class ThrottledError(TransientHTTPError):
         error_msg: str | None,
         what: str,
         retry_after_s: float | None = None,
-        quota: object | None = None,
+        quota: Quota | None = None,
     ):
         super().__init__(429, error_code, error_msg, what, retry_after_s)
         self.quota = quota
