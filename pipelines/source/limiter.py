@@ -99,6 +99,7 @@ class RateLimiter:
     # Sends remembered (at most this many, this long): when a quota is first stated, how many
     # of its window were ours tells whether another client shares it.
     HISTORY = 10_000
+    GUESS_WINDOW_S = 60.0  # the window a bare 429's quota is guessed over
     HISTORY_S = 3600.0
     # Our clock and the gateway's see a send a round trip apart: a stated window is kept this
     # much longer, so a send never lands in the window it was counted out of.
@@ -130,6 +131,7 @@ class RateLimiter:
         self._pause_s = 0.0
         self._sends: deque[float] = deque(maxlen=self.HISTORY)
         self._quota: Quota | None = None
+        self._stated = False  # the gateway stated `_quota`; else it is our guess from a bare 429
         self._share = 0
         self.throttled_total = 0
         self.waited_total_s = 0.0
@@ -203,18 +205,28 @@ class RateLimiter:
         """After a quiet period, one step back up toward the ceiling (or the stated quota)."""
         if now - max(self._last_throttle, self._last_change) < self.quiet_s:
             return
-        if self._quota is not None and self._share < self._quota.limit:
-            self._share = min(self._quota.limit, math.ceil(self._share * self.INCREASE))
+        if self._quota is not None and self._share_may_grow(now):
+            cap = self._quota.limit if self._stated else math.inf
+            self._share = int(min(cap, math.ceil(self._share * self.INCREASE)))
             self._last_change = now
-            log.info("no throttling for %.0f s: up to %d requests per window", self.quiet_s,
-                     self._share)  # fmt: skip
-        elif self._rate < self._ceiling:
+            log.info("no throttling for %.0f s: up to %d requests per window",
+                     self.quiet_s, self._share)  # fmt: skip
+            return
+        if self._rate < self._ceiling:
             raised = self._rate * self.INCREASE
             # with no ceiling, far above what was throttled is as good as none
             self._rate = raised if raised < min(self._ceiling, 1e4) else self._ceiling
             self._last_change = now
             self._pause_s = 0.0
             log.info("no throttling for %.0f s: rate up to %s/s", self.quiet_s, _shown(self._rate))
+
+    def _share_may_grow(self, now: float) -> bool:
+        """A stated quota's share grows back to it; a guessed one grows only where it binds
+        (sending below it proves nothing)."""
+        assert self._quota is not None
+        if self._stated:
+            return self._share < self._quota.limit
+        return self._in_window(now, self._window_s())[0] >= self._share
 
     def throttled(self, retry_after_s: float | None = None, quota: Quota | None = None) -> float:
         """The gateway refused a send for throttling: slow every worker. Returns the pause."""
@@ -227,7 +239,7 @@ class RateLimiter:
             elif retry_after_s is not None:
                 pause = retry_after_s  # the gateway said when: no need to guess a rate
             else:
-                pause = self._cut(now)
+                pause = max(self._cut(now), self._guess_quota(now))
             if retry_after_s is not None:
                 pause = max(pause, retry_after_s)
             self._paused_until = max(self._paused_until, now + pause)
@@ -235,10 +247,25 @@ class RateLimiter:
             self._last_change = max(self._last_change, self._paused_until)
             return max(0.0, self._paused_until - now)
 
+    def _guess_quota(self, now: float) -> float:
+        """A bare 429: this gateway's quotas are per minute (API.md), so what was admitted in
+        the last minute is taken as the quota until the gateway says otherwise."""
+        if self._quota is not None and self._stated:
+            return self._learn_quota(now, self._quota)
+        if self._quota is None:
+            count, _ = self._in_window(now, self.GUESS_WINDOW_S + self.WINDOW_MARGIN_S)
+            if count < 2:
+                return 0.0  # nothing to learn from: the rate cut alone
+            self._quota, self._share = Quota(count, self.GUESS_WINDOW_S), count
+            log.warning("throttled after %d requests in a minute: every worker keeps to that "
+                        "per minute, probing up when it holds", count)  # fmt: skip
+            return self._learn_quota(now, self._quota)
+        return self._learn_quota(now, self._quota)
+
     def _learn_quota(self, now: float, quota: Quota) -> float:
-        if quota != self._quota:
+        if quota != self._quota or (not self._stated and quota is not self._quota):
             log.warning("the gateway states a quota of %s: every worker keeps under it", quota)
-            self._quota, self._share = quota, quota.limit
+            self._quota, self._share, self._stated = quota, quota.limit, True
         window = self._window_s()
         count, _ = self._in_window(now, window)
         if count < self._share and now - self._last_cut >= 1.0:

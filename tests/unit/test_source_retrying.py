@@ -113,25 +113,31 @@ def test_retry_after_pauses_every_worker_at_the_same_rate() -> None:
     assert limiter.state().rate_per_s == 5.0 and limiter.state().throttled == 1
 
 
-def test_a_bare_throttle_halves_the_rate_then_probes_back_up_after_quiet() -> None:
+def test_a_bare_throttle_guesses_a_minutes_quota_halves_the_rate_and_probes_back_up() -> None:
     t = FakeTime()
     limiter = RateLimiter(8, clock=t.clock, quiet_s=10.0)
-    for _ in range(40):
+    for _ in range(40):  # 40 sends in 4 s, then a 429 without Retry-After or a stated limit
         limiter.acquire(t.sleep)
-    assert limiter.throttled() == pytest.approx(1.0)  # a first pause of 1 s
-    assert limiter.state().rate_per_s == pytest.approx(4.0)
+    first_throttle = t.now
+    # what the last minute admitted is the guess: every worker waits until the first of those
+    # 40 leaves the window (+1 s margin); the rate is halved
+    assert limiter.throttled() == pytest.approx(61.0 - first_throttle)
+    state = limiter.state()
+    assert state.quota == Quota(40, 60.0) and state.quota_share == 40
+    assert state.rate_per_s == pytest.approx(4.0)
     t.now += 0.5
-    limiter.throttled()  # the same congestion (within the pause): no second cut
+    limiter.throttled()  # the same congestion (another worker's 429): no second cut
     assert limiter.state().rate_per_s == pytest.approx(4.0)
-    t.now += 2.0
-    assert limiter.throttled() == pytest.approx(2.0)  # throttled again: the pause doubles
-    assert limiter.state().rate_per_s == pytest.approx(2.0)
-    t.now += 12.5  # quiet: 10 s after the 2 s pause ended
-    limiter.acquire(t.sleep)
-    assert limiter.state().rate_per_s == pytest.approx(3.0)
-    for _ in range(200):
+    assert limiter.state().quota_share == 40
+    sent = []
+    for _ in range(300):
         limiter.acquire(t.sleep)
-    assert limiter.state().rate_per_s == 8.0  # back to the ceiling, never above it
+        sent.append(t.now)
+    assert sent[0] == pytest.approx(61.0)  # nobody sent during the pause
+    # without throttling, the guess grows where it binds and the rate goes back to the ceiling
+    final = limiter.state()
+    assert final.quota_share is not None and final.quota_share > 40
+    assert final.rate_per_s == 8.0
 
 
 def test_throttling_never_spends_the_retry_budget_but_ends_with_the_time_budget() -> None:
