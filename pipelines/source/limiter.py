@@ -8,11 +8,14 @@ not published. The limiter learns it from the answers:
 - a stated quota is honoured exactly: at most `limit` sends in any `window` (a sliding log of
   this process's sends), so a throttled run goes exactly as fast as the quota lets it;
 - `Retry-After` pauses every worker until then, at the same rate;
-- a bare 429 pauses every worker (1 s, doubling while throttles follow each other, at most
-  60 s) and halves the rate (once per second at most: one congestion event, many workers);
+- a bare 429 (no limit, no Retry-After) halves the rate (once per second at most: one
+  congestion event, many workers) and pauses every worker (1 s, doubling while throttles
+  follow each other, at most 60 s); what this process sent in the last minute is taken as a
+  provisional per-minute quota, kept like a stated one until the gateway states one;
 - after `quiet_s` without a throttling answer the rate probes back up (x1.5 a step), to the
   configured ceiling (MODELARTS_MAX_REQUESTS_PER_S; 0: none); a stated quota's share of the
-  window (lowered when the quota is found shared with another process) probes back up to it.
+  window (lowered when the quota is found shared with another process) probes back up to it,
+  a provisional one grows (x1.5) where it binds.
 
 Interface (for the workers and anything that scales them, e.g. concurrency control):
 `acquire()` before every send (blocks as long as needed; returns the seconds waited);
@@ -99,7 +102,6 @@ class RateLimiter:
     # Sends remembered (at most this many, this long): when a quota is first stated, how many
     # of its window were ours tells whether another client shares it.
     HISTORY = 10_000
-    GUESS_WINDOW_S = 60.0  # the window a bare 429's quota is guessed over
     HISTORY_S = 3600.0
     # Our clock and the gateway's see a send a round trip apart: a stated window is kept this
     # much longer, so a send never lands in the window it was counted out of.
@@ -112,12 +114,17 @@ class RateLimiter:
         clock: Callable[[], float] = time.monotonic,
         *,
         quiet_s: float = 10.0,
+        guess_window_s: float = 60.0,
     ):
         if rate < 0:
             raise ValueError("a rate limit cannot be negative")
         self._clock = clock
         self._lock = threading.Lock()
         self.quiet_s = quiet_s
+        # the window a bare 429's quota is guessed over: a minute, as this gateway's quotas
+        # are (a per-second limit, the gateway's default of 200/s, sits far above the
+        # ceiling of 20/s); shorter in tests
+        self.guess_window_s = guess_window_s
         self._ceiling = math.inf if rate <= 0 else float(rate)
         self._burst_setting = burst
         self._rate = self._ceiling
@@ -253,10 +260,10 @@ class RateLimiter:
         if self._quota is not None and self._stated:
             return self._learn_quota(now, self._quota)
         if self._quota is None:
-            count, _ = self._in_window(now, self.GUESS_WINDOW_S + self.WINDOW_MARGIN_S)
+            count, _ = self._in_window(now, self.guess_window_s + self.WINDOW_MARGIN_S)
             if count < 2:
                 return 0.0  # nothing to learn from: the rate cut alone
-            self._quota, self._share = Quota(count, self.GUESS_WINDOW_S), count
+            self._quota, self._share = Quota(count, self.guess_window_s), count
             log.warning("throttled after %d requests in a minute: every worker keeps to that "
                         "per minute, probing up when it holds", count)  # fmt: skip
             return self._learn_quota(now, self._quota)

@@ -144,7 +144,7 @@ def _extract_all(client: ModelArtsClient, history: History) -> set[tuple[str, in
 def test_every_worker_slows_under_a_quota_and_every_event_lands(answer: str) -> None:
     history = generate_history(HistoryConfig(services=24, days=1, seed=5))
     config = SimulatorConfig(quota_per_window=10, quota_window_s=2.0, quota_answer=answer)
-    limiter = RateLimiter(0, quiet_s=2.0)
+    limiter = RateLimiter(0, quiet_s=2.0, guess_window_s=2.0)  # the simulator's window here
     budget = RetryBudget(0)  # throttling takes nothing from the retry budget
     with simulator_in_thread(history, config) as info:
         client = _client(info, limiter, budget)
