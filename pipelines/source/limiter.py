@@ -246,7 +246,8 @@ class RateLimiter:
             elif retry_after_s is not None:
                 pause = retry_after_s  # the gateway said when: no need to guess a rate
             else:
-                pause = max(self._cut(now), self._guess_quota(now))
+                guessed = self._guess_quota(now)  # first: it may see the quota shared
+                pause = max(self._cut(now), guessed)
             if retry_after_s is not None:
                 pause = max(pause, retry_after_s)
             self._paused_until = max(self._paused_until, now + pause)
@@ -276,8 +277,9 @@ class RateLimiter:
         window = self._window_s()
         count, _ = self._in_window(now, window)
         if count < self._share and now - self._last_cut >= 1.0:
-            # refused below the quota: another client spends the same user's quota
-            self._share = max(1, int(count * self.DECREASE**0.5))
+            # refused below the quota: another client (another process of the same user)
+            # spends part of it; keep to what was left to us, a little under
+            self._share = max(1, count - max(1, count // 20))
             self._last_cut = now
             log.warning("throttled at %d requests of a quota of %s: the quota is shared; "
                         "this process keeps to %d", count, quota, self._share)  # fmt: skip
