@@ -21,6 +21,7 @@ from pipelines import settings
 from pipelines.assets.events import service_events, services
 from pipelines.definitions import build_resources
 from pipelines.operate import partition_status
+from pipelines.resources import ModelArtsResource
 from pipelines.simulator.config import SimulatorConfig
 from pipelines.simulator.history import HistoryConfig, generate_history
 from pipelines.simulator.models import History
@@ -30,11 +31,13 @@ from pipelines.source.auth import AccessKeyAuth, StaticKeys
 from pipelines.source.client import HttpSettings, ModelArtsClient, build_session
 from pipelines.source.clock import CLOCK
 from pipelines.source.credentials import AccessKey, Secret
+from pipelines.source.errors import RetriesExhaustedError
 from pipelines.source.extract import ExtractSettings
 from pipelines.source.limiter import Quota, RateLimiter, forget_shared_limiters
 from pipelines.source.retrying import RetryBudget
+from pipelines.source.stats import ExtractionStats
 from pipelines.warehouse.database import sqlalchemy_url
-from pipelines.windows import TimeWindow
+from pipelines.windows import TimeWindow, day_start_ms
 from tests.integration.conftest import (
     expected_events,
     simulator_days,
@@ -274,3 +277,83 @@ def test_a_run_under_a_quota_or_a_skewed_clock_loads_exactly(
     else:
         assert refused == 0 and abs(CLOCK.offset_s - TWENTY_MINUTES) < 5
         assert sum(int(m["retries"]) for m in metas) == 0
+
+
+# A range that fails half-way, retried by the step's RetryPolicy (the same run): the days
+# complete before the failure are kept, and the retry asks only for the rest.
+RANGE_HISTORY = ["--services", "6", "--days", "4", "--seed", "11", "--end-date", "2026-11-20"]
+_BROKEN: dict[str, Any] = {"armed": True, "asked_from_ms": []}
+
+
+class _BreaksOnce(ModelArtsResource):
+    """The project's resource, whose range client fails once on the last service's pages from
+    a time on (a failure the step retries), and records where each range's requests start."""
+
+    def build_client(self, stats: ExtractionStats | None = None) -> ModelArtsClient:
+        client = super().build_client(stats)
+        if stats is None:  # the listing's client
+            return client
+        fetch = client.fetch_events_page
+        victim, from_ms = _BROKEN["victim"], _BROKEN["from_ms"]
+        starts: list[int] = []
+        _BROKEN["asked_from_ms"].append(starts)
+
+        def failing(service_id: str, query: TimeWindow, offset: int, limit: int) -> Any:
+            starts.append(query.start_ms)
+            page = fetch(service_id, query, offset, limit)
+            first = page.events[0]["occur_time"] if page.events else None
+            if _BROKEN["armed"] and service_id == victim and first is not None and first >= from_ms:
+                _BROKEN["armed"] = False
+                raise RetriesExhaustedError(f"events of service {service_id}: gave up (test)")
+            return page
+
+        client.fetch_events_page = failing  # type: ignore[method-assign]
+        return client
+
+
+@pytest.mark.usefixtures("engine")  # migrated: a run never migrates
+def test_a_range_step_failing_half_way_keeps_its_days_and_its_retry_fetches_the_rest(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with running_simulator(RANGE_HISTORY) as info:
+        for key, value in simulator_env(info, database_url).items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv(settings.MODELARTS_PAGE_LIMIT, "10")
+        monkeypatch.setenv(settings.MODELARTS_WORKERS, "1")  # the last service goes last
+        days = simulator_days(info)
+        third = day_start_ms(date.fromisoformat(days[2]))
+        resources = build_resources()
+        client = resources["modelarts"].process_config_and_initialize().build_client()
+        victim = [s.service_id for s in client.list_services()][-1]
+        _BROKEN.update(armed=True, victim=victim, from_ms=third + 12 * 3_600_000,
+                       asked_from_ms=[])  # fmt: skip
+        resources["modelarts"] = _BreaksOnce(**settings.env_bound(settings.MODELARTS_FIELDS))
+        instance = DagsterInstance.ephemeral()
+        assets = [services, service_events]
+        assert materialize(assets, selection=["services"], instance=instance, resources=resources)
+        result = materialize(
+            assets, selection=["service_events"], instance=instance, resources=resources,
+            tags={"dagster/asset_partition_range_start": days[0],
+                  "dagster/asset_partition_range_end": days[-1]},
+        )  # fmt: skip
+        expected = expected_events(info)
+    assert result.success  # after one step retry
+    assert not _BROKEN["armed"]  # the failure happened
+    assert stored_events(database_url) == expected
+    with psycopg.connect(database_url) as conn:
+        audit = conn.execute(
+            "select partition_key, status, run_id from load_batches order by batch_id"
+        ).fetchall()
+    # first attempt: days 1-2 loaded, 3-4 failed; the retry (same run): days 3-4
+    assert [(k, s) for k, s, _ in audit] == [
+        (days[0], "succeeded"), (days[1], "succeeded"), (days[2], "failed"),
+        (days[3], "failed"), (days[2], "succeeded"), (days[3], "succeeded"),
+    ]  # fmt: skip
+    assert len({run for _, _, run in audit}) == 1
+    first_attempt, retry = _BROKEN["asked_from_ms"]
+    assert min(first_attempt) < third - 1 and min(retry) == third - 1  # the 1 ms edge margin
+    meta = {
+        k: v.value
+        for k, v in result.asset_materializations_for_node("service_events")[0].metadata.items()
+    }
+    assert meta["days_loaded_by_earlier_attempt"] == 2
