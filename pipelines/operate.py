@@ -35,6 +35,7 @@ class DayStatus:
     v2_last_records_new: int | None = None
     v2_last_records_changed: int | None = None
     v2_records: int = 0
+    last_throttled: int | None = None  # requests refused for the quota, waited out
     rule_version: int | None = None  # the event text rules that last rebuilt the day's marts
     event_coverage: float | None = None  # the share of its events those rules explain
 

@@ -30,6 +30,8 @@ MODELARTS_LOOKBACK_HOURS = "MODELARTS_LOOKBACK_HOURS"
 MODELARTS_CA_BUNDLE = "MODELARTS_CA_BUNDLE"
 # Which API generations a run lists and loads: auto (both), v1 (old-version services) or v2.
 MODELARTS_API = "MODELARTS_API"
+# How long a run may go on being throttled before it fails (source/retrying.py)
+MODELARTS_RUN_TIME_BUDGET_S = "MODELARTS_RUN_TIME_BUDGET_S"
 IAM_ENDPOINT = "HUAWEICLOUD_IAM_ENDPOINT"
 IAM_USERNAME = "HUAWEICLOUD_USERNAME"
 IAM_PASSWORD = "HUAWEICLOUD_PASSWORD"
@@ -42,6 +44,9 @@ SDK_SECURITY_TOKEN = "HUAWEICLOUD_SDK_SECURITY_TOKEN"
 SDK_PROJECT_ID = "HUAWEICLOUD_SDK_PROJECT_ID"
 SDK_CREDENTIALS_FILE = "HUAWEICLOUD_SDK_CREDENTIALS_FILE"
 METADATA_ENDPOINT = "HUAWEICLOUD_METADATA_ENDPOINT"
+# Region endpoints beyond the vendor's table, with the SDK's names (pipelines/source/regions.py)
+SDK_REGION_PREFIX = "HUAWEICLOUD_SDK_REGION"
+SDK_REGIONS_FILE = "HUAWEICLOUD_SDK_REGIONS_FILE"
 
 NIGHTLY_CRON = "PIPELINES_NIGHTLY_CRON"
 NIGHTLY_TIMEZONE = "PIPELINES_NIGHTLY_TIMEZONE"
@@ -75,6 +80,7 @@ MODELARTS_FIELDS = {
     "lookback_hours": MODELARTS_LOOKBACK_HOURS,
     "ca_bundle": MODELARTS_CA_BUNDLE,
     "api": MODELARTS_API,
+    "run_time_budget_s": MODELARTS_RUN_TIME_BUDGET_S,
     "iam_endpoint": IAM_ENDPOINT,
     "username": IAM_USERNAME,
     "password": IAM_PASSWORD,
@@ -111,6 +117,7 @@ INTEGER_RANGES: dict[str, tuple[int, int | None]] = {
     MODELARTS_MAX_RETRIES: (0, 20),
     MODELARTS_SPLIT_THRESHOLD: (0, None),
     MODELARTS_LOOKBACK_HOURS: (0, 24 * 31),
+    MODELARTS_RUN_TIME_BUDGET_S: (60, 7 * 86_400),
     NIGHTLY_LOOKBACK_DAYS: (0, 366),
     WAIT_TIMEOUT_S: (1, 2_000_000),  # Postgres' lock_timeout stops at 2^31 - 1 ms
 }
@@ -311,6 +318,8 @@ def validate() -> None:
                 f"{NIGHTLY_CRON} must be a cron expression, not {env[NIGHTLY_CRON]!r}"
             )
     partitions_start()
+    if env.get(IAM_REGION) and not env.get(MODELARTS_ENDPOINT):
+        region_endpoint("modelarts", env[IAM_REGION])  # an unknown region: one line, now
 
 
 @dataclass(frozen=True)
@@ -341,8 +350,11 @@ def nightly_schedule() -> NightlySchedule:
 
 
 def region_endpoint(service: str, region: str) -> str:
-    """The public endpoint of a Huawei Cloud service in a region, e.g. modelarts, iam."""
-    return f"https://{service}.{region}.myhuaweicloud.com"
+    """The endpoint of a Huawei Cloud service ('modelarts', 'iam') in a region: the SDK's
+    override variable, its regions file, or the vendor's table (ConfigError if none knows it)."""
+    from pipelines.source.regions import region_endpoint as resolve
+
+    return resolve(service, region)
 
 
 def configured() -> Configured:

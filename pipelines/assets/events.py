@@ -48,6 +48,7 @@ def services(modelarts: ModelArtsResource, warehouse: WarehouseResource) -> Mate
             "v2_services": len(v2_listed),
             "requests": client.stats.requests,
             "retries": client.stats.retries,
+            "throttled": client.stats.throttled,
         }
     )
 
@@ -181,8 +182,11 @@ def _load_partition_days(
     )
     if v2_reports:
         totals.update(_v2_totals(v2_reports))
-    if len(reports) > days:
-        report = reports.pop(0)
+    # a step retry of a range that failed half-way loads only the days still missing
+    by_window = {report.window: report for report in reports}
+    kept = days - sum(1 for _, window in segments[-days:] if window in by_window)
+    if len(segments) > days and segments[0][1] in by_window:
+        report = by_window[segments[0][1]]
         lookback = {f"lookback_{k}": v for k, v in report.as_metadata().items()}
         lookback["lookback_window"] = str(report.window)
         context.log.info(
@@ -191,8 +195,11 @@ def _load_partition_days(
             report.counts["fetched"],
             report.load.inserted,
         )
-    for (day, _), report in zip(segments[-days:], reports, strict=False):
-        day_counts = report.as_metadata()
+    for day, window in segments[-days:]:
+        if window not in by_window:
+            context.log.info("%s: loaded by an earlier attempt of this run", day)
+            continue
+        day_counts = by_window[window].as_metadata()
         for key, value in day_counts.items():
             if isinstance(value, int | float) and key != "batch_id":
                 totals[key] = round(totals.get(key, 0) + value, 3)
@@ -211,12 +218,16 @@ def _load_partition_days(
     totals["v2_services"] = len(v2_listed)
     totals["list_requests"] = listing.stats.requests
     totals["list_retries"] = listing.stats.retries
+    totals["list_throttled"] = listing.stats.throttled
+    totals["days_loaded_by_earlier_attempt"] = kept
     totals["retries_spent_in_run"] = modelarts.run_budget().spent
     totals["retry_budget"] = modelarts.retry_budget
     return MaterializeResult(
         metadata={
             **totals,
             **lookback,
+            # the process's shared limiter as the run left it: what it learnt of the quota
+            **modelarts.run_limiter().state().as_metadata(),
             "window_start": time_window.start.isoformat(),
             "window_end": time_window.end.isoformat(),
             "per_day": MetadataValue.md(_per_day_table(rows)),
@@ -242,6 +253,7 @@ def _per_day_table(rows: list[tuple[str, dict[str, int | float | str]]]) -> str:
         "inserted",
         "already_present",
         "quarantined",
+        "throttled",
         "seconds",
     ]
     lines = [

@@ -73,7 +73,8 @@ def print_status(rows: Sequence[DayStatus]) -> None:
     """`status`: per day the last load and what is stored, the rule version and coverage."""
     print(
         f"{'day':<12}{'last load':<11}{'finished (UTC)':<21}{'fetched':>9}{'inserted':>10}"
-        f"{'quarantined':>13}{'services':>10}{'events':>9}{'rules':>7}{'coverage':>10}"
+        f"{'quarantined':>13}{'throttled':>11}{'services':>10}{'events':>9}{'rules':>7}"
+        f"{'coverage':>10}"
     )
     for r in rows:
         finished = (
@@ -84,7 +85,7 @@ def print_status(rows: Sequence[DayStatus]) -> None:
         print(
             f"{r.day.isoformat():<12}{r.last_load_status or 'never':<11}{finished:<21}"
             f"{_n(r.last_fetched):>9}{_n(r.last_inserted):>10}{_n(r.last_quarantined):>13}"
-            f"{r.services:>10}{r.events:>9}"
+            f"{_n(r.last_throttled):>11}{r.services:>10}{r.events:>9}"
             f"{'-' if r.rule_version is None else f'v{r.rule_version}':>7}"
             f"{'-' if r.event_coverage is None else f'{r.event_coverage:.2%}':>10}"
         )

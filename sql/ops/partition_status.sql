@@ -20,6 +20,7 @@ with latest_load as (
         batches.inserted,
         batches.already_present,
         batches.quarantined,
+        batches.throttled,
         batches.finished_at
     from load_batches as batches
     where
@@ -64,6 +65,7 @@ final as (
         latest_load.quarantined as last_quarantined,
         coalesce(stored.services, 0) as services,
         coalesce(stored.events, 0) as events,
+        latest_load.throttled as last_throttled,
         latest_v2_load.status as v2_last_load_status,
         latest_v2_load.records_new as v2_last_records_new,
         latest_v2_load.records_changed as v2_last_records_changed,
