@@ -7,6 +7,7 @@ from datetime import date, datetime
 from typing import Any
 
 import psycopg
+from psycopg.rows import dict_row
 from sqlalchemy import Engine
 
 from pipelines.report.queries import OutcomesDay
@@ -60,15 +61,18 @@ def _query(engine: Engine, name: str, params: dict[str, Any]) -> list[tuple[Any,
 def partition_status(engine: Engine, first_day: date, last_day: date) -> list[DayStatus]:
     """One row per UTC day: the latest load's outcome and the events stored for the day."""
     days = {"first_day": first_day.isoformat(), "last_day": last_day.isoformat()}
-    rows = _query(engine, "ops/partition_status.sql", days)
+    with pooled_connection(engine) as conn:
+        # by column name: each generation and concern adds its columns to the query
+        cursor = conn.cursor(row_factory=dict_row)
+        rows = cursor.execute(read_sql("ops/partition_status.sql"), days).fetchall()
     try:
         rules = {r[0]: (r[1], r[2]) for r in _query(engine, "ops/rule_versions_by_day.sql", days)}
     except psycopg.errors.InsufficientPrivilege:  # the loader role cannot read `analytics`
         rules = {}
     statuses = []
     for row in rows:
-        rule_version, event_coverage = rules.get(row[0], (None, None))
-        day = DayStatus(*row)
+        rule_version, event_coverage = rules.get(row["day"], (None, None))
+        day = DayStatus(**row)
         statuses.append(replace(day, rule_version=rule_version, event_coverage=event_coverage))
     return statuses
 
