@@ -1,6 +1,7 @@
 -- Per UTC day of a range: the latest load of the day and what service_events holds for it.
 -- A load still `running` whose backend is gone died with its process: shown as `stale` (the
--- next load of the day marks it `abandoned` and takes over).
+-- next load of the day marks it `abandoned` and takes over). state: loaded, not loaded, or
+-- unrecoverable (never loaded, and wholly beyond the API's retention horizon: migration 0017).
 with latest_load as (
     select distinct on (batches.partition_key)
         batches.partition_key,
@@ -28,6 +29,7 @@ with latest_load as (
 final as (
     select
         days.day,
+        states.state,
         latest_load.status as last_load_status,
         latest_load.finished_at as last_load_finished_at,
         latest_load.run_id as last_run_id,
@@ -38,6 +40,11 @@ final as (
         coalesce(stored.services, 0) as services,
         coalesce(stored.events, 0) as events
     from days_of_range(%(first_day)s::date, %(last_day)s::date) as days
+    inner join
+        day_load_states(
+            %(first_day)s::date, %(last_day)s::date, %(first_recoverable_day)s::date
+        ) as states
+        on days.day = states.day
     left join latest_load on latest_load.partition_key = days.day::text
     left join stored_events_per_day(%(first_day)s::date, %(last_day)s::date) as stored
         on days.day = stored.day

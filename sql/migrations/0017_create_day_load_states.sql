@@ -1,0 +1,54 @@
+-- What the warehouse knows of a UTC day, defined once (issue 29): loaded_days, the days with a
+-- successful load, and day_load_states, per day of a range `loaded`, `not loaded` (yet) or
+-- `unrecoverable` (never loaded and wholly older than the API's retention horizon, so the API
+-- answers it as empty for good). `status`, the report, the asset check and the catch-up sensor
+-- all read these, so a second generation's load (load_batches.generation, migration 0012) is
+-- taught here and nowhere else. A parameter is named with its function's name, which sqlfluff
+-- takes for a table it cannot find (RF01).
+-- noqa: disable=RF01
+
+-- Per day of first_day..last_day with a successful load of its whole UTC day: when the last one
+-- finished. A load of the lookback hours before a range is keyed by the range's first day but
+-- covers other hours: only a batch whose window is the day itself counts. v1 only for now: the
+-- v2 generation adds its own condition here when a day needs both.
+create or replace function loaded_days(first_day date, last_day date)
+returns table (day date, loaded_at timestamptz)
+language sql stable parallel safe
+begin atomic
+    select
+        days.day,
+        max(batches.finished_at) as loaded_at
+    from days_of_range(loaded_days.first_day, loaded_days.last_day) as days
+    inner join load_batches as batches
+        on
+            batches.partition_key = days.day::text
+            and batches.window_start_ms
+            = extract(epoch from days.day::timestamp at time zone 'UTC')::bigint * 1000
+            and batches.window_end_ms
+            = extract(epoch from (days.day + 1)::timestamp at time zone 'UTC')::bigint * 1000
+    where
+        batches.status = 'succeeded'
+        and batches.generation = 'v1'
+    group by days.day;
+end;
+
+-- Per day of first_day..last_day: `loaded`, `not loaded`, or `unrecoverable` when it was never
+-- loaded and lies before first_recoverable_day (the first day the API still holds, in part:
+-- pipelines/horizon.py computes it from MODELARTS_RETENTION_DAYS).
+create or replace function day_load_states(
+    first_day date, last_day date, first_recoverable_day date
+)
+returns table (day date, state text)
+language sql stable parallel safe
+begin atomic
+    select
+        days.day,
+        case
+            when loaded.day is not null then 'loaded'
+            when days.day < day_load_states.first_recoverable_day then 'unrecoverable'
+            else 'not loaded'
+        end as state
+    from days_of_range(day_load_states.first_day, day_load_states.last_day) as days
+    left join loaded_days(day_load_states.first_day, day_load_states.last_day) as loaded
+        on days.day = loaded.day;
+end;
