@@ -83,6 +83,13 @@ def print_status(rows: Sequence[DayStatus]) -> None:
             "unrecoverable: never loaded, and wholly older than the API's retention "
             f"({settings.MODELARTS_RETENTION_DAYS}): its events are gone for good"
         )
+    if any(r.state == "given up" for r in rows):
+        from pipelines.catchup import MAX_ATTEMPTS
+
+        print(
+            f"given up: not loaded, and {MAX_ATTEMPTS} runs of the nightly job ended without it; "
+            "the catch-up sensor no longer asks: `modelarts-etl rerun DAY` once the cause is fixed"
+        )
     if any(r.last_load_status == "stale" for r in rows):
         print("stale: a load left `running` by a process that died; the next load of the day")
         print("takes it over (`modelarts-etl rerun DAY`, or the nightly run)")
