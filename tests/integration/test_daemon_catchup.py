@@ -1,0 +1,202 @@
+"""The Dagster daemon catches up by itself: a real `dagster-daemon run` on a fresh instance (the
+project's dagster.yaml, nothing switched on) brings every missing day inside the retention horizon
+in, exactly, and after a 40-night pause launches one range run, not forty."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
+from sqlalchemy import Engine
+
+from pipelines import catchup, run_tags
+from pipelines.cli import main
+from pipelines.horizon import Horizon
+from pipelines.operate import day_states
+from pipelines.simulator.process import SimulatorInfo, running_simulator
+from tests import REPO
+from tests.integration.conftest import expected_events, simulator_env
+from tests.queries import rows
+
+pytestmark = pytest.mark.integration
+
+
+@contextlib.contextmanager
+def daemon(home: Path, env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    """`dagster-daemon run` on the project's definitions, in an instance folder of its own."""
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
+    log = open(home / "daemon.log", "w")  # noqa: SIM115
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-m", "pipelines.definitions"],
+        env={**env, "DAGSTER_HOME": str(home)},
+        cwd=home,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+        start_new_session=True,
+    )
+    try:
+        yield process
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        log.close()
+
+
+def wait_until_loaded(
+    engine: Engine, days: list[date], process: subprocess.Popen[bytes], home: Path
+) -> float:
+    """Seconds until every day of `days` has a successful load (the daemon must stay up)."""
+    started = time.monotonic()
+    deadline = started + 900  # a bound on a hung test, not the measure: the seconds are returned
+    while time.monotonic() < deadline:
+        assert process.poll() is None, (home / "daemon.log").read_text()[-3000:]
+        states = day_states(engine, days[0], days[-1], Horizon(datetime.now(UTC), 36500))
+        if all(states[d] == "loaded" for d in days):
+            return time.monotonic() - started
+        time.sleep(2)
+    raise AssertionError((home / "daemon.log").read_text()[-3000:])
+
+
+def day_events(info: SimulatorInfo, day: date) -> int:
+    start = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()) * 1000
+    return len(expected_events(info, start, start + 86_400_000))
+
+
+def stored_per_day(engine: Engine) -> dict[date, int]:
+    return {
+        r.day: r.events
+        for r in rows(
+            engine,
+            "select (occurred_at at time zone 'UTC')::date as day, count(*) as events"
+            " from service_events group by 1",
+        )
+    }
+
+
+def launched(home: Path) -> list[DagsterRun]:
+    with DagsterInstance.from_config(str(home)) as instance:
+        return list(reversed(instance.get_runs(RunsFilter(job_name="nightly"))))
+
+
+def describe(runs: list[DagsterRun]) -> str:
+    return "\n".join(
+        f"  {r.tags.get(run_tags.TRIGGER) or r.tags.get(run_tags.SCHEDULE_NAME)} "
+        f"{r.tags.get(run_tags.PARTITION_RANGE_START)}..{r.tags.get(run_tags.PARTITION_RANGE_END)}"
+        f" {r.status.value} key={r.tags.get('dagster/run_key')}"
+        for r in runs
+    )
+
+
+def test_the_daemon_alone_brings_the_four_missing_days_of_six_in(
+    engine: Engine, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    today = datetime.now(UTC).date()
+    days = [today - timedelta(days=6 - i) for i in range(6)]
+    with running_simulator(["--services", "4", "--days", "6", "--seed", "11"]) as info:
+        env = {**os.environ, **simulator_env(info, database_url)}
+        env.pop("MODELARTS_TOKEN", None)
+        env.update(
+            {
+                "PIPELINES_PARTITIONS_START": days[0].isoformat(),
+                "MODELARTS_RETENTION_DAYS": "30",
+                "PIPELINES_NIGHTLY_CRON": "* * * * *",  # the nightly run every minute
+                "PIPELINES_NIGHTLY_LOOKBACK_DAYS": "2",
+            }
+        )
+        # the first 2 days loaded by hand, in an instance the daemon never sees
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "operator"))
+        (tmp_path / "operator").mkdir()
+        (tmp_path / "operator" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+        assert main(["backfill", "--start", str(days[0]), "--end", str(days[1])]) == 0
+        states = day_states(engine, days[0], days[-1], Horizon(datetime.now(UTC), 30))
+        assert [states[d] for d in days] == ["loaded"] * 2 + ["not loaded"] * 4
+
+        home = tmp_path / "deployment"
+        with daemon(home, env) as process:
+            seconds = wait_until_loaded(engine, days, process, home)
+        runs = launched(home)
+        print(f"\nall 6 days loaded {seconds:.0f} s after the daemon started; its runs:")
+        print(describe(runs))
+        expected = {d: day_events(info, d) for d in days}
+    stored = stored_per_day(engine)
+    assert {d: stored.get(d, 0) for d in days} == expected  # exactly: nothing lost or doubled
+    # the day before the nightly's 3 days came from the sensor, in one run of its own
+    sensor_runs = [r for r in runs if r.tags.get(run_tags.TRIGGER) == catchup.TRIGGER]
+    assert [
+        (r.tags[run_tags.PARTITION_RANGE_START], r.tags[run_tags.PARTITION_RANGE_END])
+        for r in sensor_runs
+    ] == [(str(days[2]), str(days[2]))]
+
+
+def test_after_a_40_night_pause_the_daemon_launches_one_range_run_for_the_horizon(
+    engine: Engine, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = datetime.now(UTC)
+    today = now.date()
+    horizon = Horizon(now, 30)
+    # the nightly tick two hours ago, so that it does not tick during the test: what the
+    # daemon launches is the sensor's doing
+    tick = (now - timedelta(hours=2)).replace(second=0, microsecond=0)
+    scope_last = tick.date() - timedelta(days=1)
+    with running_simulator(["--services", "3", "--days", "45", "--seed", "5"]) as info:
+        env = {**os.environ, **simulator_env(info, database_url)}
+        env.pop("MODELARTS_TOKEN", None)
+        env.update(
+            {
+                "PIPELINES_PARTITIONS_START": (today - timedelta(days=45)).isoformat(),
+                "MODELARTS_RETENTION_DAYS": "30",
+                "PIPELINES_NIGHTLY_CRON": f"{tick.minute} {tick.hour} * * *",
+            }
+        )
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        # loaded until the pause began, 41 nights ago (when those days were still in the API)
+        monkeypatch.setenv("MODELARTS_RETENTION_DAYS", "36500")
+        monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "operator"))
+        (tmp_path / "operator").mkdir()
+        (tmp_path / "operator" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+        paused = today - timedelta(days=41)
+        assert (
+            main(["backfill", "--start", str(today - timedelta(days=45)), "--end", str(paused)])
+            == 0
+        )
+
+        home = tmp_path / "deployment"
+        due = [
+            horizon.first_recoverable_day + timedelta(days=i)
+            for i in range((scope_last - horizon.first_recoverable_day).days + 1)
+        ]
+        with daemon(home, env) as process:
+            seconds = wait_until_loaded(engine, due, process, home)
+            time.sleep(70)  # one more sensor evaluation: it must launch nothing more
+        runs = launched(home)
+        print(f"\n{len(due)} days of the horizon loaded {seconds:.0f} s after the daemon started;")
+        print(f"runs the daemon launched after the 40-night pause:\n{describe(runs)}")
+        expected = {d: day_events(info, d) for d in due}
+    assert [
+        (r.tags[run_tags.PARTITION_RANGE_START], r.tags[run_tags.PARTITION_RANGE_END], r.status)
+        for r in runs
+    ] == [(str(due[0]), str(due[-1]), DagsterRunStatus.SUCCESS)]
+    stored = stored_per_day(engine)
+    assert {d: stored.get(d, 0) for d in due} == expected
+    states = day_states(engine, today - timedelta(days=45), scope_last, horizon)
+    lost = sorted(d for d, s in states.items() if s == "unrecoverable")
+    # the days between the pause and the horizon, never loaded, are lost; nothing else is
+    assert lost == [paused + timedelta(days=i) for i in range(1, (due[0] - paused).days)]
