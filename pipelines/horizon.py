@@ -50,3 +50,15 @@ def split_days(first: date, last: date, horizon: Horizon) -> tuple[list[date], d
     last_beyond = min(last, first_kept - timedelta(days=1))
     beyond = [first + timedelta(days=i) for i in range((last_beyond - first).days + 1)]
     return beyond, (first_kept if first_kept <= last else None)
+
+
+def describe_days(days: list[date]) -> str:
+    """Days as consecutive runs, e.g. `2026-11-01..2026-11-03, 2026-11-07`: a long gap stays one
+    item."""
+    spans: list[list[date]] = []
+    for day in sorted(days):
+        if spans and spans[-1][1] + timedelta(days=1) == day:
+            spans[-1][1] = day
+        else:
+            spans.append([day, day])
+    return ", ".join(str(a) if a == b else f"{a}..{b}" for a, b in spans)

@@ -14,7 +14,7 @@ from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, Metada
 from sqlalchemy import Engine
 
 from pipelines import settings
-from pipelines.horizon import Horizon
+from pipelines.horizon import Horizon, describe_days
 from pipelines.warehouse.coverage import (
     DayCoverage,
     UnmatchedText,
@@ -203,14 +203,15 @@ def horizon_check(engine: Engine, first_day: date, horizon: Horizon) -> AssetChe
         severity=AssetCheckSeverity.WARN,
         description=(
             f"{len(lost)} day(s) never loaded and beyond the API's retention, lost for good: "
-            + ", ".join(d.isoformat() for d in lost)
+            + describe_days(lost)
             if lost
             else None
         ),
         metadata={
             "retention_days": horizon.retention_days,
             "first_recoverable_day": horizon.first_recoverable_day.isoformat(),
-            "unrecoverable_days": ", ".join(d.isoformat() for d in lost),
-            "days_leaving_horizon": ", ".join(d.isoformat() for d in leaving),
+            "unrecoverable_days": describe_days(lost),
+            "unrecoverable_day_count": len(lost),
+            "days_leaving_horizon": describe_days(leaving),
         },
     )

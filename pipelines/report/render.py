@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from html import escape
 from typing import Any
 
+from pipelines.horizon import describe_days
 from pipelines.report import charts
 from pipelines.report.queries import ReportData
 
@@ -438,7 +439,7 @@ def _freshness(data: ReportData) -> Section:
         for d in data.loads
     ]
     late = sum(d.late_events for d in data.loads)
-    lost = ", ".join(_fmt_day(d) for d in data.unrecoverable)
+    lost = describe_days(data.unrecoverable)
     body = (
         f'<p class="lead">Last day loaded completely: <strong>{f.last_loaded_day or "none"}'
         f"</strong>; last load finished {_fmt_time(f.last_load_finished_at)}; marts last rebuilt "
