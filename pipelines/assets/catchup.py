@@ -122,13 +122,10 @@ def catch_up_missed_days(
     if first > last:
         return SensorResult(skip_reason="no day inside the retention horizon is complete yet")
     try:
-        engine = warehouse.get_engine()
+        # this process's engine, kept between evaluations (warehouse_engine caches it)
+        states = day_states(warehouse.get_engine(), first, last, horizon)
     except Exception as exc:  # e.g. a migration pending: the next evaluation tries again
         return SensorResult(skip_reason=f"warehouse not readable: {type(exc).__name__}: {exc}")
-    try:
-        states = day_states(engine, first, last, horizon)
-    finally:
-        engine.dispose()
     runs = nightly_run_days(context.instance, first)
     missing = [
         day
