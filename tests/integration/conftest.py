@@ -102,8 +102,14 @@ PIPELINE_SETTINGS = ("MODELARTS_", "HUAWEICLOUD_", "DATABASE_URL", "DAGSTER_")
 
 def bare_environ() -> dict[str, str]:
     """This process's environment without any of the pipeline's settings: what a child
-    `modelarts-etl` sees on a machine configured for nothing (embedded defaults)."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(PIPELINE_SETTINGS)}
+    `modelarts-etl` sees on a machine configured for nothing (embedded defaults), except the
+    tests' long retention horizon (tests/conftest.py), without which their fixed days would
+    fall out of the API's default 30 days as the calendar moves."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(PIPELINE_SETTINGS) or k == settings.MODELARTS_RETENTION_DAYS
+    }
 
 
 def free_port() -> int:
