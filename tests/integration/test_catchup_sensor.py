@@ -6,12 +6,9 @@ retried alone, given up after MAX_ATTEMPTS real failed runs, alerted once and sh
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
 
 import pytest
 from dagster import (
@@ -31,33 +28,11 @@ from pipelines.cli import main
 from pipelines.definitions import build_definitions
 from pipelines.resources import WarehouseResource
 from tests import REPO
+from tests.integration.conftest import WebhookRecorder
 
 pytestmark = pytest.mark.integration
 
 RETENTION = 30
-
-
-class _Webhook(BaseHTTPRequestHandler):
-    received: ClassVar[list[dict[str, Any]]] = []
-
-    def do_POST(self) -> None:
-        length = int(self.headers["Content-Length"])
-        self.received.append(json.loads(self.rfile.read(length)))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def webhook() -> Iterator[str]:
-    server = HTTPServer(("127.0.0.1", 0), _Webhook)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    _Webhook.received.clear()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hooks/secret"
-    server.shutdown()
 
 
 @pytest.fixture
@@ -99,14 +74,14 @@ def mark_loaded(engine: Engine, first: date, last: date) -> None:
 
 
 def evaluate(
-    instance: DagsterInstance, database_url: str, webhook: str, cursor: str | None = None
+    instance: DagsterInstance, database_url: str, alert_webhook: str, cursor: str | None = None
 ) -> SensorResult:
     context = build_sensor_context(
         instance=instance,
         cursor=cursor,
         resources={
             "warehouse": WarehouseResource(database_url=database_url),
-            "alerts": AlertWebhookResource(webhook_url=webhook),
+            "alerts": AlertWebhookResource(webhook_url=alert_webhook),
         },
     )
     result = catch_up_missed_days(context)
@@ -142,7 +117,7 @@ def test_after_downtime_every_missing_day_in_the_horizon_is_requested_once(
     database_url: str,
     instance: DagsterInstance,
     tick: datetime,
-    webhook: str,
+    alert_webhook: str,
 ) -> None:
     today = datetime.now(UTC).date()
     first_recoverable = (datetime.now(UTC) - timedelta(days=RETENTION)).date()
@@ -152,7 +127,7 @@ def test_after_downtime_every_missing_day_in_the_horizon_is_requested_once(
     # back up, the scheduler launched the latest missed tick's run (and only that one)
     queue_run(instance, nightly_first, nightly_last, "nightly")
 
-    result = evaluate(instance, database_url, webhook)
+    result = evaluate(instance, database_url, alert_webhook)
 
     missing_first = max(nightly_last - timedelta(days=nights - 1), first_recoverable)
     expected = (
@@ -168,7 +143,7 @@ def test_after_downtime_every_missing_day_in_the_horizon_is_requested_once(
     # what the daemon does with the request: the run queues; the next evaluation asks nothing
     for first, last in expected:
         queue_run(instance, date.fromisoformat(first), date.fromisoformat(last), "catchup")
-    assert ranges(evaluate(instance, database_url, webhook, result.cursor)) == []
+    assert ranges(evaluate(instance, database_url, alert_webhook, result.cursor)) == []
 
 
 def test_a_day_that_fails_for_good_is_retried_alone_then_given_up_and_alerted_once(
@@ -176,7 +151,7 @@ def test_a_day_that_fails_for_good_is_retried_alone_then_given_up_and_alerted_on
     database_url: str,
     instance: DagsterInstance,
     tick: datetime,
-    webhook: str,
+    alert_webhook: str,
     pipeline_env: dict[str, str],
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -191,7 +166,7 @@ def test_a_day_that_fails_for_good_is_retried_alone_then_given_up_and_alerted_on
     job = build_definitions().resolve_job_def("nightly")
     cursor = None
     for attempt in range(1, catchup.MAX_ATTEMPTS + 1):
-        result = evaluate(instance, database_url, webhook, cursor)
+        result = evaluate(instance, database_url, alert_webhook, cursor)
         cursor = result.cursor
         assert ranges(result) == [(failing.isoformat(), failing.isoformat())]
         request = (result.run_requests or [])[0]
@@ -199,15 +174,15 @@ def test_a_day_that_fails_for_good_is_retried_alone_then_given_up_and_alerted_on
         assert request.run_key == f"catchup-{failing}-{failing}-attempt{attempt}"
         run = job.execute_in_process(instance=instance, tags=request.tags, raise_on_error=False)
         assert not run.success
-    assert _Webhook.received == []
+    assert WebhookRecorder.received == []
 
-    given_up = evaluate(instance, database_url, webhook, cursor)
+    given_up = evaluate(instance, database_url, alert_webhook, cursor)
     assert ranges(given_up) == []
-    assert [p["event"] for p in _Webhook.received] == ["days_given_up"]
-    assert _Webhook.received[0]["days"] == [failing.isoformat()]
-    assert "secret" not in json.dumps(_Webhook.received)
-    again = evaluate(instance, database_url, webhook, given_up.cursor)
-    assert ranges(again) == [] and len(_Webhook.received) == 1  # alerted once
+    assert [p["event"] for p in WebhookRecorder.received] == ["days_given_up"]
+    assert WebhookRecorder.received[0]["days"] == [failing.isoformat()]
+    assert "secret" not in json.dumps(WebhookRecorder.received)
+    again = evaluate(instance, database_url, alert_webhook, given_up.cursor)
+    assert ranges(again) == [] and len(WebhookRecorder.received) == 1  # alerted once
 
     capsys.readouterr()
     assert main(["status", "--start", str(failing - timedelta(days=1)), "--end", str(failing)]) == 0
@@ -217,15 +192,15 @@ def test_a_day_that_fails_for_good_is_retried_alone_then_given_up_and_alerted_on
 
 
 def test_a_day_about_to_leave_the_horizon_is_warned_of_once(
-    engine: Engine, database_url: str, instance: DagsterInstance, tick: datetime, webhook: str
+    engine: Engine, database_url: str, instance: DagsterInstance, tick: datetime, alert_webhook: str
 ) -> None:
     today = datetime.now(UTC).date()
     first_recoverable = (datetime.now(UTC) - timedelta(days=RETENTION)).date()
     mark_loaded(engine, first_recoverable + timedelta(days=1), today - timedelta(days=1))
-    result = evaluate(instance, database_url, webhook)
+    result = evaluate(instance, database_url, alert_webhook)
     # still requested: it can be loaded until it is gone
     assert ranges(result) == [(first_recoverable.isoformat(), first_recoverable.isoformat())]
-    assert [p["event"] for p in _Webhook.received] == ["days_leaving_retention_horizon"]
-    assert _Webhook.received[0]["days"] == [first_recoverable.isoformat()]
-    evaluate(instance, database_url, webhook, result.cursor)
-    assert len(_Webhook.received) == 1
+    assert [p["event"] for p in WebhookRecorder.received] == ["days_leaving_retention_horizon"]
+    assert WebhookRecorder.received[0]["days"] == [first_recoverable.isoformat()]
+    evaluate(instance, database_url, alert_webhook, result.cursor)
+    assert len(WebhookRecorder.received) == 1

@@ -24,7 +24,7 @@ from pipelines.horizon import Horizon
 from pipelines.operate import day_states
 from pipelines.simulator.process import SimulatorInfo, running_simulator
 from tests import REPO
-from tests.integration.conftest import expected_events, simulator_env
+from tests.integration.conftest import WebhookRecorder, expected_events, simulator_env
 from tests.queries import rows
 
 pytestmark = pytest.mark.integration
@@ -145,8 +145,13 @@ def test_the_daemon_alone_brings_the_four_missing_days_of_six_in(
     ] == [(str(days[2]), str(days[2]))]
 
 
-def test_after_a_40_night_pause_the_daemon_launches_one_range_run_for_the_horizon(
-    engine: Engine, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("nights", [1, 5, 40])
+def test_after_a_pause_the_daemon_launches_one_range_run_for_the_missed_days(
+    nights: int,
+    engine: Engine,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     now = datetime.now(UTC)
     today = now.date()
@@ -155,40 +160,36 @@ def test_after_a_40_night_pause_the_daemon_launches_one_range_run_for_the_horizo
     # daemon launches is the sensor's doing
     tick = (now - timedelta(hours=2)).replace(second=0, microsecond=0)
     scope_last = tick.date() - timedelta(days=1)
+    paused = scope_last - timedelta(days=nights)  # the last day loaded before the pause
+    first = today - timedelta(days=45)
     with running_simulator(["--services", "3", "--days", "45", "--seed", "5"]) as info:
         env = {**os.environ, **simulator_env(info, database_url)}
         env.pop("MODELARTS_TOKEN", None)
         env.update(
             {
-                "PIPELINES_PARTITIONS_START": (today - timedelta(days=45)).isoformat(),
+                "PIPELINES_PARTITIONS_START": first.isoformat(),
                 "MODELARTS_RETENTION_DAYS": "30",
                 "PIPELINES_NIGHTLY_CRON": f"{tick.minute} {tick.hour} * * *",
             }
         )
         for key, value in env.items():
             monkeypatch.setenv(key, value)
-        # loaded until the pause began, 41 nights ago (when those days were still in the API)
+        # loaded until the pause began (when those days were still in the API)
         monkeypatch.setenv("MODELARTS_RETENTION_DAYS", "36500")
         monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "operator"))
         (tmp_path / "operator").mkdir()
         (tmp_path / "operator" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-        paused = today - timedelta(days=41)
-        assert (
-            main(["backfill", "--start", str(today - timedelta(days=45)), "--end", str(paused)])
-            == 0
-        )
+        assert main(["backfill", "--start", str(first), "--end", str(paused)]) == 0
 
         home = tmp_path / "deployment"
-        due = [
-            horizon.first_recoverable_day + timedelta(days=i)
-            for i in range((scope_last - horizon.first_recoverable_day).days + 1)
-        ]
+        due_first = max(paused + timedelta(days=1), horizon.first_recoverable_day)
+        due = [due_first + timedelta(days=i) for i in range((scope_last - due_first).days + 1)]
         with daemon(home, env) as process:
             seconds = wait_until_loaded(engine, due, process, home)
             time.sleep(70)  # one more sensor evaluation: it must launch nothing more
         runs = launched(home)
-        print(f"\n{len(due)} days of the horizon loaded {seconds:.0f} s after the daemon started;")
-        print(f"runs the daemon launched after the 40-night pause:\n{describe(runs)}")
+        print(f"\n{len(due)} missed days loaded {seconds:.0f} s after the daemon started;")
+        print(f"runs the daemon launched after the {nights}-night pause:\n{describe(runs)}")
         expected = {d: day_events(info, d) for d in due}
     assert [
         (r.tags[run_tags.PARTITION_RANGE_START], r.tags[run_tags.PARTITION_RANGE_END], r.status)
@@ -196,7 +197,68 @@ def test_after_a_40_night_pause_the_daemon_launches_one_range_run_for_the_horizo
     ] == [(str(due[0]), str(due[-1]), DagsterRunStatus.SUCCESS)]
     stored = stored_per_day(engine)
     assert {d: stored.get(d, 0) for d in due} == expected
-    states = day_states(engine, today - timedelta(days=45), scope_last, horizon)
+    states = day_states(engine, first, scope_last, horizon)
     lost = sorted(d for d, s in states.items() if s == "unrecoverable")
     # the days between the pause and the horizon, never loaded, are lost; nothing else is
     assert lost == [paused + timedelta(days=i) for i in range(1, (due[0] - paused).days)]
+    assert (len(lost) > 0) == (nights > 30)
+
+
+def test_a_day_that_fails_for_good_is_tried_three_times_then_given_up_and_alerted(
+    engine: Engine,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    alert_webhook: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    now = datetime.now(UTC)
+    today = now.date()
+    tick = (now - timedelta(hours=2)).replace(second=0, microsecond=0)  # no tick in the test
+    days = [today - timedelta(days=6 - i) for i in range(6)]
+    failing = days[2]
+    with running_simulator(["--services", "3", "--days", "6", "--seed", "13"]) as info:
+        env = {**os.environ, **simulator_env(info, database_url)}
+        env.pop("MODELARTS_TOKEN", None)
+        env.update(
+            {
+                "PIPELINES_PARTITIONS_START": days[0].isoformat(),
+                "MODELARTS_RETENTION_DAYS": "30",
+                "PIPELINES_NIGHTLY_CRON": f"{tick.minute} {tick.hour} * * *",
+                "PIPELINES_ALERT_WEBHOOK_URL": alert_webhook,
+            }
+        )
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "operator"))
+        (tmp_path / "operator").mkdir()
+        (tmp_path / "operator" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+        assert main(["backfill", "--start", str(days[0]), "--end", str(days[1])]) == 0
+        assert main(["backfill", "--start", str(days[3]), "--end", str(days[5])]) == 0
+        # from now on the API refuses the project: every run fails at once (a 404 is permanent)
+        env |= {"MODELARTS_PROJECT_ID": "no-such-project", "MODELARTS_TOKEN": "static-token"}
+
+        home = tmp_path / "deployment"
+        with daemon(home, env) as process:
+            deadline = time.monotonic() + 1200  # a bound on a hung test, not a measure
+            while not [p for p in WebhookRecorder.received if p["event"] == "days_given_up"]:
+                assert time.monotonic() < deadline, (home / "daemon.log").read_text()[-3000:]
+                assert process.poll() is None, (home / "daemon.log").read_text()[-3000:]
+                time.sleep(3)
+            time.sleep(130)  # two more evaluations: no fourth run, no second alert
+        runs = launched(home)
+    assert [(r.tags.get("dagster/run_key"), r.status) for r in runs] == [
+        (f"catchup-{failing}-{failing}-attempt{n}", DagsterRunStatus.FAILURE) for n in (1, 2, 3)
+    ]
+    events = [p["event"] for p in WebhookRecorder.received]
+    assert events.count("days_given_up") == 1 and events.count("run_failed") == 3
+    given_up = next(p for p in WebhookRecorder.received if p["event"] == "days_given_up")
+    assert given_up["days"] == [failing.isoformat()]
+
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    capsys.readouterr()
+    assert main(["status", "--start", str(days[0]), "--end", str(days[-1])]) == 0
+    out = capsys.readouterr().out
+    print(f"\nruns the daemon launched for a day that fails for good:\n{describe(runs)}\n{out}")
+    states = {line[:10]: line[12:27].strip() for line in out.splitlines() if line[:2] == "20"}
+    assert states == {str(d): "given up" if d == failing else "loaded" for d in days}
