@@ -32,7 +32,10 @@ pytestmark = pytest.mark.integration
 
 @contextlib.contextmanager
 def daemon(home: Path, env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
-    """`dagster-daemon run` on the project's definitions, in an instance folder of its own."""
+    """`dagster-daemon run` on the project's definitions, in an instance folder of its own.
+
+    Its PIPELINES_PARTITIONS_START is the test's; this process keeps the tests' own (the
+    partitions are built once per process, when pipelines.assets is first imported)."""
     home.mkdir(parents=True, exist_ok=True)
     (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
     log = open(home / "daemon.log", "w")  # noqa: SIM115
@@ -112,7 +115,6 @@ def test_the_daemon_alone_brings_the_four_missing_days_of_six_in(
         env.pop("MODELARTS_TOKEN", None)
         env.update(
             {
-                "PIPELINES_PARTITIONS_START": days[0].isoformat(),
                 "MODELARTS_RETENTION_DAYS": "30",
                 "PIPELINES_NIGHTLY_CRON": "* * * * *",  # the nightly run every minute
                 "PIPELINES_NIGHTLY_LOOKBACK_DAYS": "2",
@@ -129,7 +131,7 @@ def test_the_daemon_alone_brings_the_four_missing_days_of_six_in(
         assert [states[d] for d in days] == ["loaded"] * 2 + ["not loaded"] * 4
 
         home = tmp_path / "deployment"
-        with daemon(home, env) as process:
+        with daemon(home, env | {"PIPELINES_PARTITIONS_START": str(days[0])}) as process:
             seconds = wait_until_loaded(engine, days, process, home)
         runs = launched(home)
         print(f"\nall 6 days loaded {seconds:.0f} s after the daemon started; its runs:")
@@ -167,7 +169,6 @@ def test_after_a_pause_the_daemon_launches_one_range_run_for_the_missed_days(
         env.pop("MODELARTS_TOKEN", None)
         env.update(
             {
-                "PIPELINES_PARTITIONS_START": first.isoformat(),
                 "MODELARTS_RETENTION_DAYS": "30",
                 "PIPELINES_NIGHTLY_CRON": f"{tick.minute} {tick.hour} * * *",
             }
@@ -184,7 +185,7 @@ def test_after_a_pause_the_daemon_launches_one_range_run_for_the_missed_days(
         home = tmp_path / "deployment"
         due_first = max(paused + timedelta(days=1), horizon.first_recoverable_day)
         due = [due_first + timedelta(days=i) for i in range((scope_last - due_first).days + 1)]
-        with daemon(home, env) as process:
+        with daemon(home, env | {"PIPELINES_PARTITIONS_START": str(first)}) as process:
             seconds = wait_until_loaded(engine, due, process, home)
             time.sleep(70)  # one more sensor evaluation: it must launch nothing more
         runs = launched(home)
@@ -222,7 +223,6 @@ def test_a_day_that_fails_for_good_is_tried_three_times_then_given_up_and_alerte
         env.pop("MODELARTS_TOKEN", None)
         env.update(
             {
-                "PIPELINES_PARTITIONS_START": days[0].isoformat(),
                 "MODELARTS_RETENTION_DAYS": "30",
                 "PIPELINES_NIGHTLY_CRON": f"{tick.minute} {tick.hour} * * *",
                 "PIPELINES_ALERT_WEBHOOK_URL": alert_webhook,
@@ -239,7 +239,7 @@ def test_a_day_that_fails_for_good_is_tried_three_times_then_given_up_and_alerte
         env |= {"MODELARTS_PROJECT_ID": "no-such-project", "MODELARTS_TOKEN": "static-token"}
 
         home = tmp_path / "deployment"
-        with daemon(home, env) as process:
+        with daemon(home, env | {"PIPELINES_PARTITIONS_START": str(days[0])}) as process:
             deadline = time.monotonic() + 1200  # a bound on a hung test, not a measure
             while not [p for p in WebhookRecorder.received if p["event"] == "days_given_up"]:
                 assert time.monotonic() < deadline, (home / "daemon.log").read_text()[-3000:]
