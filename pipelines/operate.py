@@ -21,7 +21,7 @@ from pipelines.windows import TimeWindow
 @dataclass(frozen=True)
 class DayStatus:
     day: date
-    state: str  # loaded, not loaded, unrecoverable (sql/migrations/0017)
+    state: str  # loaded, not loaded, given up, unrecoverable (sql/migrations/0017)
     last_load_status: str | None
     last_load_finished_at: datetime | None
     last_run_id: str | None
@@ -77,7 +77,8 @@ def partition_status(
 def day_states(
     engine: Engine, first_day: date, last_day: date, horizon: Horizon | None = None
 ) -> dict[date, str]:
-    """Per UTC day of the range: loaded, not loaded or unrecoverable (sql/migrations/0017)."""
+    """Per UTC day of the range: loaded, not loaded, given up or unrecoverable (migration
+    0017)."""
     rows = _query(
         engine,
         "ops/day_load_states.sql",
@@ -88,6 +89,12 @@ def day_states(
         },
     )
     return {row[0]: row[1] for row in rows}
+
+
+def record_given_up(engine: Engine, days: list[date], runs: int) -> None:
+    """Record days the catch-up sensor stopped asking for: `status` shows them `given up`."""
+    with pooled_connection(engine, autocommit=True) as conn:
+        conn.execute(read_sql("ops/record_given_up_days.sql"), {"days": days, "runs": runs})
 
 
 def deployment_outcomes(engine: Engine, first_day: date, last_day: date) -> list[OutcomesDay]:

@@ -30,7 +30,7 @@ from pipelines.assets.events import API_POOL
 from pipelines.assets.partitions import PARTITIONS_START
 from pipelines.assets.schedules import nightly_days, nightly_job
 from pipelines.assets.sensors import AlertWebhookResource
-from pipelines.horizon import Horizon, current_horizon
+from pipelines.horizon import Horizon, current_horizon, describe_days
 from pipelines.resources import WarehouseResource
 
 # Seconds between evaluations: each one reads the nightly job's runs and one query of the
@@ -66,13 +66,13 @@ def latest_nightly_tick(now: datetime) -> tuple[datetime, tuple[date, date]]:
 
 
 def _cursor(raw: str | None, horizon: Horizon) -> dict[str, list[str]]:
-    """Days already alerted, per alert; days beyond the horizon are forgotten."""
+    """Days already warned of; days beyond the horizon are forgotten."""
     try:
         loaded = json.loads(raw) if raw else {}
     except ValueError:
         loaded = {}
     oldest = horizon.first_recoverable_day.isoformat()
-    return {key: [d for d in loaded.get(key, []) if d >= oldest] for key in ("warned", "given_up")}
+    return {"warned": [d for d in loaded.get("warned", []) if d >= oldest]}
 
 
 def _alert(
@@ -90,7 +90,7 @@ def _leaving(states: Mapping[date, str], horizon: Horizon) -> list[date]:
     return [
         day
         for day, state in sorted(states.items())
-        if state == "not loaded" and horizon.time_left(day) <= catchup.WARN_BEFORE
+        if state in ("not loaded", "given up") and horizon.time_left(day) <= catchup.WARN_BEFORE
     ]
 
 
@@ -109,7 +109,7 @@ def _leaving(states: Mapping[date, str], horizon: Horizon) -> list[date]:
 def catch_up_missed_days(
     context: SensorEvaluationContext, warehouse: WarehouseResource, alerts: AlertWebhookResource
 ) -> SensorResult:
-    from pipelines.operate import day_states
+    from pipelines.operate import day_states, record_given_up
 
     now = datetime.now(UTC)
     horizon = current_horizon(now)
@@ -134,22 +134,28 @@ def catch_up_missed_days(
     ]
     plan = catchup.plan_catchup(missing, runs, api_slots(context.instance))
 
+    given_up = plan.given_up
+    if given_up:
+        # recorded in the warehouse, which `status` and the report read (no Dagster there); a
+        # day recorded is `given up`, no longer `not loaded`: alerted once
+        try:
+            record_given_up(warehouse.get_engine(), given_up, catchup.MAX_ATTEMPTS)
+        except Exception as exc:  # e.g. grants not re-applied: the alert below still goes out
+            context.log.error("given-up days not recorded: %s: %s", type(exc).__name__, exc)
+        _alert(
+            context,
+            alerts,
+            {
+                "event": "days_given_up",
+                "days": [d.isoformat() for d in given_up],
+                "message": (
+                    f"{len(given_up)} day(s) not loaded after {catchup.MAX_ATTEMPTS} runs, no "
+                    f"longer requested: {describe_days(given_up)}; "
+                    "`modelarts-etl rerun DAY` once the cause is fixed"
+                ),
+            },
+        )
     cursor = _cursor(context.cursor, horizon)
-    given_up = [d for d in plan.given_up if d.isoformat() not in cursor["given_up"]]
-    if given_up and _alert(
-        context,
-        alerts,
-        {
-            "event": "days_given_up",
-            "days": [d.isoformat() for d in given_up],
-            "message": (
-                f"{len(given_up)} day(s) not loaded after {catchup.MAX_ATTEMPTS} runs, no longer "
-                f"requested: {', '.join(d.isoformat() for d in given_up)}; "
-                "`modelarts-etl rerun DAY` once the cause is fixed"
-            ),
-        },
-    ):
-        cursor["given_up"] += [d.isoformat() for d in given_up]
     leaving = [d for d in _leaving(states, horizon) if d.isoformat() not in cursor["warned"]]
     if leaving and _alert(
         context,
@@ -161,7 +167,7 @@ def catch_up_missed_days(
             "message": (
                 f"{len(leaving)} day(s) not loaded yet fall out of the API's "
                 f"{horizon.retention_days}-day retention within {catchup.WARN_BEFORE.days} days "
-                f"and are then lost for good: {', '.join(d.isoformat() for d in leaving)}"
+                f"and are then lost for good: {describe_days(leaving)}"
             ),
         },
     ):

@@ -8,17 +8,13 @@ import os
 import socket
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pipelines import settings
 from pipelines.cli.environment import environment, read_engine
-from pipelines.cli.errors import CliError, one_line
+from pipelines.cli.errors import CliError
 from pipelines.cli.runs import run_days
 from pipelines.cli.tables import print_status, print_verify
 from pipelines.reclassify import print_rule_version
-
-if TYPE_CHECKING:
-    from pipelines.operate import DayStatus
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,38 +47,12 @@ def status(args: argparse.Namespace) -> int:
 
     with environment(args, api=False):
         first, last = _default_range(None)
-        rows = _with_given_up(
-            partition_status(read_engine(), args.start or first, args.end or last)
-        )
+        rows = partition_status(read_engine(), args.start or first, args.end or last)
     from pipelines.source.connect import describe_environment
 
     print(describe_environment())
     print_status(rows)
     return 0
-
-
-def _with_given_up(rows: list[DayStatus]) -> list[DayStatus]:
-    """Days not loaded that the catch-up sensor gave up on (the nightly job's runs in the Dagster
-    instance of DAGSTER_HOME ended MAX_ATTEMPTS times without them) show as `given up`."""
-    from dataclasses import replace
-
-    from pipelines.assets.catchup import nightly_run_days
-    from pipelines.catchup import MAX_ATTEMPTS
-    from pipelines.cli.runs import dagster_instance
-
-    if not rows:
-        return rows
-    try:
-        ended = nightly_run_days(dagster_instance(), rows[0].day).ended
-    except Exception as exc:  # the warehouse's view stands without Dagster's runs
-        print(f"given-up days not shown: the Dagster instance is not readable ({one_line(exc)})")
-        return rows
-    return [
-        replace(r, state="given up")
-        if r.state == "not loaded" and ended.get(r.day, 0) >= MAX_ATTEMPTS
-        else r
-        for r in rows
-    ]
 
 
 def migrate(args: argparse.Namespace) -> int:

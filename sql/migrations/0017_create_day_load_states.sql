@@ -1,11 +1,24 @@
 -- What the warehouse knows of a UTC day, defined once (issue 29): loaded_days, the days with a
--- successful load, and day_load_states, per day of a range `loaded`, `not loaded` (yet) or
+-- successful load; catchup_given_up_days, the days the catch-up sensor stopped asking for; and
+-- day_load_states, per day of a range `loaded`, `not loaded` (yet), `given up` or
 -- `unrecoverable` (never loaded and wholly older than the API's retention horizon, so the API
 -- answers it as empty for good). `status`, the report, the asset check and the catch-up sensor
 -- all read these, so a second generation's load (load_batches.generation, migration 0012) is
 -- taught here and nowhere else. A parameter is named with its function's name, which sqlfluff
 -- takes for a table it cannot find (RF01).
 -- noqa: disable=RF01
+
+-- Written by the catch-up sensor (pipelines/assets/catchup.py) when the runs of the nightly job
+-- covering a day ended without loading it too many times: it asks for the day no more.
+create table if not exists catchup_given_up_days (
+    day date primary key,
+    runs integer not null,
+    given_up_at timestamptz not null default now()
+);
+
+comment on table catchup_given_up_days is
+'Days the catch-up sensor stopped requesting after runs ended without loading them; '
+'a later successful load (modelarts-etl rerun) makes the day loaded again.';
 
 -- Per day of first_day..last_day with a successful load of its whole UTC day: when the last one
 -- finished. A load of the lookback hours before a range is keyed by the range's first day but
@@ -32,9 +45,10 @@ begin atomic
     group by days.day;
 end;
 
--- Per day of first_day..last_day: `loaded`, `not loaded`, or `unrecoverable` when it was never
--- loaded and lies before first_recoverable_day (the first day the API still holds, in part:
--- pipelines/horizon.py computes it from MODELARTS_RETENTION_DAYS).
+-- Per day of first_day..last_day: `loaded`; else `unrecoverable` when it lies before
+-- first_recoverable_day (the first day the API still holds, in part: pipelines/horizon.py
+-- computes it from MODELARTS_RETENTION_DAYS); else `given up` by the catch-up sensor; else
+-- `not loaded`.
 create or replace function day_load_states(
     first_day date, last_day date, first_recoverable_day date
 )
@@ -46,9 +60,11 @@ begin atomic
         case
             when loaded.day is not null then 'loaded'
             when days.day < day_load_states.first_recoverable_day then 'unrecoverable'
+            when given_up.day is not null then 'given up'
             else 'not loaded'
         end as state
     from days_of_range(day_load_states.first_day, day_load_states.last_day) as days
     left join loaded_days(day_load_states.first_day, day_load_states.last_day) as loaded
-        on days.day = loaded.day;
+        on days.day = loaded.day
+    left join catchup_given_up_days as given_up on days.day = given_up.day;
 end;
