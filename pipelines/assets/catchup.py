@@ -156,7 +156,13 @@ def catch_up_missed_days(
             },
         )
     cursor = _cursor(context.cursor, horizon)
-    leaving = [d for d in _leaving(states, horizon) if d.isoformat() not in cursor["warned"]]
+    # a day a first run is loading, or about to, is not worth a warning yet
+    first_tries = runs.in_flight | {d for r in plan.requests if r.attempt == 1 for d in r.days()}
+    leaving = [
+        d
+        for d in _leaving(states, horizon)
+        if d.isoformat() not in cursor["warned"] and d not in first_tries
+    ]
     if leaving and _alert(
         context,
         alerts,

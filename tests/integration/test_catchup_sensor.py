@@ -191,16 +191,28 @@ def test_a_day_that_fails_for_good_is_retried_alone_then_given_up_and_alerted_on
     assert rows[(failing - timedelta(days=1)).isoformat()][12:27].strip() == "loaded"
 
 
-def test_a_day_about_to_leave_the_horizon_is_warned_of_once(
-    engine: Engine, database_url: str, instance: DagsterInstance, tick: datetime, alert_webhook: str
+def test_a_day_about_to_leave_the_horizon_is_warned_of_once_its_first_run_failed(
+    engine: Engine,
+    database_url: str,
+    instance: DagsterInstance,
+    tick: datetime,
+    alert_webhook: str,
 ) -> None:
     today = datetime.now(UTC).date()
     first_recoverable = (datetime.now(UTC) - timedelta(days=RETENTION)).date()
     mark_loaded(engine, first_recoverable + timedelta(days=1), today - timedelta(days=1))
-    result = evaluate(instance, database_url, alert_webhook)
-    # still requested: it can be loaded until it is gone
-    assert ranges(result) == [(first_recoverable.isoformat(), first_recoverable.isoformat())]
+    day = (first_recoverable.isoformat(), first_recoverable.isoformat())
+    first = evaluate(instance, database_url, alert_webhook)
+    # its first run is requested: no warning yet
+    assert ranges(first) == [day]
+    assert WebhookRecorder.received == []
+    # that run ended without the day: it is asked for again, and the webhook hears of the risk
+    queue_run(instance, first_recoverable, first_recoverable, "catchup")
+    for run in instance.get_runs():
+        instance.report_run_failed(run)
+    second = evaluate(instance, database_url, alert_webhook, first.cursor)
+    assert ranges(second) == [day]
     assert [p["event"] for p in WebhookRecorder.received] == ["days_leaving_retention_horizon"]
     assert WebhookRecorder.received[0]["days"] == [first_recoverable.isoformat()]
-    evaluate(instance, database_url, alert_webhook, result.cursor)
-    assert len(WebhookRecorder.received) == 1
+    evaluate(instance, database_url, alert_webhook, second.cursor)
+    assert len(WebhookRecorder.received) == 1  # once
