@@ -32,6 +32,8 @@ MODELARTS_CA_BUNDLE = "MODELARTS_CA_BUNDLE"
 MODELARTS_API = "MODELARTS_API"
 # How long a run may go on being throttled before it fails (source/retrying.py)
 MODELARTS_RUN_TIME_BUDGET_S = "MODELARTS_RUN_TIME_BUDGET_S"
+# How many days the API keeps service events (API.md: "about one month"): older days are gone.
+MODELARTS_RETENTION_DAYS = "MODELARTS_RETENTION_DAYS"
 IAM_ENDPOINT = "HUAWEICLOUD_IAM_ENDPOINT"
 IAM_USERNAME = "HUAWEICLOUD_USERNAME"
 IAM_PASSWORD = "HUAWEICLOUD_PASSWORD"
@@ -61,6 +63,7 @@ DEFAULT_DATA_DIR = ".data"
 # With no PIPELINES_PARTITIONS_START, the daily partitions begin this many days before today.
 DEFAULT_PARTITION_DAYS = 30
 DEFAULT_WAIT_TIMEOUT_S = 3600
+DEFAULT_RETENTION_DAYS = 30
 # Below this share of a day's events (or attempts) explained by the event text rules, the
 # coverage check warns.
 DEFAULT_MIN_RULE_COVERAGE = 0.99
@@ -120,6 +123,7 @@ INTEGER_RANGES: dict[str, tuple[int, int | None]] = {
     MODELARTS_RUN_TIME_BUDGET_S: (60, 7 * 86_400),
     NIGHTLY_LOOKBACK_DAYS: (0, 366),
     WAIT_TIMEOUT_S: (1, 2_000_000),  # Postgres' lock_timeout stops at 2^31 - 1 ms
+    MODELARTS_RETENTION_DAYS: (1, 36_500),  # the tests' fixed 2024 days need a long horizon
 }
 INTEGERS = frozenset(INTEGER_RANGES)
 OFFSET_MODES = ("page", "record")
@@ -158,6 +162,11 @@ def _integer(var: str, default: int) -> int:
 def wait_timeout_s() -> int:
     """How long a run waits for another run (a pool slot, a day's load lock) before failing."""
     return _integer(WAIT_TIMEOUT_S, DEFAULT_WAIT_TIMEOUT_S)
+
+
+def retention_days() -> int:
+    """MODELARTS_RETENTION_DAYS: the days the API keeps events (pipelines/horizon.py)."""
+    return _integer(MODELARTS_RETENTION_DAYS, DEFAULT_RETENTION_DAYS)
 
 
 def min_rule_coverage() -> float:

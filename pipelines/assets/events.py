@@ -2,6 +2,7 @@
 and `service_event_records` (v2), loaded by the same asset in every run (MODELARTS_API)."""
 
 import logging
+from datetime import date
 
 from dagster import (
     AssetExecutionContext,
@@ -14,9 +15,11 @@ from dagster import (
     multi_asset,
 )
 
-from pipelines.assets.partitions import daily_partitions, day_windows
+from pipelines.assets.checks import NO_UNRECOVERABLE_DAYS, horizon_check
+from pipelines.assets.partitions import PARTITIONS_START, daily_partitions, day_windows
 from pipelines.assets.schedules import STEP_RETRY
 from pipelines.failures import failing_fast, loader_connection
+from pipelines.horizon import current_horizon
 from pipelines.ingest import load_events_range
 from pipelines.ingest_records import RecordWindowReport, load_records_range
 from pipelines.resources import ModelArtsResource, WarehouseResource
@@ -107,6 +110,7 @@ def _list_v1_services(client: ModelArtsClient, generations: tuple[str, ...]) -> 
     backfill_policy=BackfillPolicy.single_run(),
     pool=API_POOL,
     retry_policy=STEP_RETRY,  # a failed step is retried; permanent errors are not (failing_fast)
+    check_specs=[NO_UNRECOVERABLE_DAYS],
 )
 def service_events(
     context: AssetExecutionContext, modelarts: ModelArtsResource, warehouse: WarehouseResource
@@ -120,6 +124,33 @@ def service_events(
 def _load_partition_days(
     context: AssetExecutionContext, modelarts: ModelArtsResource, warehouse: WarehouseResource
 ) -> MaterializeResult:
+    time_window = context.partition_time_window
+
+    totals: dict[str, int | float] = {}
+    rows = []
+    lookback: dict[str, int | float | str] = {}
+    segments = list(day_windows(time_window.start, time_window.end))
+    # A day wholly beyond the API's retention would come back empty, and be recorded as a quiet
+    # day: it is not asked for (a day never loaded stays `unrecoverable`, a loaded one as it is).
+    horizon = current_horizon()
+    beyond = [key for key, _ in segments if horizon.unrecoverable(date.fromisoformat(key))]
+    segments = segments[len(beyond) :]
+    if beyond:
+        context.log.warning(
+            "%d day(s) %s..%s beyond the API's %d-day retention (MODELARTS_RETENTION_DAYS): "
+            "nothing loaded for them",
+            len(beyond), beyond[0], beyond[-1], horizon.retention_days,
+        )  # fmt: skip
+    days = len(segments)
+    if not segments:
+        return MaterializeResult(
+            check_results=[horizon_check(warehouse.get_engine(), PARTITIONS_START, horizon)],
+            metadata={
+                "days_beyond_retention": ", ".join(beyond),
+                "window_start": time_window.start.isoformat(),
+                "window_end": time_window.end.isoformat(),
+            },
+        )
     engine = warehouse.get_engine()
     listing = modelarts.build_client()
     listed, v2_listed = list_and_upsert_services(listing, modelarts, warehouse)
@@ -138,13 +169,6 @@ def _load_partition_days(
         )
     )
     service_ids = [s.service_id for s in listed]
-    time_window = context.partition_time_window
-
-    totals: dict[str, int | float] = {}
-    rows = []
-    lookback: dict[str, int | float | str] = {}
-    segments = list(day_windows(time_window.start, time_window.end))
-    days = len(segments)
     if modelarts.lookback_hours > 0 and segments:
         # Late events of the hours before the run's first day: their own load, so that each
         # day's counts stay its own and a late event is counted once, as lookback_inserted.
@@ -223,15 +247,17 @@ def _load_partition_days(
     totals["retries_spent_in_run"] = modelarts.run_budget().spent
     totals["retry_budget"] = modelarts.retry_budget
     return MaterializeResult(
+        check_results=[horizon_check(engine, PARTITIONS_START, horizon)],
         metadata={
             **totals,
+            "days_beyond_retention": ", ".join(beyond),
             **lookback,
             # the process's shared limiter as the run left it: what it learnt of the quota
             **modelarts.run_limiter().state().as_metadata(),
             "window_start": time_window.start.isoformat(),
             "window_end": time_window.end.isoformat(),
             "per_day": MetadataValue.md(_per_day_table(rows)),
-        }
+        },
     )
 
 
