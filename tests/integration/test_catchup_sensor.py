@@ -185,7 +185,8 @@ def test_a_day_that_fails_for_good_is_retried_alone_then_given_up_and_alerted_on
     assert ranges(again) == [] and len(WebhookRecorder.received) == 1  # alerted once
 
     capsys.readouterr()
-    assert main(["status", "--start", str(failing - timedelta(days=1)), "--end", str(failing)]) == 0
+    # exit 1: status's credential check is refused too (the API knows no such project)
+    assert main(["status", "--start", str(failing - timedelta(days=1)), "--end", str(failing)]) == 1
     rows = {line[:10]: line for line in capsys.readouterr().out.splitlines()}
     assert rows[failing.isoformat()][12:27].strip() == "given up"
     assert rows[(failing - timedelta(days=1)).isoformat()][12:27].strip() == "loaded"

@@ -409,8 +409,8 @@ def test_the_guides_shell_blocks_run_as_written_on_a_password_protected_postgres
 
     days = [info.start_date, (date.fromisoformat(info.end_date) - timedelta(days=1)).isoformat()]
     assert re.search(r"run \S+ succeeded", output), output
-    for day in days:  # status: each day's last load succeeded
-        assert re.search(rf"^{day}\s+succeeded", output, re.MULTILINE), output
+    for day in days:  # status: each day is loaded, its last load succeeded
+        assert re.search(rf"^{day}\s+loaded\s+succeeded", output, re.MULTILINE), output
     reports = sorted(p.name for p in (var / "modelarts-etl" / "reports").iterdir())
     assert f"deployment-report-{days[-1]}.html" in reports
     assert f"deployment-report-{days[-1]}.html" in output  # step 6's `ls`

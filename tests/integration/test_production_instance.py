@@ -285,10 +285,12 @@ def test_the_production_instance_runs_on_postgres_storage(
             node["assetKey"]["path"][0]: [m["runId"] for m in node["assetMaterializations"]]
             for node in data["assetNodes"]
         }
-        assert materialized["service_events"] == [run_id]
+        # (the catch-up sensor, on from the start, may have launched runs of the simulator's
+        # other days beside this one: theirs are listed too)
+        assert run_id in materialized["service_events"]
         # the nightly job keeps `services` materialized: the UI's "Materialize" of a day's
         # assets has no "upstream assets have not been materialized" warning
-        assert materialized["services"] == [run_id]
+        assert run_id in materialized["services"]
         assert data["instance"]["runQueuingSupported"] is True
         daemons = {
             d["daemonType"]: d["healthy"]
