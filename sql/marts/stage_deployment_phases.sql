@@ -15,7 +15,16 @@ with bounds as (
 ),
 
 attempt_events as (
-    select stage.*
+    -- only the columns read below: this CTE is read five times, and the staged texts would make
+    -- it a temporary file
+    select
+        stage.service_id,
+        stage.attempt_start,
+        stage.model,
+        stage.phase,
+        stage.kind,
+        stage.seq,
+        stage.occur_time
     from deployment_event_stage as stage
     inner join bounds
         on
