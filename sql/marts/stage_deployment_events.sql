@@ -244,30 +244,14 @@ classified as (
     from parsed
 ),
 
-start_times as (
-    -- the (service, millisecond) pairs holding a deployment start, by a hash join with the few
-    -- start texts: no window over each millisecond (a sort of every staged event by time)
-    select distinct
-        scoped.service_id,
-        scoped.occur_time
-    from scoped
-    inner join classified_texts as texts
-        on
-            scoped.event_info_md5 = texts.event_info_md5
-            and scoped.event_type = texts.event_type
-    where texts.role = 'start'
-),
-
 flagged as (
     select
         classified.*,
         classified.generation = 'v1'
-        and start_times.occur_time is not null as shares_ms_with_start
+        and bool_or(classified.kind = 'deployment_start') over (
+            partition by classified.service_id, classified.occur_time
+        ) as shares_ms_with_start
     from classified
-    left join start_times
-        on
-            classified.service_id = start_times.service_id
-            and classified.occur_time = start_times.occur_time
 ),
 
 ordered as (

@@ -15,11 +15,13 @@ with bounds as (
 ),
 
 attempt_events as (
-    -- only the columns read below: this CTE is read five times, and the staged texts would make
-    -- it a temporary file
+    -- only the phase events and the columns read below: this CTE is read five times, and all of
+    -- the staged events with their texts would make it a temporary file. The attempt's
+    -- generation rides along, so the phases need no join back to the attempts.
     select
         stage.service_id,
         stage.attempt_start,
+        bounds.generation,
         stage.model,
         stage.phase,
         stage.kind,
@@ -30,7 +32,9 @@ attempt_events as (
         on
             stage.service_id = bounds.service_id
             and stage.attempt_start = bounds.attempt_start
-    where bounds.terminal_seq is null or stage.seq <= bounds.terminal_seq
+    where
+        stage.kind in ('phase_start', 'phase_succeeded', 'phase_failed')
+        and (bounds.terminal_seq is null or stage.seq <= bounds.terminal_seq)
 ),
 
 attempt_models as (
@@ -39,9 +43,7 @@ attempt_models as (
         attempt_events.attempt_start,
         attempt_events.model
     from attempt_events
-    where
-        attempt_events.kind in ('phase_start', 'phase_succeeded', 'phase_failed')
-        and attempt_events.model is not null
+    where attempt_events.model is not null
 ),
 
 phase_starts as (
@@ -49,6 +51,7 @@ phase_starts as (
     select
         attempt_events.service_id,
         attempt_events.attempt_start,
+        attempt_events.generation,
         attempt_events.model,
         attempt_events.phase,
         attempt_events.seq,
@@ -62,6 +65,7 @@ phase_starts as (
     select
         attempt_events.service_id,
         attempt_events.attempt_start,
+        attempt_events.generation,
         attempt_models.model,
         attempt_events.phase,
         attempt_events.seq,
@@ -79,6 +83,7 @@ phase_starts as (
     select
         attempt_events.service_id,
         attempt_events.attempt_start,
+        attempt_events.generation,
         attempt_events.model,
         'resource_scheduling' as phase,
         attempt_events.seq,
@@ -109,6 +114,7 @@ matched as (
     )
         first_starts.service_id,
         first_starts.attempt_start,
+        first_starts.generation,
         first_starts.model,
         first_starts.phase,
         first_starts.seq as start_seq,
@@ -135,7 +141,7 @@ matched as (
 final as (
     select
         matched.service_id,
-        bounds.generation,
+        matched.generation,
         matched.attempt_start,
         matched.model,
         matched.phase,
@@ -149,10 +155,6 @@ final as (
             else 'in_progress'
         end as status
     from matched
-    inner join bounds
-        on
-            matched.service_id = bounds.service_id
-            and matched.attempt_start = bounds.attempt_start
 )
 
 select * from final
