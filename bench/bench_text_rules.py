@@ -107,7 +107,7 @@ def pass_settings_of(rev: str | None) -> dict[str, str]:
         marts_py = (REPO / "pipelines/warehouse/marts.py").read_text(encoding="utf-8")
     else:
         marts_py = _git_show(rev, "pipelines/warehouse/marts.py")
-    found = re.search(r"^PASS_SETTINGS = \{(.*)\}$", marts_py, re.MULTILINE)
+    found = re.search(r"^PASS_SETTINGS(?:: [^=]+)? = \{(.*)\}$", marts_py, re.MULTILINE)
     return dict(re.findall(r'"(\w+)": "(\w+)"', found.group(1))) if found else {}
 
 

@@ -67,12 +67,6 @@ _STEPS = {
 }
 _JOIN_SETTINGS = ("enable_hashjoin", "enable_mergejoin")
 
-# Memory per sort or hash of the pass's statements, for its transaction only (set_config local).
-# A backfill's pass stages a month of events (~1 M rows); with the server's default 4 MB its
-# sorts and hashes spill to temporary files and its staged CTEs are read back from disk
-# (bench/README.md, "A marts pass at warehouse speed").
-PASS_SETTINGS = {"work_mem": "64MB"}
-
 _STAGED_TABLES = {
     "marts/stage_event_text_rules.sql": "mart_rules",
     "marts/stage_mart_queue.sql": "mart_queued",
@@ -199,8 +193,6 @@ def _rebuild_pass(
         # Client-side binding: CREATE TABLE AS does not take server-side parameters.
         cur = psycopg.ClientCursor(conn)
         cur.execute("select pg_advisory_xact_lock(%s)", (_MARTS_LOCK_KEY,))
-        for name, value in PASS_SETTINGS.items():
-            cur.execute("select set_config(%s, %s, true)", (name, value))
         saved = [_setting(cur, name) for name in _JOIN_SETTINGS]
         looping = False
         for step, index_loop in _STEPS.items():
