@@ -150,6 +150,8 @@ def run_ours(
             "DAGSTER_HOME": str(home),
             "PIPELINES_PARTITIONS_START": first,
             "MODELARTS_MAX_REQUESTS_PER_S": "0",
+            # the fixed history's days stay loadable whatever today is (pipelines/horizon.py)
+            "MODELARTS_RETENTION_DAYS": "36500",
         }
         command = [
             ours.python,

@@ -17,6 +17,7 @@ from dagster import (
 
 from pipelines import settings
 from pipelines.assets import deployments, events, report
+from pipelines.assets.catchup import catch_up_missed_days
 from pipelines.assets.partitions import daily_partitions
 from pipelines.assets.schedules import build_nightly_schedule, nightly_job
 from pipelines.assets.sensors import AlertWebhookResource, alert_on_run_failure
@@ -59,7 +60,7 @@ def build_definitions() -> Definitions:
         assets=assets,
         jobs=[nightly_job],
         schedules=[build_nightly_schedule(settings.nightly_schedule())],
-        sensors=[alert_on_run_failure],
+        sensors=[alert_on_run_failure, catch_up_missed_days],
         resources=build_resources(),
         # Steps waiting for a pool slot sleep, log and give up (Dagster's own wait spins: issue
         # #12); the patch is installed by the run worker that creates the executor.

@@ -13,16 +13,16 @@ import pickle
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
 from pipelines.source.client import ModelArtsClient
-from pipelines.source.extract import ExtractSettings, extract_window
+from pipelines.source.extract import ExtractionProgress, ExtractSettings, extract_window
 from pipelines.source.models import RejectedEvent, ServiceEvent
-from pipelines.warehouse.audit import record_failed_load
+from pipelines.warehouse.audit import loaded_windows, record_failed_load
 from pipelines.warehouse.encoding import EncodedEvents, encode_copy_rows
 from pipelines.warehouse.loader import DEFAULT_CHUNK_ROWS, LoadResult, WindowLoad
 from pipelines.windows import TimeWindow
@@ -41,6 +41,7 @@ RANGE_COUNTERS = (
     "services_missing",
     "requests",
     "retries",
+    "throttled",
     "token_refreshes",
     "windows_split",
     "out_of_window",
@@ -186,10 +187,15 @@ def load_events_range(
     files (gone with the process, even a killed one), so memory does not grow with the range.
     Every service's window covers every segment, so the segments load once the extraction has
     ended: one `WindowLoad` per segment, in order, with its day locks, audit row and exactness
-    as `load_events_window`. A failed extraction loads nothing (each segment gets a failed
-    audit row); a failed load keeps the segments committed before it. One segment streams
-    through `load_events_window` instead.
+    as `load_events_window`. What a failed extraction fetched is not thrown away: the segments
+    every service had been fetched beyond load, the others get a failed audit row; a failed
+    load keeps the segments committed before it. With a `run_id`, segments this run has loaded
+    already (a step retry of a range that failed half-way) are not fetched again. One segment
+    streams through `load_events_window` instead.
     """
+    segments = _not_loaded_yet(engine, segments, run_id)
+    if not segments:
+        return []
     if len(segments) == 1:
         key, window = segments[0]
         return [
@@ -222,9 +228,31 @@ def load_events_range(
             by_segment.setdefault(index, []).append(event)
         return [(i, encode_copy_rows(part, "\n")) for i, part in by_segment.items()]
 
+    progress = ExtractionProgress()
+
+    def load(index: int, last: int, totals: dict[str, int]) -> WindowReport:
+        """Segment `index`'s load; the range's own counters go on segment `last`."""
+        counts = {name: 0 for name in totals}
+        counts["services"] = totals["services"]
+        counts["pages"] = pages[index]
+        counts["quarantined"] = len(rejected[index])
+        counts["fetched"] = spills[index].rows + len(rejected[index])
+        if index == last:
+            counts.update({name: totals[name] for name in RANGE_COUNTERS})
+            counts["fetched"] += totals["out_of_window"]
+        key, window = segments[index]
+        report = _load_segment(
+            engine, key, window, spills[index], rejected[index], counts,
+            run_id=run_id, chunk_rows=chunk_rows,
+        )  # fmt: skip
+        spills[index].close()
+        return report
+
     try:
         with _fewer_gc_passes():
-            extracted = extract_window(client, service_ids, whole, settings, encode=route)
+            extracted = extract_window(
+                client, service_ids, whole, settings, encode=route, progress=progress
+            )
             try:
                 for page in extracted:
                     for index, block in page.encoded:
@@ -240,8 +268,12 @@ def load_events_range(
                         pages[-1] += 1
             except Exception as exc:
                 extracted.close()  # stop the workers first
-                # nothing loaded: each day says so in its audit row (`modelarts-etl status`)
-                for key, window in segments:
+                # the segments every service was fetched beyond are complete: they load; the
+                # others say they failed in their audit rows (`modelarts-etl status`)
+                reached = progress.complete_before(service_ids, whole)
+                complete = sum(1 for _, window in segments if window.end_ms <= reached)
+                _keep_complete(complete, load, client.stats.as_dict(), segments, whole)
+                for key, window in segments[complete:]:
                     record_failed_load(
                         engine, window, exc, {"run_id": run_id, "partition_key": key}
                     )
@@ -255,33 +287,52 @@ def load_events_range(
             whole, totals["services"], totals["fetched"], totals["requests"], extract_seconds,
             len(segments),
         )  # fmt: skip
-        reports = []
-        for index, (key, window) in enumerate(segments):
-            counts = {name: 0 for name in totals}
-            counts["services"] = totals["services"]
-            counts["pages"] = pages[index]
-            counts["quarantined"] = len(rejected[index])
-            counts["fetched"] = spills[index].rows + len(rejected[index])
-            if index == len(segments) - 1:
-                counts.update({name: totals[name] for name in RANGE_COUNTERS})
-                counts["fetched"] += totals["out_of_window"]
-            reports.append(
-                _load_segment(
-                    engine,
-                    key,
-                    window,
-                    spills[index],
-                    rejected[index],
-                    counts,
-                    run_id=run_id,
-                    chunk_rows=chunk_rows,
-                )
-            )
-            spills[index].close()
-        return reports
+        return [load(index, len(segments) - 1, totals) for index in range(len(segments))]
     finally:
         for spill in spills:
             spill.close()
+
+
+def _not_loaded_yet(
+    engine: Engine, segments: Sequence[Segment], run_id: str | None
+) -> Sequence[Segment]:
+    """`segments` from the first one run `run_id` has not loaded (all without a run id): a
+    step retry of a range that failed half-way fetches only what is missing."""
+    if run_id is None:
+        return segments
+    loaded = loaded_windows(engine, run_id)
+    for index, (_, window) in enumerate(segments):
+        if (window.start_ms, window.end_ms) not in loaded:
+            if index:
+                log.info(
+                    "run %s loaded %d of these windows already (before %s): fetching the rest",
+                    run_id, index, window,
+                )  # fmt: skip
+            return segments[index:]
+    log.info("run %s loaded all %d windows already: nothing to fetch", run_id, len(segments))
+    return []
+
+
+def _keep_complete(
+    complete: int,
+    load: Callable[[int, int, dict[str, int]], WindowReport],
+    totals: dict[str, int],
+    segments: Sequence[Segment],
+    whole: TimeWindow,
+) -> None:
+    """After a failed extraction, load its first `complete` segments; a failure to do so is
+    logged, the extraction's error is the one that matters."""
+    if not complete:
+        return
+    log.warning(
+        "range %s: the extraction failed after the first %d of %d windows were fetched from "
+        "every service: loading those", whole, complete, len(segments),
+    )  # fmt: skip
+    try:
+        for index in range(complete):
+            load(index, complete - 1, totals)
+    except Exception:
+        log.exception("range %s: the complete windows could not be loaded", whole)
 
 
 def _segment_of(record: RejectedEvent, starts: list[int]) -> int:

@@ -7,8 +7,10 @@ from datetime import date, datetime
 from typing import Any
 
 import psycopg
+from psycopg.rows import dict_row
 from sqlalchemy import Engine
 
+from pipelines.horizon import Horizon, current_horizon
 from pipelines.report.queries import OutcomesDay
 from pipelines.source.client import ModelArtsClient
 from pipelines.source.errors import ServiceNotFoundError
@@ -21,6 +23,7 @@ from pipelines.windows import TimeWindow
 @dataclass(frozen=True)
 class DayStatus:
     day: date
+    state: str  # loaded, not loaded, given up, unrecoverable (sql/migrations/0017)
     last_load_status: str | None
     last_load_finished_at: datetime | None
     last_run_id: str | None
@@ -35,6 +38,7 @@ class DayStatus:
     v2_last_records_new: int | None = None
     v2_last_records_changed: int | None = None
     v2_records: int = 0
+    last_throttled: int | None = None  # requests refused for the quota, waited out
     rule_version: int | None = None  # the event text rules that last rebuilt the day's marts
     event_coverage: float | None = None  # the share of its events those rules explain
 
@@ -56,20 +60,50 @@ def _query(engine: Engine, name: str, params: dict[str, Any]) -> list[tuple[Any,
         return list(conn.execute(read_sql(name), params).fetchall())
 
 
-def partition_status(engine: Engine, first_day: date, last_day: date) -> list[DayStatus]:
-    """One row per UTC day: the latest load's outcome and the events stored for the day."""
+def partition_status(
+    engine: Engine, first_day: date, last_day: date, horizon: Horizon | None = None
+) -> list[DayStatus]:
+    """One row per UTC day: its state, the latest load's outcome and the events stored for it."""
     days = {"first_day": first_day.isoformat(), "last_day": last_day.isoformat()}
-    rows = _query(engine, "ops/partition_status.sql", days)
+    first_recoverable = (horizon or current_horizon()).first_recoverable_day
+    params = {**days, "first_recoverable_day": first_recoverable.isoformat()}
+    with pooled_connection(engine) as conn:
+        # by column name: each generation and concern adds its columns to the query
+        cursor = conn.cursor(row_factory=dict_row)
+        rows = cursor.execute(read_sql("ops/partition_status.sql"), params).fetchall()
     try:
         rules = {r[0]: (r[1], r[2]) for r in _query(engine, "ops/rule_versions_by_day.sql", days)}
     except psycopg.errors.InsufficientPrivilege:  # the loader role cannot read `analytics`
         rules = {}
     statuses = []
     for row in rows:
-        rule_version, event_coverage = rules.get(row[0], (None, None))
-        day = DayStatus(*row)
+        rule_version, event_coverage = rules.get(row["day"], (None, None))
+        day = DayStatus(**row)
         statuses.append(replace(day, rule_version=rule_version, event_coverage=event_coverage))
     return statuses
+
+
+def day_states(
+    engine: Engine, first_day: date, last_day: date, horizon: Horizon | None = None
+) -> dict[date, str]:
+    """Per UTC day of the range: loaded, not loaded, given up or unrecoverable (migration
+    0017)."""
+    rows = _query(
+        engine,
+        "ops/day_load_states.sql",
+        {
+            "first_day": first_day.isoformat(),
+            "last_day": last_day.isoformat(),
+            "first_recoverable_day": (horizon or current_horizon()).first_recoverable_day,
+        },
+    )
+    return {row[0]: row[1] for row in rows}
+
+
+def record_given_up(engine: Engine, days: list[date], runs: int) -> None:
+    """Record days the catch-up sensor stopped asking for: `status` shows them `given up`."""
+    with pooled_connection(engine, autocommit=True) as conn:
+        conn.execute(read_sql("ops/record_given_up_days.sql"), {"days": days, "runs": runs})
 
 
 def deployment_outcomes(engine: Engine, first_day: date, last_day: date) -> list[OutcomesDay]:

@@ -16,8 +16,9 @@ from pipelines.source.auth import RequestAuth
 from pipelines.source.client import HttpSettings, ModelArtsClient, build_session
 from pipelines.source.connect import Connection, ConnectionSettings, resolve_connection
 from pipelines.source.extract import ExtractSettings
+from pipelines.source.limiter import RateLimiter, shared_limiter
 from pipelines.source.paging import OffsetMode
-from pipelines.source.retrying import RateLimiter, RetryBudget
+from pipelines.source.retrying import DEFAULT_RUN_TIME_BUDGET_S, RetryBudget
 from pipelines.source.stats import ExtractionStats
 from pipelines.warehouse.database import warehouse_engine
 
@@ -80,9 +81,16 @@ class ModelArtsResource(ConfigurableResource):
         default=0, description="Hours before a run's first day fetched again for late events"
     )
     max_requests_per_s: int = Field(
-        default=20, description="Client-side rate limit shared by all workers; 0: none"
+        default=20,
+        description="The most the process sends per second, all runs and workers together "
+        "(the ceiling of the shared adaptive limiter); 0: none",
     )
     retry_budget: int = Field(default=1000, description="Retries one run may spend in all")
+    run_time_budget_s: int = Field(
+        default=DEFAULT_RUN_TIME_BUDGET_S,
+        description="Seconds a run may go on being throttled (waiting under the user's quota) "
+        "before it fails; throttling never fails a run sooner",
+    )
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 60.0
     max_retries: int = Field(default=6, description="Retries of one request")
@@ -96,8 +104,7 @@ class ModelArtsResource(ConfigurableResource):
     _auth_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
-        self._budget = RetryBudget(self.retry_budget)
-        self._limiter = RateLimiter(self.max_requests_per_s)
+        self._budget = self._new_budget()
         try:
             connection = self.connection()
         except settings.ConfigError:
@@ -137,12 +144,22 @@ class ModelArtsResource(ConfigurableResource):
     def run_budget(self) -> RetryBudget:
         """The retry budget of this run (created on first use outside Dagster)."""
         if self._budget is None:
-            self._budget = RetryBudget(self.retry_budget)
+            self._budget = self._new_budget()
         return self._budget
 
+    def _new_budget(self) -> RetryBudget:
+        time_budget = settings.check_integer(
+            settings.MODELARTS_RUN_TIME_BUDGET_S, self.run_time_budget_s
+        )
+        return RetryBudget(self.retry_budget, time_budget_s=float(time_budget))
+
     def run_limiter(self) -> RateLimiter:
+        """The process's one limiter for this user at this endpoint (limiter.py): every run
+        and worker of the process asks it, and throttling slows them all."""
         if self._limiter is None:
-            self._limiter = RateLimiter(self.max_requests_per_s)
+            connection = self.connection()
+            key = f"{connection.endpoint} {connection.project_id} {connection.source}"
+            self._limiter = shared_limiter(key, self.max_requests_per_s)
         return self._limiter
 
     def http_settings(self) -> HttpSettings:

@@ -30,6 +30,10 @@ MODELARTS_LOOKBACK_HOURS = "MODELARTS_LOOKBACK_HOURS"
 MODELARTS_CA_BUNDLE = "MODELARTS_CA_BUNDLE"
 # Which API generations a run lists and loads: auto (both), v1 (old-version services) or v2.
 MODELARTS_API = "MODELARTS_API"
+# How long a run may go on being throttled before it fails (source/retrying.py)
+MODELARTS_RUN_TIME_BUDGET_S = "MODELARTS_RUN_TIME_BUDGET_S"
+# How many days the API keeps service events (API.md: "about one month"): older days are gone.
+MODELARTS_RETENTION_DAYS = "MODELARTS_RETENTION_DAYS"
 IAM_ENDPOINT = "HUAWEICLOUD_IAM_ENDPOINT"
 IAM_USERNAME = "HUAWEICLOUD_USERNAME"
 IAM_PASSWORD = "HUAWEICLOUD_PASSWORD"
@@ -42,6 +46,9 @@ SDK_SECURITY_TOKEN = "HUAWEICLOUD_SDK_SECURITY_TOKEN"
 SDK_PROJECT_ID = "HUAWEICLOUD_SDK_PROJECT_ID"
 SDK_CREDENTIALS_FILE = "HUAWEICLOUD_SDK_CREDENTIALS_FILE"
 METADATA_ENDPOINT = "HUAWEICLOUD_METADATA_ENDPOINT"
+# Region endpoints beyond the vendor's table, with the SDK's names (pipelines/source/regions.py)
+SDK_REGION_PREFIX = "HUAWEICLOUD_SDK_REGION"
+SDK_REGIONS_FILE = "HUAWEICLOUD_SDK_REGIONS_FILE"
 
 NIGHTLY_CRON = "PIPELINES_NIGHTLY_CRON"
 NIGHTLY_TIMEZONE = "PIPELINES_NIGHTLY_TIMEZONE"
@@ -56,6 +63,7 @@ DEFAULT_DATA_DIR = ".data"
 # With no PIPELINES_PARTITIONS_START, the daily partitions begin this many days before today.
 DEFAULT_PARTITION_DAYS = 30
 DEFAULT_WAIT_TIMEOUT_S = 3600
+DEFAULT_RETENTION_DAYS = 30
 # Below this share of a day's events (or attempts) explained by the event text rules, the
 # coverage check warns.
 DEFAULT_MIN_RULE_COVERAGE = 0.99
@@ -75,6 +83,7 @@ MODELARTS_FIELDS = {
     "lookback_hours": MODELARTS_LOOKBACK_HOURS,
     "ca_bundle": MODELARTS_CA_BUNDLE,
     "api": MODELARTS_API,
+    "run_time_budget_s": MODELARTS_RUN_TIME_BUDGET_S,
     "iam_endpoint": IAM_ENDPOINT,
     "username": IAM_USERNAME,
     "password": IAM_PASSWORD,
@@ -111,8 +120,10 @@ INTEGER_RANGES: dict[str, tuple[int, int | None]] = {
     MODELARTS_MAX_RETRIES: (0, 20),
     MODELARTS_SPLIT_THRESHOLD: (0, None),
     MODELARTS_LOOKBACK_HOURS: (0, 24 * 31),
+    MODELARTS_RUN_TIME_BUDGET_S: (60, 7 * 86_400),
     NIGHTLY_LOOKBACK_DAYS: (0, 366),
     WAIT_TIMEOUT_S: (1, 2_000_000),  # Postgres' lock_timeout stops at 2^31 - 1 ms
+    MODELARTS_RETENTION_DAYS: (1, 36_500),  # the tests' fixed 2024 days need a long horizon
 }
 INTEGERS = frozenset(INTEGER_RANGES)
 OFFSET_MODES = ("page", "record")
@@ -151,6 +162,11 @@ def _integer(var: str, default: int) -> int:
 def wait_timeout_s() -> int:
     """How long a run waits for another run (a pool slot, a day's load lock) before failing."""
     return _integer(WAIT_TIMEOUT_S, DEFAULT_WAIT_TIMEOUT_S)
+
+
+def retention_days() -> int:
+    """MODELARTS_RETENTION_DAYS: the days the API keeps events (pipelines/horizon.py)."""
+    return _integer(MODELARTS_RETENTION_DAYS, DEFAULT_RETENTION_DAYS)
 
 
 def min_rule_coverage() -> float:
@@ -311,6 +327,8 @@ def validate() -> None:
                 f"{NIGHTLY_CRON} must be a cron expression, not {env[NIGHTLY_CRON]!r}"
             )
     partitions_start()
+    if env.get(IAM_REGION) and not env.get(MODELARTS_ENDPOINT):
+        region_endpoint("modelarts", env[IAM_REGION])  # an unknown region: one line, now
 
 
 @dataclass(frozen=True)
@@ -341,8 +359,11 @@ def nightly_schedule() -> NightlySchedule:
 
 
 def region_endpoint(service: str, region: str) -> str:
-    """The public endpoint of a Huawei Cloud service in a region, e.g. modelarts, iam."""
-    return f"https://{service}.{region}.myhuaweicloud.com"
+    """The endpoint of a Huawei Cloud service ('modelarts', 'iam') in a region: the SDK's
+    override variable, its regions file, or the vendor's table (ConfigError if none knows it)."""
+    from pipelines.source.regions import region_endpoint as resolve
+
+    return resolve(service, region)
 
 
 def configured() -> Configured:

@@ -11,6 +11,9 @@ from pathlib import Path
 # The tests use fixed dates from 2024 on; the default first partition moves with the calendar.
 # Set before any `pipelines.assets` import (the partitions are built at import).
 os.environ.setdefault("PIPELINES_PARTITIONS_START", "2024-01-01")
+# ... and those days lie beyond the API's default retention of 30 days (pipelines/horizon.py):
+# a long horizon, so that they load; the horizon's tests set their own.
+os.environ.setdefault("MODELARTS_RETENTION_DAYS", "36500")
 
 import psycopg
 import pytest

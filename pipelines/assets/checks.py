@@ -7,13 +7,14 @@ returns none, except the rule coverage, which warns below a threshold (PIPELINES
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import UTC, date, timedelta
 from typing import Any
 
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, MetadataValue
 from sqlalchemy import Engine
 
 from pipelines import settings
+from pipelines.horizon import Horizon, describe_days
 from pipelines.warehouse.coverage import (
     DayCoverage,
     UnmatchedText,
@@ -166,5 +167,51 @@ def coverage_check(days: Sequence[date], engine: Engine) -> AssetCheckResult:
             "top_unmatched_texts": MetadataValue.md(
                 unmatched_table(top_unmatched_texts(engine, days))
             ),
+        },
+    )
+
+
+NO_UNRECOVERABLE_DAYS = AssetCheckSpec(
+    "no_unrecoverable_days",
+    asset="service_events",
+    description=(
+        "Warns naming the days of the partitions that were never loaded and lie wholly beyond "
+        f"the API's retention ({settings.MODELARTS_RETENTION_DAYS}, default "
+        f"{settings.DEFAULT_RETENTION_DAYS} days): their events are lost for good; metadata also "
+        "names the days not loaded yet that are about to fall out of the horizon."
+    ),
+)
+
+
+def horizon_check(engine: Engine, first_day: date, horizon: Horizon) -> AssetCheckResult:
+    """WARN when a day of first_day..yesterday is unrecoverable; name those about to be."""
+    from pipelines.catchup import WARN_BEFORE
+    from pipelines.operate import day_states
+
+    last_day = horizon.now.astimezone(UTC).date() - timedelta(days=1)
+    states = day_states(engine, first_day, last_day, horizon) if first_day <= last_day else {}
+    lost = [d for d, state in sorted(states.items()) if state == "unrecoverable"]
+    leaving = [
+        d
+        for d, state in sorted(states.items())
+        if state == "not loaded" and horizon.time_left(d) <= WARN_BEFORE
+    ]
+    return AssetCheckResult(
+        asset_key=NO_UNRECOVERABLE_DAYS.asset_key,
+        check_name=NO_UNRECOVERABLE_DAYS.name,
+        passed=not lost,
+        severity=AssetCheckSeverity.WARN,
+        description=(
+            f"{len(lost)} day(s) never loaded and beyond the API's retention, lost for good: "
+            + describe_days(lost)
+            if lost
+            else None
+        ),
+        metadata={
+            "retention_days": horizon.retention_days,
+            "first_recoverable_day": horizon.first_recoverable_day.isoformat(),
+            "unrecoverable_days": describe_days(lost),
+            "unrecoverable_day_count": len(lost),
+            "days_leaving_horizon": describe_days(leaving),
         },
     )

@@ -2,6 +2,7 @@
 and `service_event_records` (v2), loaded by the same asset in every run (MODELARTS_API)."""
 
 import logging
+from datetime import date
 
 from dagster import (
     AssetExecutionContext,
@@ -14,9 +15,11 @@ from dagster import (
     multi_asset,
 )
 
-from pipelines.assets.partitions import daily_partitions, day_windows
+from pipelines.assets.checks import NO_UNRECOVERABLE_DAYS, horizon_check
+from pipelines.assets.partitions import PARTITIONS_START, daily_partitions, day_windows
 from pipelines.assets.schedules import STEP_RETRY
 from pipelines.failures import failing_fast, loader_connection
+from pipelines.horizon import current_horizon
 from pipelines.ingest import load_events_range
 from pipelines.ingest_records import RecordWindowReport, load_records_range
 from pipelines.resources import ModelArtsResource, WarehouseResource
@@ -48,6 +51,7 @@ def services(modelarts: ModelArtsResource, warehouse: WarehouseResource) -> Mate
             "v2_services": len(v2_listed),
             "requests": client.stats.requests,
             "retries": client.stats.retries,
+            "throttled": client.stats.throttled,
         }
     )
 
@@ -106,6 +110,7 @@ def _list_v1_services(client: ModelArtsClient, generations: tuple[str, ...]) -> 
     backfill_policy=BackfillPolicy.single_run(),
     pool=API_POOL,
     retry_policy=STEP_RETRY,  # a failed step is retried; permanent errors are not (failing_fast)
+    check_specs=[NO_UNRECOVERABLE_DAYS],
 )
 def service_events(
     context: AssetExecutionContext, modelarts: ModelArtsResource, warehouse: WarehouseResource
@@ -119,6 +124,33 @@ def service_events(
 def _load_partition_days(
     context: AssetExecutionContext, modelarts: ModelArtsResource, warehouse: WarehouseResource
 ) -> MaterializeResult:
+    time_window = context.partition_time_window
+
+    totals: dict[str, int | float] = {}
+    rows = []
+    lookback: dict[str, int | float | str] = {}
+    segments = list(day_windows(time_window.start, time_window.end))
+    # A day wholly beyond the API's retention would come back empty, and be recorded as a quiet
+    # day: it is not asked for (a day never loaded stays `unrecoverable`, a loaded one as it is).
+    horizon = current_horizon()
+    beyond = [key for key, _ in segments if horizon.unrecoverable(date.fromisoformat(key))]
+    segments = segments[len(beyond) :]
+    if beyond:
+        context.log.warning(
+            "%d day(s) %s..%s beyond the API's %d-day retention (MODELARTS_RETENTION_DAYS): "
+            "nothing loaded for them",
+            len(beyond), beyond[0], beyond[-1], horizon.retention_days,
+        )  # fmt: skip
+    days = len(segments)
+    if not segments:
+        return MaterializeResult(
+            check_results=[horizon_check(warehouse.get_engine(), PARTITIONS_START, horizon)],
+            metadata={
+                "days_beyond_retention": ", ".join(beyond),
+                "window_start": time_window.start.isoformat(),
+                "window_end": time_window.end.isoformat(),
+            },
+        )
     engine = warehouse.get_engine()
     listing = modelarts.build_client()
     listed, v2_listed = list_and_upsert_services(listing, modelarts, warehouse)
@@ -137,13 +169,6 @@ def _load_partition_days(
         )
     )
     service_ids = [s.service_id for s in listed]
-    time_window = context.partition_time_window
-
-    totals: dict[str, int | float] = {}
-    rows = []
-    lookback: dict[str, int | float | str] = {}
-    segments = list(day_windows(time_window.start, time_window.end))
-    days = len(segments)
     if modelarts.lookback_hours > 0 and segments:
         # Late events of the hours before the run's first day: their own load, so that each
         # day's counts stay its own and a late event is counted once, as lookback_inserted.
@@ -181,8 +206,11 @@ def _load_partition_days(
     )
     if v2_reports:
         totals.update(_v2_totals(v2_reports))
-    if len(reports) > days:
-        report = reports.pop(0)
+    # a step retry of a range that failed half-way loads only the days still missing
+    by_window = {report.window: report for report in reports}
+    kept = days - sum(1 for _, window in segments[-days:] if window in by_window)
+    if len(segments) > days and segments[0][1] in by_window:
+        report = by_window[segments[0][1]]
         lookback = {f"lookback_{k}": v for k, v in report.as_metadata().items()}
         lookback["lookback_window"] = str(report.window)
         context.log.info(
@@ -191,8 +219,11 @@ def _load_partition_days(
             report.counts["fetched"],
             report.load.inserted,
         )
-    for (day, _), report in zip(segments[-days:], reports, strict=False):
-        day_counts = report.as_metadata()
+    for day, window in segments[-days:]:
+        if window not in by_window:
+            context.log.info("%s: loaded by an earlier attempt of this run", day)
+            continue
+        day_counts = by_window[window].as_metadata()
         for key, value in day_counts.items():
             if isinstance(value, int | float) and key != "batch_id":
                 totals[key] = round(totals.get(key, 0) + value, 3)
@@ -211,16 +242,22 @@ def _load_partition_days(
     totals["v2_services"] = len(v2_listed)
     totals["list_requests"] = listing.stats.requests
     totals["list_retries"] = listing.stats.retries
+    totals["list_throttled"] = listing.stats.throttled
+    totals["days_loaded_by_earlier_attempt"] = kept
     totals["retries_spent_in_run"] = modelarts.run_budget().spent
     totals["retry_budget"] = modelarts.retry_budget
     return MaterializeResult(
+        check_results=[horizon_check(engine, PARTITIONS_START, horizon)],
         metadata={
             **totals,
+            "days_beyond_retention": ", ".join(beyond),
             **lookback,
+            # the process's shared limiter as the run left it: what it learnt of the quota
+            **modelarts.run_limiter().state().as_metadata(),
             "window_start": time_window.start.isoformat(),
             "window_end": time_window.end.isoformat(),
             "per_day": MetadataValue.md(_per_day_table(rows)),
-        }
+        },
     )
 
 
@@ -242,6 +279,7 @@ def _per_day_table(rows: list[tuple[str, dict[str, int | float | str]]]) -> str:
         "inserted",
         "already_present",
         "quarantined",
+        "throttled",
         "seconds",
     ]
     lines = [

@@ -84,4 +84,5 @@ def one_line(exc: BaseException) -> str:
         if secret and len(secret) >= 8:
             text = text.replace(secret, "***")
     line = " ".join(text.split())
-    return line if len(line) <= 400 else line[:397] + "..."
+    # long enough for a list of the known region ids (source/regions.py)
+    return line if len(line) <= 600 else line[:597] + "..."

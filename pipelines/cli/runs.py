@@ -165,7 +165,21 @@ def run_days(command: str, first: date, last: date) -> int:
     commits, then, after a successful run, the deployment attempts per day."""
     from pipelines.dagster_runs import process_tags
     from pipelines.definitions import build_definitions
+    from pipelines.horizon import current_horizon, split_days
 
+    horizon = current_horizon()
+    beyond, first_kept = split_days(first, last, horizon)
+    if beyond:
+        # the API would answer them as empty: loading them would record quiet days, not lost ones
+        print(
+            f"{command}: {beyond[0]}..{beyond[-1]} ({len(beyond)} day(s)) wholly beyond the "
+            f"API's {horizon.retention_days}-day retention ({settings.MODELARTS_RETENTION_DAYS}; "
+            f"the first day it still holds is {horizon.first_recoverable_day}): nothing loaded "
+            "for them; `modelarts-etl status` shows those never loaded as unrecoverable"
+        )
+    if first_kept is None:
+        return 1
+    first = first_kept
     job = build_definitions().resolve_job_def("nightly")
     print(DAY_HEADER)
     with _day_progress():

@@ -72,8 +72,9 @@ def print_outcomes(first: date, last: date) -> None:
 def print_status(rows: Sequence[DayStatus]) -> None:
     """`status`: per day the last load and what is stored, the rule version and coverage."""
     print(
-        f"{'day':<12}{'last load':<11}{'finished (UTC)':<21}{'fetched':>9}{'inserted':>10}"
-        f"{'quarantined':>13}{'services':>10}{'events':>9}{'rules':>7}{'coverage':>10}"
+        f"{'day':<12}{'state':<15}{'last load':<11}{'finished (UTC)':<21}{'fetched':>9}"
+        f"{'inserted':>10}{'quarantined':>13}{'throttled':>11}{'services':>10}{'events':>9}"
+        f"{'rules':>7}{'coverage':>10}"
     )
     for r in rows:
         finished = (
@@ -82,9 +83,9 @@ def print_status(rows: Sequence[DayStatus]) -> None:
             else "-"
         )
         print(
-            f"{r.day.isoformat():<12}{r.last_load_status or 'never':<11}{finished:<21}"
+            f"{r.day.isoformat():<12}{r.state:<15}{r.last_load_status or 'never':<11}{finished:<21}"
             f"{_n(r.last_fetched):>9}{_n(r.last_inserted):>10}{_n(r.last_quarantined):>13}"
-            f"{r.services:>10}{r.events:>9}"
+            f"{_n(r.last_throttled):>11}{r.services:>10}{r.events:>9}"
             f"{'-' if r.rule_version is None else f'v{r.rule_version}':>7}"
             f"{'-' if r.event_coverage is None else f'{r.event_coverage:.2%}':>10}"
         )
@@ -98,6 +99,18 @@ def print_status(rows: Sequence[DayStatus]) -> None:
                 f"{_n(r.v2_last_records_new):>8}{_n(r.v2_last_records_changed):>9}"
                 f"{r.v2_records:>9}"
             )
+    if any(r.state == "unrecoverable" for r in rows):
+        print(
+            "unrecoverable: never loaded, and wholly older than the API's retention "
+            f"({settings.MODELARTS_RETENTION_DAYS}): its events are gone for good"
+        )
+    if any(r.state == "given up" for r in rows):
+        from pipelines.catchup import MAX_ATTEMPTS
+
+        print(
+            f"given up: not loaded, and {MAX_ATTEMPTS} runs of the nightly job ended without it; "
+            "the catch-up sensor no longer asks: `modelarts-etl rerun DAY` once the cause is fixed"
+        )
     if any(r.last_load_status == "stale" for r in rows):
         print("stale: a load left `running` by a process that died; the next load of the day")
         print("takes it over (`modelarts-etl rerun DAY`, or the nightly run)")

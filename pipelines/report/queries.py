@@ -8,12 +8,13 @@ those two queries without touching the rest of the report.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine
 
+from pipelines.horizon import current_horizon
 from pipelines.warehouse.sql_files import read_sql
 
 TOP_SERVICES = 10
@@ -132,6 +133,8 @@ class ReportData:
     unmatched: list[UnmatchedText]
     loads: list[LoadDay]
     freshness: WarehouseFreshness
+    # never loaded, wholly beyond the API's retention: lost for good (sql/migrations/0017)
+    unrecoverable: list[date] = field(default_factory=list)
 
 
 def _rows(conn: Connection, name: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
@@ -179,6 +182,14 @@ def read_report_data(engine: Engine, first_day: date, last_day: date) -> ReportD
             unmatched=top_unmatched_texts(conn, params),
             loads=[LoadDay(*r) for r in _rows(conn, "select_load_freshness_per_day", params)],
             freshness=WarehouseFreshness(*freshness),
+            unrecoverable=[
+                day
+                for day, state in conn.exec_driver_sql(
+                    read_sql("ops/day_load_states.sql"),
+                    {**params, "first_recoverable_day": current_horizon().first_recoverable_day},
+                )
+                if state == "unrecoverable"
+            ],
         )
         conn.rollback()
     return data

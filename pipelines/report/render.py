@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from html import escape
 from typing import Any
 
+from pipelines.horizon import describe_days
 from pipelines.report import chart_types as charts
 from pipelines.report.chart_cache import Draw, draw_now
 from pipelines.report.queries import LoadDay, ReportData
@@ -441,12 +442,18 @@ def _load_counts(loads: list[LoadDay]) -> list[LoadDay]:
     return [replace(d, first_loaded_at=None, last_loaded_at=None) for d in loads]
 
 
+def _load_note(loaded: bool, unrecoverable: bool) -> str:
+    if loaded:
+        return "yes"
+    return "unrecoverable" if unrecoverable else "no data loaded"
+
+
 def _freshness(data: ReportData, draw: Draw) -> Section:
     f = data.freshness
     rows = [
         [
             ("day", d.day, _fmt_day(d.day)),
-            ("loaded", d.loaded, "yes" if d.loaded else "no data loaded"),
+            ("loaded", d.loaded, _load_note(d.loaded, d.day in data.unrecoverable)),
             ("first_loaded_at", d.first_loaded_at, _fmt_time(d.first_loaded_at)),
             *_counts(d, "first_load_events", "later_loads", "late_events"),
             ("last_loaded_at", d.last_loaded_at, _fmt_time(d.last_loaded_at)),
@@ -454,6 +461,7 @@ def _freshness(data: ReportData, draw: Draw) -> Section:
         for d in data.loads
     ]
     late = sum(d.late_events for d in data.loads)
+    lost = describe_days(data.unrecoverable)
     body = (
         f'<p class="lead">Last day loaded completely: <strong>{f.last_loaded_day or "none"}'
         f"</strong>; last load finished {_fmt_time(f.last_load_finished_at)}; marts last rebuilt "
@@ -462,6 +470,14 @@ def _freshness(data: ReportData, draw: Draw) -> Section:
         "range: events inserted for a day by loads after its first complete load (reruns, the "
         "nightly job's lookback days, MODELARTS_LOOKBACK_HOURS windows; a load counts for the day "
         "its window starts in).</p>"
+        + (
+            f'<p class="lead" data-unrecoverable="{len(data.unrecoverable)}"><strong>'
+            f"{len(data.unrecoverable)} day(s) unrecoverable</strong>: never loaded, and wholly "
+            f"older than the API's retention of events (MODELARTS_RETENTION_DAYS), so lost for "
+            f"good: {escape(lost)}.</p>"
+            if data.unrecoverable
+            else ""
+        )
         + _figure(
             draw("loads_chart", _load_counts(data.loads)), "Source: load_batches (succeeded loads)."
         )

@@ -22,6 +22,7 @@ from pipelines.simulator.config import (
 from pipelines.simulator.families import VOCABULARIES
 from pipelines.simulator.history import HistoryConfig, generate_history
 from pipelines.simulator.process import ready_line
+from pipelines.simulator.quota import QUOTA_ANSWERS
 from pipelines.simulator.server import make_server
 
 log = logging.getLogger("pipelines.simulator")
@@ -143,6 +144,32 @@ def _parser() -> argparse.ArgumentParser:
         help="IAM token requests get the same faults (a slow one delivers an aged token)",
     )
     f.add_argument("--fault-seed", type=int, default=defaults.seed)
+    q = p.add_argument_group("limits of real regions (all off by default)")
+    q.add_argument(
+        "--quota-per-minute",
+        type=int,
+        default=defaults.quota_per_window,
+        help="ModelArts calls each credential may make per window (429 APIG.0308 beyond); 0: none",
+    )
+    q.add_argument(
+        "--quota-window-s",
+        type=float,
+        default=defaults.quota_window_s,
+        help="the quota's window (default 60: a minute; shorter for tests)",
+    )
+    q.add_argument(
+        "--quota-answer",
+        choices=QUOTA_ANSWERS,
+        default=defaults.quota_answer,
+        help="stated: the real gateway's 429 (limit in the message, no Retry-After); bare: "
+        "neither; retry-after: Retry-After, no limit",
+    )
+    q.add_argument(
+        "--clock-offset-s",
+        type=float,
+        default=defaults.clock_offset_s,
+        help="the gateway's clock runs this far ahead of this machine's (negative: behind)",
+    )
     return p
 
 
@@ -190,6 +217,10 @@ def main(argv: list[str] | None = None) -> int:
         v2_time_filter=args.v2_time_filter,
         growth_rate=args.growth_rate,
         v1_retired=args.v1_retired,
+        quota_per_window=args.quota_per_minute,
+        quota_window_s=args.quota_window_s,
+        quota_answer=args.quota_answer,
+        clock_offset_s=args.clock_offset_s,
     )
     server = make_server(history, config, args.host, args.port)
     stop = threading.Event()

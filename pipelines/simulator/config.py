@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 FAULT_KINDS = ("throttle", "error_json", "error_html", "drop", "truncate", "slow")
@@ -53,6 +54,17 @@ class SimulatorConfig:
     # Every /v1 ModelArts call answers 404 APIG.0101, as in a region that has discontinued the
     # old-version services (only /v2 is published there).
     v1_retired: bool = False
+    # The gateway's per-credential quota of ModelArts calls per window (quota.py); 0: none.
+    quota_per_window: int = 0
+    quota_window_s: float = 60.0
+    quota_answer: str = "stated"
+    # The gateway's clock runs this far ahead of the machine's (negative: behind): signatures
+    # are checked, and Date, token and key times are written, in its time.
+    clock_offset_s: float = 0.0
+
+    def now(self) -> float:
+        """The gateway's time, epoch seconds."""
+        return time.time() + self.clock_offset_s
 
     def __post_init__(self) -> None:
         if self.api not in API_MODES:
@@ -64,6 +76,8 @@ class SimulatorConfig:
         unknown = set(self.fault_kinds) - set(FAULT_KINDS)
         if unknown:
             raise ValueError(f"unknown fault kinds {sorted(unknown)}; known: {FAULT_KINDS}")
+        if self.quota_per_window < 0 or self.quota_window_s <= 0:
+            raise ValueError("quota_per_window must be >= 0 and quota_window_s > 0")
         if self.latency_s < 0:
             raise ValueError("latency_s must be >= 0")
         for name in (

@@ -6,6 +6,7 @@ import datetime as dt
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -24,8 +25,13 @@ class TokenStore:
     """Issued tokens and their expiry (wall clock); a static token, if set, is always valid."""
 
     def __init__(
-        self, ttl_s: float, static_token: str | None = None, real_life_s: float | None = None
+        self,
+        ttl_s: float,
+        static_token: str | None = None,
+        real_life_s: float | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        self._now = clock  # the gateway's clock (SimulatorConfig.now)
         self._ttl_s = ttl_s
         self._real_life_s = real_life_s
         self._static = static_token
@@ -36,7 +42,7 @@ class TokenStore:
         """A new token, when it was issued and when it says it expires (with `real_life_s` it
         stops working earlier)."""
         token = "MIIsim" + secrets.token_urlsafe(48)
-        issued = time.time()
+        issued = self._now()
         expires = issued + self._ttl_s
         life = min(self._ttl_s, self._real_life_s or self._ttl_s)
         with self._lock:
@@ -50,7 +56,7 @@ class TokenStore:
             return True
         with self._lock:
             expires = self._expiry.get(token)
-        return expires is not None and time.time() < expires
+        return expires is not None and self._now() < expires
 
 
 def _unauthorized() -> Response:

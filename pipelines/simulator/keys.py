@@ -13,7 +13,7 @@ import hmac
 import secrets
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from urllib.parse import unquote
 
@@ -44,7 +44,9 @@ class KeyStore:
         secret_key: str,
         temporary_ttl_s: float,
         real_life_s: float | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        self._now = clock  # the gateway's clock (SimulatorConfig.now)
         self._permanent = {access_key: secret_key}
         self._temporary_ttl_s = temporary_ttl_s
         self._real_life_s = real_life_s
@@ -57,7 +59,7 @@ class KeyStore:
         ak = "SIMTMP" + secrets.token_hex(7).upper()
         sk = secrets.token_urlsafe(30)
         token = "gQpzZWN1cml0eXRva2Vu" + secrets.token_urlsafe(96)
-        now = time.time()
+        now = self._now()
         expires = now + self._temporary_ttl_s
         life = min(self._temporary_ttl_s, self._real_life_s or self._temporary_ttl_s)
         with self._lock:
@@ -67,12 +69,12 @@ class KeyStore:
     def open_session(self, ttl_s: float) -> str:
         token = secrets.token_urlsafe(32)
         with self._lock:
-            self._sessions[token] = time.time() + ttl_s
+            self._sessions[token] = self._now() + ttl_s
         return token
 
     def session_valid(self, token: str | None) -> bool:
         with self._lock:
-            return token is not None and time.time() < self._sessions.get(token, 0.0)
+            return token is not None and self._now() < self._sessions.get(token, 0.0)
 
     def verify(
         self, method: str, raw_target: str, headers: Mapping[str, str], body: bytes
@@ -88,8 +90,13 @@ class KeyStore:
         sent = signer.parse_sdk_date(lowered.get("x-sdk-date", ""))
         if sent is None:
             return "X-Sdk-Date is missing or not YYYYMMDDTHHMMSSZ"
-        if abs((datetime.now(UTC) - sent).total_seconds()) > SIGNATURE_LIFE_S:
-            return "the signature has expired (X-Sdk-Date is more than 15 minutes off)"
+        server_time = datetime.fromtimestamp(self._now(), UTC)
+        if abs((server_time - sent).total_seconds()) > SIGNATURE_LIFE_S:
+            # the real gateway's words, with both times (API.md, "Limits of real regions")
+            return (
+                "calc aksk signature fail:signature expired, signature time:"
+                f"{signer.sdk_date(sent)},server time:{signer.sdk_date(server_time)}"
+            )
         with self._lock:
             secret = self._permanent.get(ak)
             temporary = self._temporary.get(ak)
@@ -97,7 +104,7 @@ class KeyStore:
             return "the access key does not exist"
         if temporary is not None:
             secret, token, dies_at = temporary
-            if time.time() >= dies_at:
+            if self._now() >= dies_at:
                 return "the temporary access key has expired"
             if "x-security-token" not in signed or lowered.get("x-security-token") != token:
                 return "temporary access keys need their X-Security-Token, signed"

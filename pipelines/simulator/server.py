@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from email.utils import formatdate
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -32,6 +33,7 @@ from pipelines.simulator.responses import (
     token_must_be_updated,
 )
 from pipelines.simulator.state import SimulatorState, build_state
+from pipelines.source import signer
 
 log = logging.getLogger(__name__)
 
@@ -178,12 +180,21 @@ class _Handler(BaseHTTPRequestHandler):
         self, kind: str, method: str, parts: list[str], query: dict[str, list[str]]
     ) -> Response:
         state = self.server.state
-        if self.headers.get("Authorization") is not None:
+        authorization = self.headers.get("Authorization")
+        if authorization is not None:
             refused = state.keys.verify(method, self.path, dict(self.headers.items()), b"")
             if refused is not None:
                 return signature_refused(refused)
+            parsed = signer.parse_authorization(authorization)
+            caller = f"ak:{parsed[0] if parsed else '-'}"
         elif not state.tokens.is_valid(self.headers.get("X-Auth-Token")):
             return token_must_be_updated()
+        else:
+            caller = f"user:{state.config.username}"
+        over_quota = state.quota.refuse(caller)  # per user, after authentication
+        if over_quota is not None:
+            state.stats.count_fault("quota")
+            return over_quota
         if parts[2] != state.config.project_id:
             return modelarts_error(404, "ModelArts.0104", f"Project {parts[2]} not found")
         if method != "GET":
@@ -208,6 +219,8 @@ class _Handler(BaseHTTPRequestHandler):
             f"HTTP/1.1 {status} {reason}",
             f"Content-Type: {response.content_type}",
             f"Content-Length: {len(response.body)}",
+            # the gateway's clock, on every answer (as the real one sends it)
+            f"Date: {formatdate(self.server.state.config.now(), usegmt=True)}",
         ]
         lines.extend(f"{name}: {value}" for name, value in response.headers.items())
         body = response.body

@@ -11,6 +11,7 @@ from pipelines.simulator.hostile import BAD_ANSWERS, hostile_records, hostile_se
 from pipelines.simulator.iam import TokenStore
 from pipelines.simulator.keys import KeyStore
 from pipelines.simulator.models import History
+from pipelines.simulator.quota import Quota
 from pipelines.simulator.stats import ServerStats
 from pipelines.simulator.store import EventStore, ServiceLog
 from pipelines.simulator.tampering import tamper
@@ -29,6 +30,7 @@ class SimulatorState:
     # the v2 generation (v2store.py): empty unless config.api is v2 or mixed
     records: RecordStore
     growth_rng: random.Random
+    quota: Quota
 
 
 def build_state(history: History, config: SimulatorConfig) -> SimulatorState:
@@ -62,12 +64,21 @@ def build_state(history: History, config: SimulatorConfig) -> SimulatorState:
         history=history,
         config=config,
         store=EventStore(logs),
-        tokens=TokenStore(config.token_ttl_s, config.static_token, config.credential_real_life_s),
+        tokens=TokenStore(
+            config.token_ttl_s,
+            config.static_token,
+            config.credential_real_life_s,
+            clock=config.now,
+        ),
         keys=KeyStore(
             config.access_key,
             config.secret_key,
             config.temporary_key_ttl_s,
             config.credential_real_life_s,
+            clock=config.now,
+        ),
+        quota=Quota(
+            config.quota_per_window, config.quota_window_s, config.quota_answer, config.now
         ),
         stats=stats,
         dice=FaultDice(config),

@@ -4,7 +4,6 @@ credentials file or the ECS metadata service), an IAM password token, or a stati
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -12,6 +11,7 @@ from typing import Any, Protocol
 import requests
 
 from pipelines.source import signer
+from pipelines.source.clock import CLOCK
 from pipelines.source.credentials import (
     AccessKey,
     MetadataKeys,
@@ -223,6 +223,8 @@ class AccessKeyAuth:
             "Host": host,
             "Content-Type": "application/json",
             "X-Project-Id": self._project_id,
+            # the gateway's time, corrected when it said ours is off (clock.py)
+            signer.DATE_HEADER: signer.sdk_date(CLOCK.now_utc()),
         }
         if key.security_token is not None:
             headers["X-Security-Token"] = key.security_token.reveal()
@@ -238,4 +240,4 @@ def _token_expiry(response: requests.Response) -> float:
     try:
         return parse_expiry(response.json()["token"]["expires_at"])
     except (ValueError, KeyError, TypeError):
-        return time.time() + 3600.0
+        return CLOCK.now() + 3600.0

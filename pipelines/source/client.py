@@ -16,6 +16,7 @@ from urllib3.util.retry import Retry
 
 from pipelines.source import signer
 from pipelines.source.auth import RequestAuth
+from pipelines.source.clock import CLOCK, ClockSkewError, gateway_time, signature_expired
 from pipelines.source.errors import (
     AuthenticationError,
     CredentialRefusedError,
@@ -24,10 +25,12 @@ from pipelines.source.errors import (
     PagingError,
     ServiceNotFoundError,
     SourceError,
+    ThrottledError,
     TransientHTTPError,
 )
+from pipelines.source.limiter import RateLimiter, parse_quota
 from pipelines.source.models import EventPage, ServiceInfo
-from pipelines.source.retrying import RateLimiter, RetryBudget, RetryPolicy, call_with_retries
+from pipelines.source.retrying import RetryBudget, RetryPolicy, call_with_retries
 from pipelines.source.stats import ExtractionStats
 from pipelines.windows import TimeWindow
 
@@ -197,7 +200,15 @@ class ModelArtsClient:
             self._settings.retry_policy,
             self.budget,
             on_retry=lambda: self.stats.add(retries=1),
+            on_throttled=self._throttled,
         )
+
+    def _throttled(self, exc: ThrottledError) -> None:
+        """A throttling answer: the shared limiter slows every worker; counted, not retried
+        from the budget."""
+        self.stats.add(throttled=1)
+        pause = self.limiter.throttled(exc.retry_after_s, exc.quota)
+        log.info("%s throttled (%s); every worker waits %.1f s", exc.what, exc, pause)
 
     def _get_json_once(self, path: str, params: dict[str, Any], what: str) -> dict[str, Any]:
         """One attempt. A 401 drops exactly the credential that was sent and sends the request
@@ -205,6 +216,8 @@ class ModelArtsClient:
         from the run's budget when the credential can be renewed, else it fails naming the
         credential's source."""
         credential, response = self._send(path, params)
+        if response.status_code == 401 and self._clock_corrected(response, what):
+            credential, response = self._send(path, params)  # signed with the gateway's time
         if response.status_code == 401:
             self._refused(credential)
             credential, response = self._send(path, params)
@@ -217,6 +230,10 @@ class ModelArtsClient:
                     f"{what}: the API refused {self._auth.source}: HTTP 401 {code or '-'}: "
                     f"{message or '(no message)'}"
                 )
+        if response.status_code == 429:
+            code, message = _error_fields(response)
+            quota = parse_quota(message)
+            raise ThrottledError(code, message, what, _retry_after_s(response), quota)
         if response.status_code in RETRYABLE_STATUSES:
             code, message = _error_fields(response)
             raise TransientHTTPError(
@@ -235,6 +252,22 @@ class ModelArtsClient:
             # Well-formed but the wrong shape: asking again would not change it.
             raise SourceError(f"{what}: answer is a JSON {type(parsed).__name__}, not an object")
         return parsed
+
+    def _clock_corrected(self, response: requests.Response, what: str) -> bool:
+        """A 401 for a signature time too far from the gateway's: the process's clock takes
+        the gateway's time (its message's `server time`, else its Date header); True when the
+        request should be signed and sent again."""
+        code, message = _error_fields(response)
+        if not signature_expired(code, message):
+            return False
+        server_time = gateway_time(message, response.headers.get("Date"))
+        if server_time is None:
+            return False
+        try:
+            CLOCK.learn(server_time)
+        except ClockSkewError as exc:
+            raise AuthenticationError(f"{what}: signature expired: {exc}") from None
+        return True
 
     def _refused(self, credential: object) -> None:
         self.stats.add(token_refreshes=1)

@@ -327,12 +327,16 @@ def describe_environment() -> tuple[str, bool]:
     if not settings.configured().api:
         return "api: the simulator, with its AK/SK (MODELARTS_ENDPOINT is unset)", True
     try:
-        connection = resolve_connection(ConnectionSettings.from_environment())
+        chosen = ConnectionSettings.from_environment()
+        connection = resolve_connection(chosen)
     except ConfigError as exc:
         return f"api: not usable: {exc}", False
+    region = f" (region {chosen.region})" if chosen.region else ""
+    iam = connection.credentials.iam
     line = (
-        f"api: {connection.endpoint}, project {connection.project_id}, "
-        f"credentials: {connection.source}"
+        f"api: ModelArts {connection.endpoint}{region}"
+        + (f", IAM {iam.iam_endpoint}" if iam is not None else "")
+        + f", project {connection.project_id}, credentials: {connection.source}"
     )
     ca_bundle = os.environ.get(settings.MODELARTS_CA_BUNDLE) or None
     http = HttpSettings(

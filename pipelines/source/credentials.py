@@ -13,7 +13,6 @@ import configparser
 import logging
 import math
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +22,7 @@ from typing import Generic, TypeVar
 import requests
 
 from pipelines.settings import SDK_CREDENTIALS_FILE, ConfigError
+from pipelines.source.clock import CLOCK
 from pipelines.source.errors import AuthenticationError, TransientHTTPError
 from pipelines.source.retrying import RetryBudget, RetryPolicy, call_with_retries
 
@@ -102,8 +102,9 @@ class Renewing(Generic[T]):
     def get(self) -> T:
         # One lock: while one thread fetches, the others wait for its result.
         with self._lock:
-            if self._value is None or time.time() >= self._refresh_at:
-                issued = time.time()
+            # the gateway's clock: expiry times are stated in it (clock.py)
+            if self._value is None or CLOCK.now() >= self._refresh_at:
+                issued = CLOCK.now()
                 value, expires_at = self._fetch()
                 life = max(0.0, expires_at - issued)
                 refresh_in = life - min(self._margin_s, 0.2 * life)
@@ -120,7 +121,7 @@ class Renewing(Generic[T]):
         with self._lock:
             if self._value is None or value is not self._value:
                 return  # already replaced by another thread: resend with the current one
-            lived = time.time() - self._issued_at
+            lived = CLOCK.now() - self._issued_at
             self._value = None
             if self.MIN_LEARNED_LIFE_S <= lived < 0.8 * self._advertised_life:
                 shortest = min(lived, self.observed_life_s or math.inf)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pipelines.source.limiter import Quota
+
 
 class SourceError(Exception):
     """Base of every error the extractor raises on purpose."""
@@ -56,7 +58,25 @@ class TransientHTTPError(SourceError):
         self.error_code = error_code
         self.error_msg = error_msg
         self.retry_after_s = retry_after_s
+        self.what = what
         super().__init__(f"HTTP {status} {error_code or '-'}: {error_msg or '(no message)'}")
+
+
+class ThrottledError(TransientHTTPError):
+    """429 (`APIG.0308`/`APIGW.0308`): over the user's quota. Never counted against the retry
+    policy or budget: the shared limiter slows down and the send is tried again while the
+    run's time budget lasts. `quota`: what the message states, if anything."""
+
+    def __init__(
+        self,
+        error_code: str | None,
+        error_msg: str | None,
+        what: str,
+        retry_after_s: float | None = None,
+        quota: Quota | None = None,
+    ):
+        super().__init__(429, error_code, error_msg, what, retry_after_s)
+        self.quota = quota
 
 
 class CredentialRefusedError(TransientHTTPError):
@@ -70,6 +90,10 @@ class RetriesExhaustedError(SourceError):
 
 class RetryBudgetExhaustedError(SourceError):
     """The run spent every retry it was allowed: the API fails too often to go on."""
+
+
+class RunTimeBudgetExhaustedError(SourceError):
+    """The run is still throttled when its time budget (MODELARTS_RUN_TIME_BUDGET_S) ends."""
 
 
 class NotJSONBodyError(SourceError):

@@ -51,6 +51,27 @@ class ExtractedPage:
     events: list[ServiceEvent] = field(default_factory=list)
     rejected: list[RejectedEvent] = field(default_factory=list)
     encoded: Any = None
+    # the latest occur_time the page held (valid or not): the service's events before it
+    # have all been fetched
+    through_ms: int | None = None
+
+
+@dataclass
+class ExtractionProgress:
+    """How far each service's events have reached the consumer: a service in `done` gave all
+    of them; else every event before `through_ms[service]` has been yielded (pages come in
+    ascending occur_time). Updated in the consumer's thread, as it receives pages."""
+
+    through_ms: dict[str, int] = field(default_factory=dict)
+    done: set[str] = field(default_factory=set)
+
+    def complete_before(self, service_ids: Sequence[str], window: TimeWindow) -> int:
+        """The time before which every service's events of `window` were all received."""
+        reached = window.end_ms
+        for service_id in service_ids:
+            if service_id not in self.done:
+                reached = min(reached, self.through_ms.get(service_id, window.start_ms))
+        return max(reached, window.start_ms)
 
 
 @dataclass(frozen=True)
@@ -65,6 +86,7 @@ def extract_window(
     window: TimeWindow,
     settings: ExtractSettings,
     encode: Callable[[list[ServiceEvent]], Any] | None = None,
+    progress: ExtractionProgress | None = None,
 ) -> Generator[ExtractedPage, None, None]:
     """Yield validated pages of every service's events in `window` as workers fetch them.
 
@@ -74,8 +96,10 @@ def extract_window(
     in services_missing and skipped; any other error stops the extraction and is raised.
     Memory is bounded by `max_buffered_pages`, whatever the window holds. `encode`, when given,
     turns each page's events into what the consumer loads, in the workers: the loader's encoding
-    then runs beside its inserts instead of between them.
+    then runs beside its inserts instead of between them. `progress`, when given, says how far
+    each service got, also after a failure (what was fetched can still be kept).
     """
+    progress = progress if progress is not None else ExtractionProgress()
     stats = client.stats
     stats.add(services=len(service_ids))
     query = TimeWindow(
@@ -113,6 +137,7 @@ def extract_window(
                     return
                 stats.add(pages=1, fetched=len(page.events))
                 extracted = _validate_page(service_id, page.events, window, client)
+                extracted.through_ms = _latest_time(page.events)
                 if encode is not None:
                     extracted.encoded = encode(extracted.events)
                     extracted.events = []
@@ -137,7 +162,11 @@ def extract_window(
                 pending -= 1
                 if item.error is not None:
                     raise item.error
+                progress.done.add(item.service_id)
                 continue
+            if item.through_ms is not None:
+                reached = progress.through_ms.get(item.service_id, item.through_ms)
+                progress.through_ms[item.service_id] = max(reached, item.through_ms)
             yield item
         finished = True
     finally:
@@ -173,6 +202,14 @@ def _next(
             "window %s: no page for %.0f s; waiting on services %s (gives up after %.0f s)",
             window, waited, busy or "none", settings.stall_timeout_s,
         )  # fmt: skip
+
+
+def _latest_time(raws: list[object]) -> int | None:
+    """The occur_time of a page's last record that has one (pages come ascending)."""
+    for raw in reversed(raws):
+        if isinstance(raw, dict) and type(t := raw.get("occur_time")) is int:
+            return t
+    return None
 
 
 def _validate_page(

@@ -1,5 +1,7 @@
 """Retries of API calls, in one place: which failures are transient, how long to wait, and a
-retry budget and request rate shared by every worker of a run."""
+retry budget (retries and time) shared by every worker of a run. Throttling answers are not
+retries: they go to the process's shared limiter (limiter.py) and are sent again while the
+run's time budget lasts."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import requests
 from tenacity import (
     RetryCallState,
     Retrying,
-    retry_if_exception_type,
+    retry_if_exception,
     stop_after_attempt,
     wait_random_exponential,
 )
@@ -24,7 +26,9 @@ from pipelines.source.errors import (
     NotJSONBodyError,
     RetriesExhaustedError,
     RetryBudgetExhaustedError,
+    RunTimeBudgetExhaustedError,
     SourceError,
+    ThrottledError,
     TransientHTTPError,
 )
 
@@ -53,15 +57,40 @@ class RetryPolicy:
     backoff_max_s: float = 30.0
 
 
-class RetryBudget:
-    """Retries a whole run may spend, shared by all workers; `None` total means unlimited."""
+# How long a run may go on being throttled (MODELARTS_RUN_TIME_BUDGET_S): a night's window.
+DEFAULT_RUN_TIME_BUDGET_S = 6 * 3600
 
-    def __init__(self, total: int | None):
+
+class RetryBudget:
+    """Retries a whole run may spend, shared by all workers; `None` total means unlimited.
+
+    It also holds the run's time budget: throttling is waited out (never a failure) until
+    `time_budget_s` after the budget was made, the run's start.
+    """
+
+    def __init__(
+        self,
+        total: int | None,
+        time_budget_s: float = DEFAULT_RUN_TIME_BUDGET_S,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         if total is not None and total < 0:
             raise ValueError("a retry budget cannot be negative")
         self.total = total
+        self.time_budget_s = time_budget_s
+        self._clock = clock
+        self._deadline = clock() + time_budget_s
         self._spent = 0
         self._lock = threading.Lock()
+
+    def check_time(self, what: str, reason: str) -> None:
+        """Raise RunTimeBudgetExhaustedError when the run's time budget is over."""
+        if self._clock() >= self._deadline:
+            raise RunTimeBudgetExhaustedError(
+                f"{what}: still throttled ({reason}) when the run's time budget of "
+                f"{self.time_budget_s:.0f} s ended; raise MODELARTS_RUN_TIME_BUDGET_S, or run "
+                "when the user's quota is less used"
+            )
 
     @property
     def spent(self) -> int:
@@ -83,45 +112,6 @@ class RetryBudget:
         return f"RetryBudget(total={self.total}, spent={self.spent})"
 
 
-class RateLimiter:
-    """A token bucket: at most `rate` requests per second on average, bursts up to `burst`.
-
-    Shared by all workers of a run; `rate` 0 means unlimited.
-    """
-
-    def __init__(
-        self, rate: float, burst: float | None = None, clock: Callable[[], float] = time.monotonic
-    ):
-        if rate < 0:
-            raise ValueError("a rate limit cannot be negative")
-        self.rate = rate
-        self.burst = max(1.0, burst if burst is not None else rate)
-        self._clock = clock
-        self._tokens = self.burst
-        self._updated = clock()
-        self._lock = threading.Lock()
-
-    def acquire(self, sleep: Callable[[float], None] = time.sleep) -> float:
-        """Wait for one token; returns the seconds waited."""
-        if self.rate <= 0:
-            return 0.0
-        waited = 0.0
-        while True:
-            with self._lock:
-                now = self._clock()
-                self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
-                self._updated = now
-                if self._tokens >= 1.0:
-                    self._tokens -= 1.0
-                    return waited
-                delay = (1.0 - self._tokens) / self.rate
-            sleep(delay)
-            waited += delay
-
-    def __repr__(self) -> str:
-        return f"RateLimiter(rate={self.rate}/s, burst={self.burst})"
-
-
 def describe_failure(exc: BaseException) -> str:
     """A short reason for logs and errors: never a URL, header or body."""
     if isinstance(exc, SourceError):
@@ -135,12 +125,38 @@ def call_with_retries(
     policy: RetryPolicy,
     budget: RetryBudget,
     on_retry: Callable[[], None] | None = None,
+    on_throttled: Callable[[ThrottledError], None] | None = None,
 ) -> T:
     """`call()`, retried on transient failures with backoff (honouring Retry-After).
 
     Each retry is taken from `budget`; when the attempts or the budget run out the call fails
     with a SourceError that says what failed and why. Other errors propagate at once.
+    A ThrottledError is handed to `on_throttled` (the shared limiter slows down there) and the
+    call is made again, without limit until the run's time budget ends; with no
+    `on_throttled` it is an ordinary transient failure.
     """
+    if on_throttled is None:
+        return _call_with_retries(call, what, policy, budget, on_retry, throttling=False)
+    while True:
+        try:
+            return _call_with_retries(call, what, policy, budget, on_retry, throttling=True)
+        except ThrottledError as exc:
+            budget.check_time(what, describe_failure(exc))
+            on_throttled(exc)
+
+
+def _call_with_retries(
+    call: Callable[[], T],
+    what: str,
+    policy: RetryPolicy,
+    budget: RetryBudget,
+    on_retry: Callable[[], None] | None,
+    throttling: bool,
+) -> T:
+    def transient(exc: BaseException) -> bool:
+        if throttling and isinstance(exc, ThrottledError):
+            return False  # the caller's to wait out
+        return isinstance(exc, TRANSIENT_ERRORS)
 
     def before_sleep(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
@@ -157,7 +173,7 @@ def call_with_retries(
         )
 
     retrying = Retrying(
-        retry=retry_if_exception_type(TRANSIENT_ERRORS),
+        retry=retry_if_exception(transient),
         stop=stop_after_attempt(policy.max_retries + 1),
         wait=_wait(policy),
         before_sleep=before_sleep,
@@ -166,6 +182,8 @@ def call_with_retries(
     try:
         return retrying(call)
     except TRANSIENT_ERRORS as exc:
+        if throttling and isinstance(exc, ThrottledError):
+            raise
         raise RetriesExhaustedError(
             f"{what}: gave up after {policy.max_retries + 1} attempts: {describe_failure(exc)}"
         ) from None

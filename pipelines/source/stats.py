@@ -13,6 +13,7 @@ class ExtractionStats:
     pages: int = 0
     requests: int = 0
     retries: int = 0
+    throttled: int = 0
     token_refreshes: int = 0
     windows_split: int = 0
     fetched: int = 0

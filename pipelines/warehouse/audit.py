@@ -23,6 +23,7 @@ AUDIT_COUNTS = (
     "pages",
     "requests",
     "retries",
+    "throttled",
     "fetched",
     "out_of_window",
     "inserted",
@@ -104,3 +105,10 @@ def record_failed_load(
     batch_id = open_load_batch(engine, window, run, loader_pid, generation)
     fail_load_batch(engine, batch_id, f"extraction failed: {type(error).__name__}: {error}")
     return batch_id
+
+
+def loaded_windows(engine: Engine, run_id: str) -> set[tuple[int, int]]:
+    """(window_start_ms, window_end_ms) of every window run `run_id` has loaded (succeeded)."""
+    with pooled_connection(engine) as conn:
+        rows = conn.execute(read_sql("load/select_loaded_windows.sql"), {"run_id": run_id})
+        return {(int(start), int(end)) for start, end in rows.fetchall()}

@@ -19,6 +19,8 @@ grant select, insert on service_events, quarantined_events to modelarts_loader;
 grant select, insert, update on service_event_records to modelarts_loader;
 grant select, insert on service_event_record_changes to modelarts_loader;
 grant select, insert, update on load_batches, services to modelarts_loader;
+-- the catch-up sensor records the days it gives up on (migration 0017)
+grant select, insert on catchup_given_up_days to modelarts_loader;
 -- the (service, day) pairs a load changed, for the marts rebuild (migration 0009)
 grant insert on mart_rebuild_queue to modelarts_loader;
 -- the pipeline checks on start that no migration is pending

@@ -17,6 +17,8 @@ revoke create on schema public, analytics from modelarts_transformer;
 
 -- load_batches: the deployment report (an asset run as this role) shows the loads' freshness
 grant select on service_events, services, load_batches, schema_migrations to modelarts_transformer;
+-- and which days are lost or given up (day_load_states, migration 0017)
+grant select on catchup_given_up_days to modelarts_transformer;
 -- the v2 event records and their history (migration 0012)
 grant select on service_event_records, service_event_record_changes to modelarts_transformer;
 -- the marts rebuild consumes what the loader queued (migration 0009)

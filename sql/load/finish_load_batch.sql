@@ -6,6 +6,7 @@ update load_batches set
     pages = %(pages)s,
     requests = %(requests)s,
     retries = %(retries)s,
+    throttled = %(throttled)s,
     fetched = %(fetched)s,
     out_of_window = %(out_of_window)s,
     inserted = %(inserted)s,

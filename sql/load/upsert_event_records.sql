@@ -2,7 +2,8 @@
 -- one's event_count and update_at forward only and keep its earliest create_at; keep one that
 -- came back smaller (a count or update_at below the stored one) as stored. Every insert and
 -- forward move writes its before/after into service_event_record_changes, and queues the
--- (service, create_at day) of the record for the marts rebuild. Returns the load's counts.
+-- (service, create_at day) of the record, and its stored create_at day if that moved, for the marts
+-- rebuild. Returns the load's counts.
 with staged as (
     select distinct on (record_id) *
     from record_stage
@@ -14,6 +15,7 @@ classified as (
         staged.*,
         stored.event_count as count_before,
         stored.update_at as update_at_before,
+        stored.create_at as create_at_before,
         case
             when stored.record_id is null then 'new'
             when
@@ -95,8 +97,14 @@ queued as (
     select distinct
         %(batch_id)s::bigint as load_batch_id,
         moved.service_id,
-        (to_timestamp(moved.create_at / 1000.0) at time zone 'UTC')::date as event_date
+        (to_timestamp(record_days.create_at / 1000.0) at time zone 'UTC')::date as event_date
     from moved
+    -- a create_at that moved earlier leaves its old day as well: both days are rebuilt
+    cross join
+        lateral (
+            values (moved.create_at), (moved.create_at_before)
+        ) as record_days (create_at)
+    where record_days.create_at is not null
     on conflict do nothing
 )
 

@@ -1,7 +1,8 @@
 -- Per UTC day of a range: the latest load of the day and what service_events holds for it, then
 -- the latest v2 load of the day and the v2 records created on it (service_event_records).
 -- A load still `running` whose backend is gone died with its process: shown as `stale` (the
--- next load of the day marks it `abandoned` and takes over).
+-- next load of the day marks it `abandoned` and takes over). state: loaded, not loaded, or
+-- unrecoverable (never loaded, and wholly beyond the API's retention horizon: migration 0017).
 with latest_load as (
     select distinct on (batches.partition_key)
         batches.partition_key,
@@ -20,6 +21,7 @@ with latest_load as (
         batches.inserted,
         batches.already_present,
         batches.quarantined,
+        batches.throttled,
         batches.finished_at
     from load_batches as batches
     where
@@ -55,6 +57,7 @@ stored_records as (
 final as (
     select
         days.day,
+        states.state,
         latest_load.status as last_load_status,
         latest_load.finished_at as last_load_finished_at,
         latest_load.run_id as last_run_id,
@@ -64,11 +67,17 @@ final as (
         latest_load.quarantined as last_quarantined,
         coalesce(stored.services, 0) as services,
         coalesce(stored.events, 0) as events,
+        latest_load.throttled as last_throttled,
         latest_v2_load.status as v2_last_load_status,
         latest_v2_load.records_new as v2_last_records_new,
         latest_v2_load.records_changed as v2_last_records_changed,
         coalesce(stored_records.records, 0) as v2_records
     from days_of_range(%(first_day)s::date, %(last_day)s::date) as days
+    inner join
+        day_load_states(
+            %(first_day)s::date, %(last_day)s::date, %(first_recoverable_day)s::date
+        ) as states
+        on days.day = states.day
     left join latest_load on latest_load.partition_key = days.day::text
     left join latest_v2_load on latest_v2_load.partition_key = days.day::text
     left join stored_records on days.day = stored_records.day

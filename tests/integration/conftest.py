@@ -3,13 +3,16 @@ pipeline's resources at it and at the test's own database."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date, timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from itertools import islice
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import psycopg
 import pytest
@@ -102,8 +105,14 @@ PIPELINE_SETTINGS = ("MODELARTS_", "HUAWEICLOUD_", "DATABASE_URL", "DAGSTER_")
 
 def bare_environ() -> dict[str, str]:
     """This process's environment without any of the pipeline's settings: what a child
-    `modelarts-etl` sees on a machine configured for nothing (embedded defaults)."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(PIPELINE_SETTINGS)}
+    `modelarts-etl` sees on a machine configured for nothing (embedded defaults), except the
+    tests' long retention horizon (tests/conftest.py), without which their fixed days would
+    fall out of the API's default 30 days as the calendar moves."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(PIPELINE_SETTINGS) or k == settings.MODELARTS_RETENTION_DAYS
+    }
 
 
 def free_port() -> int:
@@ -157,3 +166,29 @@ def add_events(load: WindowLoad, events: Iterable[ServiceEvent], block_rows: int
     while block := list(islice(iterator, block_rows)):
         taken += load.add_encoded(load.encode_events(block))
     return taken
+
+
+class WebhookRecorder(BaseHTTPRequestHandler):
+    """An alert webhook on loopback: every JSON body POSTed to it, in order."""
+
+    received: ClassVar[list[dict[str, Any]]] = []
+
+    def do_POST(self) -> None:
+        length = int(self.headers["Content-Length"])
+        self.received.append(json.loads(self.rfile.read(length)))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def alert_webhook() -> Iterator[str]:
+    """The URL of a WebhookRecorder (its path a token, as real webhook URLs hold one)."""
+    server = HTTPServer(("127.0.0.1", 0), WebhookRecorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    WebhookRecorder.received.clear()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hooks/secret"
+    server.shutdown()

@@ -161,6 +161,12 @@ CONFIG_ERRORS = [
      "(HUAWEICLOUD_SDK_CREDENTIALS_FILE, default ~/.huaweicloud/credentials), "
      "HUAWEICLOUD_USERNAME/HUAWEICLOUD_PASSWORD or MODELARTS_TOKEN is set, and the ECS metadata "
      f"service at http://127.0.0.1:{CLOSED} did not answer: Connection refused"),
+    # a region the vendor's table does not know: the known ids and the SDK's override
+    ({"HUAWEICLOUD_REGION": "xx-moon-1", **KEYS}, ["run"],
+     "unknown region 'xx-moon-1' (HUAWEICLOUD_REGION); known: af-north-1,af-south-1,"),
+    ({"HUAWEICLOUD_REGION": "xx-moon-1", **KEYS}, ["status"],
+     "tr-west-1; else set HUAWEICLOUD_SDK_REGION_MODELARTS_XX_MOON_1 "
+     "(or HUAWEICLOUD_SDK_REGIONS_FILE)"),
 ]  # fmt: skip
 
 
@@ -181,11 +187,23 @@ def test_a_credential_mistake_is_one_line_and_exit_2_before_anything_starts(
 
 
 @pytest.mark.usefixtures("no_credentials")
-def test_status_shows_the_credential_source_never_the_secret(
-    database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("region", "endpoint"),
+    [
+        ("ap-southeast-3", "https://modelarts.ap-southeast-3.myhuaweicloud.com"),
+        # the vendor's exception: Hong Kong's ModelArts is on .myhuaweicloud.cn
+        ("ap-southeast-1", "https://modelarts.ap-southeast-1.myhuaweicloud.cn"),
+    ],
+)
+def test_status_shows_the_endpoints_and_credential_source_never_the_secret(
+    region: str,
+    endpoint: str,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("DATABASE_URL", database_url)
-    monkeypatch.setenv("HUAWEICLOUD_REGION", "ap-southeast-3")
+    monkeypatch.setenv("HUAWEICLOUD_REGION", region)
     monkeypatch.setenv("HUAWEICLOUD_SDK_PROJECT_ID", "0123456789abcdef")
     for var, value in {"HUAWEICLOUD_SDK_AK": "HPUAEXAMPLE", "HUAWEICLOUD_SDK_SK": "sk-secret-value",
                        "HUAWEICLOUD_SDK_SECURITY_TOKEN": "token-secret-value"}.items():  # fmt: skip
@@ -194,7 +212,7 @@ def test_status_shows_the_credential_source_never_the_secret(
     assert main(["status", "--start", "2026-11-18", "--end", "2026-11-19"]) == 0
     out = capsys.readouterr().out
     assert (
-        "api: https://modelarts.ap-southeast-3.myhuaweicloud.com, project 0123456789abcdef, "
+        f"api: ModelArts {endpoint} (region {region}), project 0123456789abcdef, "
         "credentials: temporary AK/SK HPUA… from HUAWEICLOUD_SDK_AK/HUAWEICLOUD_SDK_SK"
     ) in out
     assert "sk-secret-value" not in out and "token-secret-value" not in out

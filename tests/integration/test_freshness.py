@@ -47,7 +47,7 @@ def test_every_daily_asset_carries_the_policy_and_nothing_else_does() -> None:
     assert DAILY_FRESHNESS.lower_bound_delta == timedelta(hours=3)
     # the superseded freshness checks and their sensor are gone
     assert not any("freshness" in k.name for k in graph.asset_check_keys)
-    assert [s.name for s in defs.sensors or []] == ["alert_on_run_failure"]
+    assert [s.name for s in defs.sensors or []] == ["alert_on_run_failure", "catch_up_missed_days"]
 
 
 @pytest.fixture

@@ -50,7 +50,7 @@ def test_status_verify_and_rerun(
     assert main(["status", "--start", first, "--end", last]) == 0
     after = capsys.readouterr().out
     loaded = _rows(after, first)[0].split()
-    assert loaded[1] == "succeeded" and int(loaded[-3]) > 0  # events stored for the day
+    assert loaded[1:3] == ["loaded", "succeeded"] and int(loaded[-3]) > 0  # events stored
     assert loaded[-2] == "v1"  # the event text rules that built the day's marts
     assert "never" in _rows(after, last)[0]
 

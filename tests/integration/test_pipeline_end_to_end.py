@@ -62,12 +62,15 @@ def test_definitions_load(pipeline_env: dict[str, str]) -> None:
     keys = {key.to_user_string() for key in defs.resolve_all_asset_keys()}
     assert keys == {"services", "service_events", *MARTS, "deployment_report"}
     # the repository resolves (every asset's resources bound) with the nightly job, its
-    # schedule and the failure sensor
+    # schedule, the failure sensor and the catch-up sensor
     repository = defs.get_repository_def()
     assert {job.name for job in repository.get_all_jobs()} == {"__ASSET_JOB", "nightly"}
     assert [s.name for s in repository.schedule_defs] == ["nightly_schedule"]
     assert [s.job_name for s in repository.schedule_defs] == ["nightly"]
-    assert [s.name for s in repository.sensor_defs] == ["alert_on_run_failure"]
+    assert [s.name for s in repository.sensor_defs] == [
+        "alert_on_run_failure",
+        "catch_up_missed_days",
+    ]
     assert sorted(repository.get_top_level_resources()) == ["alerts", "modelarts", "warehouse"]
 
 

@@ -12,6 +12,7 @@ import math
 from collections import Counter
 from collections.abc import Iterator
 from datetime import date, timedelta
+from typing import Any
 
 import psycopg
 import pytest
@@ -23,7 +24,7 @@ from pipelines.ingest import Segment, load_events_range
 from pipelines.simulator.process import SimulatorInfo, running_simulator
 from pipelines.source.auth import Secret, StaticToken
 from pipelines.source.client import HttpSettings, ModelArtsClient, build_session
-from pipelines.source.errors import PagingError
+from pipelines.source.errors import ModelArtsAPIError, PagingError
 from pipelines.source.extract import ExtractSettings
 from pipelines.windows import TimeWindow
 from tests.integration.conftest import expected_events, stored_events
@@ -172,3 +173,56 @@ def test_a_failed_extraction_loads_nothing_and_marks_every_day_failed(
     assert [b[0] for b in batches] == [key for key, _ in days]
     assert {b[1] for b in batches} == {"failed"}
     assert all("extraction failed: PagingError" in b[2] for b in batches)
+
+
+class _FailingAfter(ModelArtsClient):
+    """A client whose pages of one service fail from a time on, as an API that breaks mid-run
+    does; it records the windows asked for."""
+
+    def __init__(self, info: SimulatorInfo, victim: str, from_ms: int) -> None:
+        settings = HttpSettings(max_retries=0)
+        super().__init__(
+            info.url, info.project_id, StaticToken(Secret("t")), build_session(settings), settings
+        )
+        self.victim, self.from_ms = victim, from_ms
+        self.asked: list[TimeWindow] = []
+
+    def fetch_events_page(self, service_id: str, query: TimeWindow, offset: int, limit: int) -> Any:
+        self.asked.append(query)
+        page = super().fetch_events_page(service_id, query, offset, limit)
+        first = page.events[0]["occur_time"] if page.events else None
+        if service_id == self.victim and first is not None and first >= self.from_ms:
+            raise ModelArtsAPIError(400, "ModelArts.0101", "broken from here on", "test")
+        return page
+
+
+def test_a_range_failing_half_way_keeps_its_complete_days_and_a_retry_fetches_the_rest(
+    range_simulator: SimulatorInfo, engine: Engine, database_url: str
+) -> None:
+    info = range_simulator
+    service_ids = [s.service_id for s in _client(info).list_services()]
+    days = _days(info)
+    # the last service breaks in the middle of the third day; one worker: the others are done
+    third = days[2][1]
+    failing = _FailingAfter(info, service_ids[-1], third.start_ms + 12 * 3_600_000)
+    settings = ExtractSettings(page_limit=PAGE_LIMIT, split_threshold=None, workers=1)
+    with pytest.raises(ModelArtsAPIError, match="broken from here on"):
+        load_events_range(failing, engine, service_ids, days, settings, run_id="half")
+    kept_until = third.start_ms
+    assert stored_events(database_url) == expected_events(info, days[0][1].start_ms, kept_until)
+    statuses = [(key, status) for key, status, *_ in _batches(database_url)]
+    assert statuses == [(days[0][0], "succeeded"), (days[1][0], "succeeded"),
+                        (days[2][0], "failed"), (days[3][0], "failed")]  # fmt: skip
+
+    # the step retry (the same run) fetches from the first day not loaded, and lands the rest
+    retry = _FailingAfter(info, "none", 0)
+    reports = load_events_range(retry, engine, service_ids, days, settings, run_id="half")
+    assert [r.window for r in reports] == [window for _, window in days[2:]]
+    assert min(q.start_ms for q in retry.asked) == third.start_ms - 1  # the 1 ms edge margin
+    whole = TimeWindow(days[0][1].start_ms, days[-1][1].end_ms)
+    assert stored_events(database_url) == expected_events(info, whole.start_ms, whole.end_ms)
+    # every day's rows were inserted once: by the first attempt or by the retry
+    assert sum(r.load.already_present for r in reports) == 0
+    # another run fetches everything again (a rerun is not a retry)
+    again = load_events_range(_client(info), engine, service_ids, days, settings, run_id="other")
+    assert len(again) == len(days) and sum(r.load.inserted for r in again) == 0

@@ -171,3 +171,19 @@ def test_a_failed_v2_extraction_loads_no_day_and_says_so_per_day(engine: Engine)
     ]
     assert all(a[3].startswith("extraction failed: ModelArtsAPIError") for a in audit)
     assert scalar(engine, "select count(*) from service_event_records") == 0
+
+
+def test_a_create_at_moved_to_an_earlier_day_queues_both_days(engine: Engine) -> None:
+    """A reload that finds a record's first occurrence a day earlier (the API had returned a
+    later create_at) moves it there: the marts of the day it leaves are rebuilt too."""
+    load_records(engine, WINDOW, [A], [])
+    earlier = replace(A, create_at=DAY - 3_600_000, event_count=4)
+    second = load_records(engine, WINDOW, [earlier], [])
+    assert _stored(engine)["rec-a"][:2] == (4, DAY - 3_600_000)
+    queued = rows(
+        engine,
+        "select event_date::text from mart_rebuild_queue where load_batch_id = :b "
+        "order by event_date",
+        b=second.batch_id,
+    )
+    assert [q[0] for q in queued] == ["2025-11-18", "2025-11-19"]

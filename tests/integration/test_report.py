@@ -387,6 +387,7 @@ def test_the_report_opens_in_chromium_and_shows_the_marts_figures(
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("MODELARTS_", "HUAWEICLOUD_", "DAGSTER_HOME"))
+        or k == settings.MODELARTS_RETENTION_DAYS  # the fixed days stay in the horizon
     }
     env[settings.DATABASE_URL] = warehouse.database_url
     done = subprocess.run(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,9 @@ import requests
 
 from pipelines import settings
 from pipelines.cli import main
+from pipelines.report.queries import read_report_data
 from pipelines.simulator.process import SimulatorInfo, running_simulator
+from pipelines.warehouse.database import create_warehouse_engine
 from pipelines.windows import day_start_ms
 from tests.integration.conftest import (
     OneLineError,
@@ -185,6 +188,14 @@ def test_a_mixed_project_loads_v1_events_and_v2_records_exactly(
         database_url, "select count(*), count(count_before) from service_event_record_changes"
     )
     assert changes == [(len(v2) - 1, 0)]  # one per record but the one deleted above
+    # the report's loads per day: a day's v2 load is not a late load of its v1 events
+    engine = create_warehouse_engine(database_url)
+    try:
+        loads = read_report_data(engine, date.fromisoformat(days[0]), date.fromisoformat(days[-1]))
+    finally:
+        engine.dispose()
+    assert [(d.loaded, d.later_loads, d.late_events) for d in loads.loads] == [(True, 0, 0)] * 3
+    assert sum(d.first_load_events for d in loads.loads) == len(v1) + len(v2)
     # the v2 requests: one listing call, and the minimum of event pages, no more
     assert sum(served["v2_services"].values()) == 1
     assert sum(served["v2_events"].values()) == minimum
