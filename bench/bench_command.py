@@ -13,6 +13,9 @@ interleave: ours, dlt, ours, dlt, ...
   repetitions of a size (made once before them), no client-side rate limit (dlt has none).
 - dlt: bench/dlt_pipeline.py in bench/.venv-dlt (see bench_load.py), the same range as one
   window per service, a fresh pipelines folder and database: a first load.
+- dlt parallel (`--peer-workers N`, default 4, our MODELARTS_WORKERS default; 0: left out): the
+  same pipeline with the events resource `parallelized` and an extract pool of N threads, so
+  dlt too has N services' requests in flight at once.
 - seconds: from the parent's fork to the child's exit; peak RSS: the child's `ru_maxrss`
   (wait4); requests: the simulator's /_sim/stats before and after, by kind (IAM tokens apart).
 - min event requests: sum over services of max(1, ceil(events / 1000)), events counted in our
@@ -173,7 +176,9 @@ def run_ours(
     return Measured(seconds, rss, used, rows), minimum
 
 
-def run_dlt(dlt_python: Path, info: Any, admin_url: str, first: str, last: str) -> Measured:
+def run_dlt(
+    dlt_python: Path, info: Any, admin_url: str, first: str, last: str, workers: int = 0
+) -> Measured:
     from pipelines.windows import day_start_ms
 
     with (
@@ -183,7 +188,7 @@ def run_dlt(dlt_python: Path, info: Any, admin_url: str, first: str, last: str) 
         end_ms = day_start_ms(date.fromisoformat(last) + timedelta(days=1))
         config = dlt_config(
             info, day_start_ms(date.fromisoformat(first)), end_ms, database_url, pipes
-        )
+        ) | ({"workers": workers} if workers else {})
         command = [str(dlt_python), str(REPO / "bench" / "dlt_pipeline.py"), json.dumps(config)]
         env = {**os.environ, "RUNTIME__LOG_LEVEL": "WARNING"}
         before = served(info.url)
@@ -208,7 +213,13 @@ def fmt(values: list[float], unit: str = "") -> str:
 
 
 def bench_size(
-    size: Size, reps: int, admin_url: str, dlt_python: Path, runner: Ours, latency_ms: float = 0
+    size: Size,
+    reps: int,
+    admin_url: str,
+    dlt_python: Path,
+    runner: Ours,
+    latency_ms: float = 0,
+    peer_workers: int = 0,
 ) -> dict[str, Any]:
     from pipelines.simulator.process import running_simulator
 
@@ -218,6 +229,7 @@ def bench_size(
     first, last = (end - timedelta(days=size.days - 1)).isoformat(), end.isoformat()
     ours: list[Measured] = []
     dlt: list[Measured] = []
+    dlt_parallel: list[Measured] = []
     minimum = 0
     with running_simulator(sim_args, timeout_s=600) as info, tempfile.TemporaryDirectory() as home:
         print(
@@ -233,7 +245,19 @@ def bench_size(
             measured = run_dlt(dlt_python, info, admin_url, first, last)
             dlt.append(measured)
             print(f"  {rep} dlt:  {measured}", flush=True)
-    return {"size": size, "ours": ours, "dlt": dlt, "minimum": minimum, "events": info.events}
+            if peer_workers:
+                measured = run_dlt(dlt_python, info, admin_url, first, last, peer_workers)
+                dlt_parallel.append(measured)
+                print(f"  {rep} dlt x{peer_workers}: {measured}", flush=True)
+    return {
+        "size": size,
+        "ours": ours,
+        "dlt": dlt,
+        "dlt_parallel": dlt_parallel,
+        "peer_workers": peer_workers,
+        "minimum": minimum,
+        "events": info.events,
+    }
 
 
 def print_table(results: list[dict[str, Any]]) -> None:
@@ -251,7 +275,7 @@ def print_table(results: list[dict[str, Any]]) -> None:
         )
         ours_events = statistics.median(m.requests.get("events", 0) for m in ours)
         dlt_events = statistics.median(m.requests.get("events", 0) for m in dlt)
-        rows = {m.rows for m in ours} | {m.rows for m in dlt}
+        rows = {m.rows for m in ours} | {m.rows for m in dlt} | {m.rows for m in r["dlt_parallel"]}
         equal = "yes" if len(rows) == 1 else f"NO {sorted(rows)}"
         print(
             f"| {size.services} x {size.days} d (`{size.command}`) | {ours[0].rows:,} "
@@ -260,6 +284,27 @@ def print_table(results: list[dict[str, Any]]) -> None:
             f"| {fmt([m.peak_rss_mb for m in dlt])} | {fmt([m.peak_rss_mb for m in ours])} "
             f"| {dlt_events:.0f} | {ours_events:.0f} | {r['minimum']} "
             f"| {ours_events / r['minimum']:.3f} | {equal} |"
+        )
+    parallel = [r for r in results if r["dlt_parallel"]]
+    if parallel:
+        print(
+            "\nThe parallel peer (dlt, `parallelized` events resource, extract pool of N threads), "
+            "same repetitions:\n"
+            "| size | n | N | dlt parallel s | ours s | ratio (dlt parallel/ours) "
+            "| dlt parallel peak RSS MB | dlt parallel event requests |\n"
+            "|---|---:|---:|---|---|---|---|---:|"
+        )
+    for r in parallel:
+        size, ours, peer = r["size"], r["ours"], r["dlt_parallel"]
+        ratio = statistics.median(m.seconds for m in peer) / statistics.median(
+            m.seconds for m in ours
+        )
+        print(
+            f"| {size.services} x {size.days} d (`{size.command}`) | {len(peer)} "
+            f"| {r['peer_workers']} | {fmt([m.seconds for m in peer])} "
+            f"| {fmt([m.seconds for m in ours])} | {ratio:.2f}x "
+            f"| {fmt([m.peak_rss_mb for m in peer])} "
+            f"| {statistics.median(m.requests.get('events', 0) for m in peer):.0f} |"
         )
     print()
     for r in results:
@@ -292,6 +337,13 @@ def main() -> None:
         help="the simulator answers every API request after this long, as a real region's "
         "round trip (default: 0, loopback speed)",
     )
+    parser.add_argument(
+        "--peer-workers",
+        type=int,
+        default=4,
+        help="threads of the parallel dlt peer (dlt's `parallelized` events resource); "
+        "0: no parallel peer (default 4: our MODELARTS_WORKERS default)",
+    )
     args = parser.parse_args()
     from pipelines.warehouse.embedded import scratch_server
 
@@ -302,7 +354,11 @@ def main() -> None:
         for label in args.sizes:
             size = SIZES[label]
             reps = args.reps or size.reps
-            results.append(bench_size(size, reps, admin_url, dlt_python, runner, args.latency_ms))
+            results.append(
+                bench_size(
+                    size, reps, admin_url, dlt_python, runner, args.latency_ms, args.peer_workers
+                )
+            )
     print_table(results)
 
 

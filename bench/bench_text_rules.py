@@ -6,7 +6,10 @@ commit before issue 18), so machine noise hits both alike. Prints, per variant, 
 n) of the whole rebuild and of its event classification step (stage_deployment_events.sql), and
 the ratios (--steps: each step's too). Never pass/fail. Run:
 .venv/bin/python bench/bench_text_rules.py [--runs 15] [--baseline REV] [--v2-every 2]
-(--v2-every N: every Nth service loaded as v2 records instead of v1 events, issue 28).
+(--v2-every N: every Nth service loaded as v2 records instead of v1 events, issue 28;
+--range-days N: the last N days rebuilt in one pass, as a backfill's marts, their days loaded
+without marts, issue 32; --empty-marts: the mart tables emptied before each rebuild, untimed).
+Each step runs with the join settings and PASS_SETTINGS its commit's marts.py gives it.
 """
 
 from __future__ import annotations
@@ -41,6 +44,14 @@ from pipelines.windows import TimeWindow
 REPO = Path(__file__).resolve().parents[1]
 DAY_MS = 86_400_000
 EVENTS_STEP = "marts/stage_deployment_events.sql"
+MART_TABLES = (
+    "deployment_attempts",
+    "deployment_phases",
+    "deployment_outcomes_daily",
+    "deployment_phase_durations_daily",
+    "deployment_failure_causes_daily",
+    "unclassified_event_texts_daily",
+)
 
 
 def _window(history: History, index: int) -> TimeWindow:
@@ -48,9 +59,12 @@ def _window(history: History, index: int) -> TimeWindow:
     return TimeWindow(start, start + DAY_MS)
 
 
-def _load_days(engine: Engine, history: History, days: range, v2: frozenset[str]) -> None:
+def _load_days(
+    engine: Engine, history: History, days: range, v2: frozenset[str], marts_until: int
+) -> None:
     """Each day's v1 events through the v1 loader, and the `v2` services' records as of the
-    day's end through the v2 loader (a record that grew comes again), then the day's marts."""
+    day's end through the v2 loader (a record that grew comes again), then the day's marts when
+    its index is below `marts_until`."""
     by_day: dict[int, list[ServiceEvent]] = {i: [] for i in days}
     for service_id, events in history.events_by_service.items():
         if service_id in v2:
@@ -77,7 +91,8 @@ def _load_days(engine: Engine, history: History, days: range, v2: frozenset[str]
                 )
             ]
             load_records(engine, window, records, [])
-        rebuild_marts(engine, [day_parameters(window)["day"]])
+        if index < marts_until:
+            rebuild_marts(engine, [day_parameters(window)["day"]])
 
 
 def _git_show(rev: str, path: str) -> str:
@@ -86,8 +101,19 @@ def _git_show(rev: str, path: str) -> str:
     ).stdout
 
 
-def steps_of(rev: str | None) -> list[tuple[str, str]]:
-    """(step, SQL) of the rebuild: this checkout's (rev None) or a commit's."""
+def pass_settings_of(rev: str | None) -> dict[str, str]:
+    """marts.py's PASS_SETTINGS (server settings of a pass) of this checkout or a commit's."""
+    if rev is None:
+        marts_py = (REPO / "pipelines/warehouse/marts.py").read_text(encoding="utf-8")
+    else:
+        marts_py = _git_show(rev, "pipelines/warehouse/marts.py")
+    found = re.search(r"^PASS_SETTINGS(?:: [^=]+)? = \{(.*)\}$", marts_py, re.MULTILINE)
+    return dict(re.findall(r'"(\w+)": "(\w+)"', found.group(1))) if found else {}
+
+
+def steps_of(rev: str | None) -> list[tuple[str, str, bool]]:
+    """(step, SQL, index loop) of the rebuild: this checkout's (rev None) or a commit's; index
+    loop: hash and merge joins off for the step (marts.py's _INDEX_LOOP; False before it)."""
     if rev is None:
         marts_py = (REPO / "pipelines/warehouse/marts.py").read_text(encoding="utf-8")
     else:
@@ -99,14 +125,16 @@ def steps_of(rev: str | None) -> list[tuple[str, str]]:
     steps_block = marts_py[begin.end() : end.start()]
     # a step is a file, or "file:table" (the file's template for that mart table)
     names = re.findall(r'"(marts/[a-z_]+\.sql(?::[a-z_]+)?)"', steps_block)
+    loops = set(re.findall(r'"(marts/[a-z_]+\.sql(?::[a-z_]+)?)": _INDEX_LOOP', steps_block))
     if rev is None:
-        return [(n, step_statement(n).as_string()) for n in names]
+        return [(n, step_statement(n).as_string(), n in loops) for n in names]
     return [
         (
             n,
             on_this_schema(
                 step_statement(n, _git_show(rev, f"sql/{n.partition(':')[0]}")).as_string()
             ),
+            n in loops,
         )
         for n in names
     ]
@@ -123,18 +151,26 @@ def on_this_schema(statement: str) -> str:
 
 def rebuild(
     engine: Engine,
-    steps: list[tuple[str, str]],
+    steps: list[tuple[str, str, bool]],
     params: dict[str, Any],
     step_seconds: dict[str, list[float]] | None = None,
+    settings: dict[str, str] | None = None,
+    empty_marts: bool = False,
 ) -> tuple[float, float]:
     """One day's rebuild with these steps, committed: (seconds in all, of the events step);
     each step's seconds (its analyze included) appended to `step_seconds` when given."""
     with pooled_connection(engine) as conn:
         cur = psycopg.ClientCursor(conn)
+        if empty_marts:  # untimed: the marts of the days as a backfill's first pass finds them
+            cur.execute(f"truncate {', '.join(f'analytics.{t}' for t in MART_TABLES)}")
         started = time.perf_counter()
         events_step = 0.0
-        for name, sql in steps:
+        for setting, value in (settings or {}).items():
+            cur.execute("select set_config(%s, %s, true)", (setting, value))
+        for name, sql, index_loop in steps:
             step_started = time.perf_counter()
+            for setting in ("enable_hashjoin", "enable_mergejoin"):
+                cur.execute(f"set local {setting} = {'off' if index_loop else 'on'}")
             cur.execute(sql, params)
             if name == EVENTS_STEP:
                 events_step = time.perf_counter() - step_started
@@ -158,7 +194,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--services", type=int, default=60)
     parser.add_argument("--days", type=int, default=9)
-    parser.add_argument("--events-per-service-day", type=int, default=150)
+    parser.add_argument(
+        "--events-per-service-day", type=int, default=150, help="0: the simulator's own density"
+    )
+    parser.add_argument(
+        "--range-days", type=int, default=1, help="days rebuilt in one pass (the last ones)"
+    )
     parser.add_argument("--vocabulary", default="reference", help="reference | console | mix")
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--baseline", default="bf728e6", help="commit of the baseline mart SQL")
@@ -166,6 +207,11 @@ def main() -> None:
         "--baseline-name", default="baseline CASE", help="how the baseline is named in the output"
     )
     parser.add_argument("--steps", action="store_true", help="print each step's medians too")
+    parser.add_argument(
+        "--empty-marts",
+        action="store_true",
+        help="empty the mart tables before each rebuild (untimed): a backfill's first pass",
+    )
     parser.add_argument(
         "--v2-every",
         type=int,
@@ -180,11 +226,15 @@ def main() -> None:
         days=args.days,
         seed=5,
         end_date=dt.date(2026, 11, 29),
-        events_per_service_day=args.events_per_service_day,
+        events_per_service_day=args.events_per_service_day or None,
         vocabulary=args.vocabulary,
     )
     history = generate_history(config)
     variants = {args.baseline_name: steps_of(args.baseline), "this checkout": steps_of(None)}
+    settings = {
+        args.baseline_name: pass_settings_of(args.baseline),
+        "this checkout": pass_settings_of(None),
+    }
     with scratch_server("bench-text-rules-pg-") as admin:
         name = f"bench_rules_{uuid.uuid4().hex[:8]}"
         engine = create_warehouse_engine(ensure_database(admin, name))
@@ -194,28 +244,36 @@ def main() -> None:
             for i, s in enumerate(history.services)
             if args.v2_every and i % args.v2_every == 0
         )
-        _load_days(engine, history, range(args.days), v2)
+        loaded = time.perf_counter()
+        _load_days(engine, history, range(args.days), v2, args.days - args.range_days)
+        with pooled_connection(engine, autocommit=True) as conn:
+            conn.execute("vacuum analyze")
+        loaded = time.perf_counter() - loaded
         window = _window(history, args.days - 1)
         day = day_parameters(window)["day"]
+        first = day - dt.timedelta(days=args.range_days - 1)
         # the baseline's steps bind the day, this checkout's the pass's days (rebuild_marts)
         params = day_parameters(window) | {
-            "first_day": day,
+            "first_day": first,
             "last_day": day,
-            "partition_days": [day],
+            "partition_days": [first + dt.timedelta(days=i) for i in range(args.range_days)],
         }
         print(
             f"history: {args.services} services x {args.days} days, {history.event_count:,} events"
-            f" ({args.vocabulary}; {len(v2)} services as v2 records); rebuilding the last day,"
+            f" ({args.vocabulary}; {len(v2)} services as v2 records; loaded in {loaded:.0f} s);"
+            f" rebuilding the last {args.range_days} day(s) in one pass,"
             f" variants alternating, {args.runs} runs"
         )
-        for steps in variants.values():  # warm both
-            rebuild(engine, steps, params)
+        for name, steps in variants.items():  # warm both
+            rebuild(engine, steps, params, settings=settings[name], empty_marts=args.empty_marts)
         totals: dict[str, list[float]] = {k: [] for k in variants}
         stage: dict[str, list[float]] = {k: [] for k in variants}
         per_step: dict[str, dict[str, list[float]]] = {k: {} for k in variants}
         for _ in range(args.runs):
             for name, steps in variants.items():
-                total, events_step = rebuild(engine, steps, params, per_step[name])
+                total, events_step = rebuild(
+                    engine, steps, params, per_step[name], settings[name], args.empty_marts
+                )
                 totals[name].append(total)
                 stage[name].append(events_step)
         if args.steps:

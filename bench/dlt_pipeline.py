@@ -2,12 +2,15 @@
 
 Runs inside bench/.venv-dlt (dlt is never a project dependency), started by bench_load.py as a
 subprocess: `python bench/dlt_pipeline.py CONFIG_JSON`. Prints one JSON line: seconds, the
-events table's row count and the process's peak RSS.
+events table's row count and the process's peak RSS. With `"workers": N` in the config (the
+parallel peer of bench_command.py) the events resource is `parallelized` and dlt's extract pool
+has N threads: N services' pages in flight at once, as our N workers.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import resource
 import sys
 import time
@@ -21,7 +24,8 @@ from dlt.sources.rest_api import rest_api_source
 
 def events_source(config: dict[str, Any]) -> Any:
     """The services listing and every service's events in the window, paged as the API says:
-    `offset` is the page index from 0, 1000 events per page, ascending time."""
+    `offset` is the page index from 0, 1000 events per page, ascending time; the events of
+    several services fetched at once when `workers` is set."""
     page_index = {
         "type": "page_number",
         "base_page": 0,
@@ -57,6 +61,8 @@ def events_source(config: dict[str, Any]) -> Any:
                     "primary_key": ["_services_service_id", "occur_time", "event_info"],
                     "write_disposition": "merge",
                     "include_from_parent": ["service_id"],
+                    # each service's pages in a thread of the extract pool (EXTRACT__WORKERS)
+                    "parallelized": bool(config.get("workers")),
                     "endpoint": {
                         "path": "services/{resources.services.service_id}/events",
                         "params": {
@@ -85,6 +91,9 @@ def postgres_url(url: str) -> str:
 
 def main() -> None:
     config = json.loads(sys.argv[1])
+    if config.get("workers"):
+        # dlt reads its settings from the environment: the extract pool's size (default 5)
+        os.environ["EXTRACT__WORKERS"] = str(config["workers"])
     pipeline = dlt.pipeline(
         pipeline_name="modelarts_events_bench",
         pipelines_dir=config["pipelines_dir"],

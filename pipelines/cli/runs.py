@@ -20,13 +20,29 @@ if TYPE_CHECKING:
     from dagster import DagsterInstance, ExecuteInProcessResult
 
 
+# A CLI run prints its own progress and its failure on the console. Dagster's capture of the
+# process's stdout and stderr into compute-log files would start, for every run, a `tail -F` and a
+# Python watcher process per stream (four processes) and pass the console through them (bench/
+# README.md, "Fixed cost of a small run"). The UI still has the run's events; the daemon's and the
+# UI's runs keep the instance's own compute-log setting.
+_CLI_OVERRIDES = {
+    "compute_logs": {
+        "module": "dagster._core.storage.noop_compute_log_manager",
+        "class": "NoOpComputeLogManager",
+    }
+}
+
+
 def dagster_instance() -> DagsterInstance:
-    """The instance of DAGSTER_HOME, made once per process and home."""
+    """The instance of DAGSTER_HOME (its dagster.yaml), made once per process and home, without
+    compute-log capture (above)."""
     from dagster import DagsterInstance
+    from dagster._core.instance.ref import InstanceRef
 
     home = os.environ["DAGSTER_HOME"]
     if home not in _instances:
-        _instances[home] = DagsterInstance.get()
+        ref = InstanceRef.from_dir(home, overrides=_CLI_OVERRIDES)
+        _instances[home] = DagsterInstance.from_ref(ref)
     return _instances[home]
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
+from pipelines.report.chart_cache import ChartCache
 from pipelines.report.queries import ReportData, read_report_data
 from pipelines.report.render import render_html
 from pipelines.warehouse.database import describe_url
@@ -19,6 +20,8 @@ from pipelines.warehouse.database import describe_url
 log = logging.getLogger(__name__)
 
 DEFAULT_DAYS = 14
+# beside the report: its charts' SVG kept by what they show (chart_cache.py)
+CHART_FOLDER = ".report-charts"
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,8 @@ class WrittenReport:
     data: ReportData
     bytes: int
     seconds: float
+    charts_drawn: int = 0  # the others read back unchanged (chart_cache.py)
+    charts_reused: int = 0
 
     def summary(self) -> dict[str, int | float | str | None]:
         attempts = sum(d.attempts for d in self.data.outcomes)
@@ -92,11 +97,14 @@ def write_report(
         raise ValueError(f"the last day {last_day} is before the first day {first_day}")
     started = time.perf_counter()
     data = read_report_data(engine, first_day, last_day)
+    # the charts of the reports written to this folder, redrawn only when their data changed
+    cache = ChartCache(path.parent / CHART_FOLDER)
     page = render_html(
         data,
         generated_at=datetime.now(UTC),
         source=describe_url(engine.url.render_as_string(hide_password=True)),
         unclassified_threshold=unclassified_threshold,
+        draw=cache.chart,
     )
     encoded = page.encode("utf-8")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -109,7 +117,11 @@ def write_report(
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    report = WrittenReport(path, data, len(encoded), time.perf_counter() - started)
-    log.info("report %s..%s: %d bytes in %.2f s to %s", first_day, last_day, report.bytes,
-             report.seconds, path)  # fmt: skip
+    cache.prune()
+    report = WrittenReport(
+        path, data, len(encoded), time.perf_counter() - started, cache.drawn, cache.reused
+    )
+    log.info("report %s..%s: %d bytes in %.2f s to %s (charts: %d drawn, %d unchanged)",
+             first_day, last_day, report.bytes, report.seconds, path, cache.drawn,
+             cache.reused)  # fmt: skip
     return report

@@ -8,7 +8,6 @@ import io
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -22,6 +21,11 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
 
+# defined without matplotlib for the page (chart_types.py); still names of this module
+from pipelines.report.chart_types import PHASES as PHASES
+from pipelines.report.chart_types import Chart as Chart
+from pipelines.report.chart_types import duration_unit as duration_unit
+from pipelines.report.chart_types import label as label
 from pipelines.report.queries import (
     CoverageDay,
     FailingService,
@@ -40,15 +44,6 @@ RATE = "#0072B2"
 NEUTRAL = "#4D4D4D"
 LATE = "#E69F00"
 NO_DATA = "#EEEEEE"
-
-# The deployment order of docs/VOCABULARY.md.
-PHASES = (
-    "image_building",
-    "environment_preparation",
-    "resource_scheduling",
-    "image_pulling",
-    "model_startup",
-)
 
 WIDTH_IN = 10.0
 # Above this many days, the per-day value labels would overlap: the tables beside hold them.
@@ -95,14 +90,6 @@ _STYLE: Any = {
 def _style(name: str) -> Any:
     # the salt makes the SVG's generated ids differ between charts (and stay stable across runs)
     return {**_STYLE, "svg.hashsalt": name, "font.family": _font_families()}
-
-
-@dataclass(frozen=True)
-class Chart:
-    """One rendered chart: `name` identifies it in the page (data-chart) and in its SVG ids."""
-
-    name: str
-    svg: str
 
 
 @contextmanager
@@ -304,21 +291,8 @@ def failures_chart(
         return _svg(fig, name)
 
 
-def label(key: str) -> str:
-    """A cause or phase identifier as people read it."""
-    return key.replace("_", " ")
-
-
 def _short(text: str) -> str:
     return text if len(text) <= LABEL_CHARS else text[: LABEL_CHARS - 1] + "…"
-
-
-def duration_unit(values_ms: Sequence[float]) -> tuple[str, float]:
-    """The unit that keeps the largest value readable: (unit, ms per unit)."""
-    largest = max(values_ms, default=0)
-    if largest >= 120_000:
-        return "min", 60_000.0
-    return ("s", 1000.0) if largest >= 2_000 else ("ms", 1.0)
 
 
 def durations_chart(

@@ -7,14 +7,15 @@ in `data-value` (what the tests compare with the marts) and shows it rounded for
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from html import escape
 from typing import Any
 
 from pipelines.horizon import describe_days
-from pipelines.report import charts
-from pipelines.report.queries import ReportData
+from pipelines.report import chart_types as charts
+from pipelines.report.chart_cache import Draw, draw_now
+from pipelines.report.queries import LoadDay, ReportData
 
 Cell = tuple[str, Any, str]  # (column, exact value, shown text)
 
@@ -163,7 +164,7 @@ def _day_note(loaded: bool, attempts: int) -> str:
     return "no attempts" if attempts == 0 else ""
 
 
-def _outcomes(data: ReportData, loaded: list[bool]) -> Section:
+def _outcomes(data: ReportData, loaded: list[bool], draw: Draw) -> Section:
     rows = [
         [
             ("day", d.day, _fmt_day(d.day)),
@@ -200,7 +201,7 @@ def _outcomes(data: ReportData, loaded: list[bool]) -> Section:
         "a new-version (v2) service's attempt is one of its service versions; the last columns "
         "show their share.</p>"
         + _figure(
-            charts.outcomes_chart(data.outcomes, loaded),
+            draw("outcomes_chart", data.outcomes, loaded),
             "Source: analytics.deployment_outcomes_daily, summed over services.",
         )
         + table
@@ -208,7 +209,7 @@ def _outcomes(data: ReportData, loaded: list[bool]) -> Section:
     return Section("outcomes", "Deployment success per day", body)
 
 
-def _failures(data: ReportData) -> Section:
+def _failures(data: ReportData, draw: Draw) -> Section:
     def rows(counts: Sequence[Any], key: str) -> list[list[Cell]]:
         return [
             [
@@ -219,9 +220,9 @@ def _failures(data: ReportData) -> Section:
         ]
 
     bars = max(len(data.causes), len(data.phases))
-    causes = charts.failures_chart("causes", data.causes, "Failed attempts by cause", bars)
-    phases = charts.failures_chart(
-        "phases", data.phases, "Failed attempts by phase in progress", bars
+    causes = draw("failures_chart", "causes", data.causes, "Failed attempts by cause", bars)
+    phases = draw(
+        "failures_chart", "phases", data.phases, "Failed attempts by phase in progress", bars
     )
     body = (
         '<p class="lead">Failed attempts of the range, by the normalised cause the rules gave '
@@ -248,7 +249,7 @@ def _failures(data: ReportData) -> Section:
     return Section("failures", "Why and where deployments fail", body)
 
 
-def _durations(data: ReportData, loaded: list[bool]) -> Section:
+def _durations(data: ReportData, loaded: list[bool], draw: Draw) -> Section:
     days = [d.day for d in data.outcomes]
     present = {r.phase for r in data.durations}
     phases = [p for p in charts.PHASES if p in present] + sorted(present - set(charts.PHASES))
@@ -288,7 +289,7 @@ def _durations(data: ReportData, loaded: list[bool]) -> Section:
         "phases (continuous percentiles; <em>n</em>: succeeded phases). Each panel has its own "
         "scale and unit.</p>"
         + _figure(
-            charts.durations_chart(data.durations, days, loaded),
+            draw("durations_chart", data.durations, days, loaded),
             "Source: analytics.deployment_phases (status succeeded).",
         )
         + _table(
@@ -302,7 +303,7 @@ def _durations(data: ReportData, loaded: list[bool]) -> Section:
     return Section("durations", "Phase durations", body)
 
 
-def _services(data: ReportData) -> Section:
+def _services(data: ReportData, draw: Draw) -> Section:
     rows = [
         [
             ("service", s.service_name or s.service_id, s.service_name or s.service_id),
@@ -317,7 +318,7 @@ def _services(data: ReportData) -> Section:
         f'<p class="lead">The {len(data.failing_services) or "no"} services with the most failed '
         "attempts in the range (ties by service id).</p>"
         + _figure(
-            charts.failing_services_chart(data.failing_services),
+            draw("failing_services_chart", data.failing_services),
             "Source: analytics.deployment_outcomes_daily, summed per service.",
         )
         + _table(
@@ -371,7 +372,7 @@ def _open_attempts(data: ReportData, as_of: datetime) -> Section:
     return Section("open", f"Attempts still in progress ({len(rows)})", body)
 
 
-def _coverage(data: ReportData, loaded: list[bool], threshold: float) -> Section:
+def _coverage(data: ReportData, loaded: list[bool], threshold: float, draw: Draw) -> Section:
     rows = [
         [
             ("day", c.day, _fmt_day(c.day)),
@@ -405,7 +406,7 @@ def _coverage(data: ReportData, loaded: list[bool], threshold: float) -> Section
         "analytics.failure_cause_rules matched. The marts' check warns "
         f"above {threshold:.0%}; the texts below are the candidates for a rule.</p>"
         + _figure(
-            charts.coverage_chart(data.coverage, loaded, threshold),
+            draw("coverage_chart", data.coverage, loaded, threshold),
             "Source: service_events (events per day), analytics.unclassified_event_texts_daily, "
             "analytics.deployment_failure_causes_daily.",
         )
@@ -435,13 +436,19 @@ def _coverage(data: ReportData, loaded: list[bool], threshold: float) -> Section
     return Section("coverage", "Classification coverage", body)
 
 
+def _load_counts(loads: list[LoadDay]) -> list[LoadDay]:
+    """The loads without their times, which the chart does not show: the chart of the same
+    counts is the same chart (and a kept one, chart_cache.py), whenever the loads ran."""
+    return [replace(d, first_loaded_at=None, last_loaded_at=None) for d in loads]
+
+
 def _load_note(loaded: bool, unrecoverable: bool) -> str:
     if loaded:
         return "yes"
     return "unrecoverable" if unrecoverable else "no data loaded"
 
 
-def _freshness(data: ReportData) -> Section:
+def _freshness(data: ReportData, draw: Draw) -> Section:
     f = data.freshness
     rows = [
         [
@@ -471,7 +478,9 @@ def _freshness(data: ReportData) -> Section:
             if data.unrecoverable
             else ""
         )
-        + _figure(charts.loads_chart(data.loads), "Source: load_batches (succeeded loads).")
+        + _figure(
+            draw("loads_chart", _load_counts(data.loads)), "Source: load_batches (succeeded loads)."
+        )
         + _table(
             "loads",
             [
@@ -538,9 +547,13 @@ def _tiles(data: ReportData, threshold: float) -> str:
 
 
 def render_html(
-    data: ReportData, generated_at: datetime, source: str, unclassified_threshold: float
+    data: ReportData,
+    generated_at: datetime,
+    source: str,
+    unclassified_threshold: float,
+    draw: Draw = draw_now,
 ) -> str:
-    """The whole report page."""
+    """The whole report page; its charts by `draw` (a ChartCache's `chart`: drawn when changed)."""
     loaded = [d.loaded for d in data.loads]
     horizon = data.freshness.last_loaded_day
     as_of = (
@@ -549,13 +562,13 @@ def render_html(
         else generated_at
     )
     sections = [
-        _outcomes(data, loaded),
-        _failures(data),
-        _durations(data, loaded),
-        _services(data),
+        _outcomes(data, loaded, draw),
+        _failures(data, draw),
+        _durations(data, loaded, draw),
+        _services(data, draw),
         _open_attempts(data, min(as_of, generated_at)),
-        _coverage(data, loaded, unclassified_threshold),
-        _freshness(data),
+        _coverage(data, loaded, unclassified_threshold, draw),
+        _freshness(data, draw),
     ]
     title = f"Deployment health, {data.first_day} to {data.last_day}"
     nav = "".join(f'<a href="#{s.anchor}">{escape(s.title)}</a>' for s in sections)

@@ -8,7 +8,13 @@ with affected_failures as (
     inner join analytics.deployment_attempts as attempts
         on
             affected.service_id = attempts.service_id
-            and affected.attempt_date = attempts.attempt_date
+            -- the day as a range of the key (service_id, attempt_start): an equality on
+            -- attempt_date leads the planner to the partial failure index (attempt_date,
+            -- failure_cause), every service's failures of the day read for each pair
+            and attempts.attempt_start
+            >= (affected.attempt_date - date '1970-01-01')::bigint * 86400000
+            and attempts.attempt_start
+            < (affected.attempt_date + 1 - date '1970-01-01')::bigint * 86400000
     where attempts.outcome = 'failed'
 ),
 

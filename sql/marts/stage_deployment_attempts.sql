@@ -190,25 +190,32 @@ final as (
         with_outcome.attempt_end - with_outcome.attempt_start as duration_ms,
         with_outcome.events
     from with_outcome
+    -- the rules are matched for failures only: the outcome is tested inside each lateral (a
+    -- one-time filter), not in its join condition, which Postgres tests after running the
+    -- lateral for every attempt (a regular expression per rule and attempt)
     left join lateral (
         select
             rules.rule_id,
             rules.cause
         from analytics.failure_cause_rules as rules
-        where with_outcome.terminal_info ~* rules.pattern
+        where
+            with_outcome.outcome = 'failed'
+            and with_outcome.terminal_info ~* rules.pattern
         order by rules.priority, rules.rule_id
         limit 1
-    ) as rule on with_outcome.outcome = 'failed'
+    ) as rule on true
     left join lateral (
         -- a failure whose text rule gives no category: the first cause rule its text matches
         select cause_rules.cause_category
         from mart_rules as cause_rules
         where
-            cause_rules.role = 'cause'
+            with_outcome.outcome = 'failed'
+            and with_outcome.terminal_category is null
+            and cause_rules.role = 'cause'
             and with_outcome.terminal_info ilike cause_rules.like_pattern
         order by cause_rules.priority, cause_rules.rule_key
         limit 1
-    ) as cause_rule on with_outcome.outcome = 'failed' and with_outcome.terminal_category is null
+    ) as cause_rule on true
 )
 
 select * from final

@@ -255,33 +255,55 @@ flagged as (
 ),
 
 ordered as (
+    -- one window, one sort: the sequence number and, v1, the last start up to the event (its
+    -- attempt), over the same rows in the same order (a ROWS frame: the rows numbered up to it)
     select
         flagged.*,
-        row_number() over (
-            partition by flagged.service_id
-            order by
-                -- v2: version by version (startless versions at their own time), then in time
-                coalesce(flagged.version_start, flagged.occur_time),
-                flagged.occur_time,
-                case
-                    when flagged.is_terminal and flagged.shares_ms_with_start then -1
-                    else flagged.sequence_rank
-                end,
-                flagged.event_info_md5,
-                flagged.event_type
-        ) as seq
+        row_number() over by_sequence as seq,
+        max(flagged.occur_time) filter (
+            where flagged.kind = 'deployment_start'
+        ) over by_sequence as last_start
     from flagged
+    window by_sequence as (
+        partition by flagged.service_id
+        order by
+            -- v2: version by version (startless versions at their own time), then in time
+            coalesce(flagged.version_start, flagged.occur_time),
+            flagged.occur_time,
+            case
+                when flagged.is_terminal and flagged.shares_ms_with_start then -1
+                else flagged.sequence_rank
+            end,
+            flagged.event_info_md5,
+            flagged.event_type
+        rows between unbounded preceding and current row
+    )
 ),
 
 final as (
     select
-        ordered.*,
+        ordered.service_id,
+        ordered.generation,
+        ordered.version_start,
+        ordered.occur_time,
+        ordered.last_time,
+        ordered.occurrences,
+        ordered.event_type,
+        ordered.event_info,
+        ordered.event_info_md5,
+        ordered.rule_key,
+        ordered.kind,
+        ordered.phase,
+        ordered.model,
+        ordered.reason,
+        ordered.cause_category,
+        ordered.is_terminal,
+        ordered.sequence_rank,
+        ordered.shares_ms_with_start,
+        ordered.seq,
         case
             when ordered.generation = 'v2' then ordered.version_start
-            else
-                max(ordered.occur_time) filter (where ordered.kind = 'deployment_start') over (
-                    partition by ordered.service_id order by ordered.seq
-                )
+            else ordered.last_start
         end as attempt_start
     from ordered
 )

@@ -15,13 +15,26 @@ with bounds as (
 ),
 
 attempt_events as (
-    select stage.*
+    -- only the phase events and the columns read below: this CTE is read five times, and all of
+    -- the staged events with their texts would make it a temporary file. The attempt's
+    -- generation rides along, so the phases need no join back to the attempts.
+    select
+        stage.service_id,
+        stage.attempt_start,
+        bounds.generation,
+        stage.model,
+        stage.phase,
+        stage.kind,
+        stage.seq,
+        stage.occur_time
     from deployment_event_stage as stage
     inner join bounds
         on
             stage.service_id = bounds.service_id
             and stage.attempt_start = bounds.attempt_start
-    where bounds.terminal_seq is null or stage.seq <= bounds.terminal_seq
+    where
+        stage.kind in ('phase_start', 'phase_succeeded', 'phase_failed')
+        and (bounds.terminal_seq is null or stage.seq <= bounds.terminal_seq)
 ),
 
 attempt_models as (
@@ -30,9 +43,7 @@ attempt_models as (
         attempt_events.attempt_start,
         attempt_events.model
     from attempt_events
-    where
-        attempt_events.kind in ('phase_start', 'phase_succeeded', 'phase_failed')
-        and attempt_events.model is not null
+    where attempt_events.model is not null
 ),
 
 phase_starts as (
@@ -40,6 +51,7 @@ phase_starts as (
     select
         attempt_events.service_id,
         attempt_events.attempt_start,
+        attempt_events.generation,
         attempt_events.model,
         attempt_events.phase,
         attempt_events.seq,
@@ -53,6 +65,7 @@ phase_starts as (
     select
         attempt_events.service_id,
         attempt_events.attempt_start,
+        attempt_events.generation,
         attempt_models.model,
         attempt_events.phase,
         attempt_events.seq,
@@ -70,6 +83,7 @@ phase_starts as (
     select
         attempt_events.service_id,
         attempt_events.attempt_start,
+        attempt_events.generation,
         attempt_events.model,
         'resource_scheduling' as phase,
         attempt_events.seq,
@@ -100,6 +114,7 @@ matched as (
     )
         first_starts.service_id,
         first_starts.attempt_start,
+        first_starts.generation,
         first_starts.model,
         first_starts.phase,
         first_starts.seq as start_seq,
@@ -126,7 +141,7 @@ matched as (
 final as (
     select
         matched.service_id,
-        bounds.generation,
+        matched.generation,
         matched.attempt_start,
         matched.model,
         matched.phase,
@@ -140,10 +155,6 @@ final as (
             else 'in_progress'
         end as status
     from matched
-    inner join bounds
-        on
-            matched.service_id = bounds.service_id
-            and matched.attempt_start = bounds.attempt_start
 )
 
 select * from final

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import psycopg
@@ -42,6 +43,10 @@ def test_status_verify_and_rerun(
 
     assert main(["run", "--start", first, "--end", first]) == 0
     capsys.readouterr()
+    # a CLI run captures no compute logs (pipelines/cli/runs.py): no files, no tail processes
+    home = Path(os.environ["DAGSTER_HOME"])
+    assert (home / "history").is_dir()  # the run is stored in this instance
+    assert not list(home.glob("storage/**/compute_logs/*"))
     assert main(["status", "--start", first, "--end", last]) == 0
     after = capsys.readouterr().out
     loaded = _rows(after, first)[0].split()

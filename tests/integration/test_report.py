@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -547,3 +548,50 @@ def test_a_report_of_an_empty_warehouse_says_no_data(database_url: str, tmp_path
     assert text.count('<figure class="chart"') == len(CHARTS)
     assert "no attempt is in progress" in text
     assert report.summary()["days_without_data"] == 3
+
+
+_SVG = re.compile(r"<svg.*?</svg>", re.DOTALL)
+
+# a second report of the same data, in a fresh process: every chart read back, none drawn
+_CACHED_REPORT = """
+import sys
+from datetime import date
+from pathlib import Path
+from pipelines.report.build import write_report
+from pipelines.warehouse.database import create_warehouse_engine
+engine = create_warehouse_engine(sys.argv[1])
+first, last = date.fromisoformat(sys.argv[2]), date.fromisoformat(sys.argv[3])
+report = write_report(engine, first, last, Path(sys.argv[4]), 0.05)
+print(report.charts_drawn, report.charts_reused, "matplotlib" in sys.modules)
+"""
+
+
+def test_a_report_redraws_only_the_charts_whose_data_changed(
+    warehouse: Warehouse, tmp_path: Path
+) -> None:
+    first, last = warehouse.days[0], warehouse.extra_day
+    engine = create_warehouse_engine(warehouse.database_url)
+    try:
+        drawn = write_report(engine, first, last, tmp_path / "a.html", 0.2)
+        kept = write_report(engine, first, last, tmp_path / "b.html", 0.2)
+        # the coverage chart draws the threshold line: that chart alone changes
+        other = write_report(engine, first, last, tmp_path / "c.html", 0.05)
+    finally:
+        engine.dispose()
+    assert (drawn.charts_drawn, drawn.charts_reused) == (len(CHARTS), 0)
+    assert (kept.charts_drawn, kept.charts_reused) == (0, len(CHARTS))
+    assert (other.charts_drawn, other.charts_reused) == (1, len(CHARTS) - 1)
+    svgs = [_SVG.findall(r.path.read_text(encoding="utf-8")) for r in (drawn, kept, other)]
+    assert len(svgs[0]) == len(CHARTS)
+    assert svgs[1] == svgs[0]  # read back exactly as drawn
+    assert sum(a != b for a, b in zip(svgs[0], svgs[2], strict=True)) == 1
+    # the folder keeps the charts of the last report only
+    assert len(list((tmp_path / ".report-charts").glob("*.svg"))) == len(CHARTS)
+    done = subprocess.run(
+        [sys.executable, "-c", _CACHED_REPORT, warehouse.database_url, str(first), str(last),
+         str(tmp_path / "d.html")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    # the data of `other` again: nothing drawn, and matplotlib never imported
+    assert done.stdout.split() == ["0", str(len(CHARTS)), "False"]
