@@ -71,7 +71,12 @@ def environment(args: argparse.Namespace, api: bool = True) -> Iterator[tuple[da
     with local_stand_ins(simulator_args, data_dir) as stand_ins:
         if stand_ins.simulator is not None:
             sim = stand_ins.simulator
-            print(f"simulator: {sim.services} services, {sim.events} events at {sim.url}")
+            generations = (
+                f"{sim.services} old-version (v1) and {sim.v2_services} new-version (v2) services"
+                if sim.v2_services
+                else f"{sim.services} services"
+            )
+            print(f"simulator: {generations}, {sim.events} events at {sim.url}")
         if data_dir is not None:
             print(f"warehouse: embedded Postgres, data in {(data_dir / 'pgdata').resolve()}")
         _checked(args)

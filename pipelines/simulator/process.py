@@ -45,6 +45,7 @@ class SimulatorInfo:
     end_date: str
     services: int
     events: int
+    v2_services: int = 0  # new-version services (--api v2|mixed), besides `services` (v1)
 
 
 def ready_line(url: str, state: SimulatorState) -> dict[str, Any]:
@@ -54,7 +55,7 @@ def ready_line(url: str, state: SimulatorState) -> dict[str, Any]:
         "url": url,
         **{k: data[k] for k in ("project_id", "username", "password", "domain", "region")},
         **{k: data[k] for k in ("access_key", "secret_key")},
-        **{k: data[k] for k in ("start_date", "end_date", "services", "events")},
+        **{k: data[k] for k in ("start_date", "end_date", "services", "events", "v2_services")},
     }
 
 
