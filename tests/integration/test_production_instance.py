@@ -167,7 +167,7 @@ query Overview($runId: ID!) {
   }
   assetNodes(assetKeys: [{path: ["service_events"]}, {path: ["services"]}]) {
     assetKey { path }
-    assetMaterializations(limit: 1) { runId }
+    assetMaterializations(limit: 100) { runId }
   }
   instance {
     runQueuingSupported

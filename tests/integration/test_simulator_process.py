@@ -49,6 +49,7 @@ def test_sigterm_exits_cleanly() -> None:
         assert set(ready) == {
             "url", "project_id", "username", "password", "domain", "region",
             "access_key", "secret_key", "start_date", "end_date", "services", "events",
+            "v2_services",
         }  # fmt: skip
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
