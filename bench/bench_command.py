@@ -87,6 +87,8 @@ class Measured:
     peak_rss_mb: float
     requests: dict[str, int]
     rows: int
+    # ours only: seconds by part of the process (see `run_breakdown`)
+    parts: dict[str, float] | None = None
 
 
 def timed_process(
@@ -173,7 +175,39 @@ def run_ours(
             raise RuntimeError(f"expected {size.days} day rows, got:\n{stdout[-3000:]}")
         rows = count(database_url, "service_events")
         minimum = minimum_event_requests(database_url, size.services)
-    return Measured(seconds, rss, used, rows), minimum
+    return Measured(seconds, rss, used, rows, run_breakdown(home, seconds)), minimum
+
+
+BREAKDOWN = """
+import json
+from dagster import DagsterInstance
+instance = DagsterInstance.get()
+record = instance.get_run_records(limit=1)[0]
+steps = {s.step_key: s.end_time - s.start_time for s in instance.get_run_step_stats(
+    record.dagster_run.run_id) if s.start_time and s.end_time}
+events = len(instance.all_logs(record.dagster_run.run_id))
+print(json.dumps({"run": record.end_time - record.start_time, "steps": steps, "events": events}))
+"""
+
+
+def run_breakdown(home: Path, seconds: float) -> dict[str, float]:
+    """Where the seconds of our newest run went, from the Dagster instance it wrote: each step
+    (start to end, as Dagster records it), the run from start to end, what the process spent
+    outside the run (imports, instance, pre-flight, the report printed after it), and the
+    run's event count (each one a write to the instance's storage)."""
+    out = subprocess.run(
+        [sys.executable, "-c", BREAKDOWN],
+        env={**os.environ, "DAGSTER_HOME": str(home)},
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    found = json.loads(out.strip().splitlines()[-1])
+    parts = {f"step {key}": value for key, value in sorted(found["steps"].items())}
+    parts["run"] = found["run"]
+    parts["outside the run"] = seconds - found["run"]
+    parts["run events (count)"] = found["events"]
+    return parts
 
 
 def run_dlt(
@@ -306,12 +340,27 @@ def print_table(results: list[dict[str, Any]]) -> None:
             f"| {fmt([m.peak_rss_mb for m in peer])} "
             f"| {statistics.median(m.requests.get('events', 0) for m in peer):.0f} |"
         )
+    print_breakdown(results)
     print()
     for r in results:
         ours, dlt = r["ours"], r["dlt"]
         print(
             f"{r['size'].label}: requests by kind, ours {ours[0].requests}, dlt {dlt[0].requests}"
         )
+
+
+def print_breakdown(results: list[dict[str, Any]]) -> None:
+    """Ours' seconds by part (`run_breakdown`), medians (min-max) over the repetitions."""
+    print("\nWhere ours' seconds go (the Dagster run's steps, start to end; the run; outside it):")
+    for r in results:
+        ours = [m.parts for m in r["ours"] if m.parts]
+        if not ours:
+            continue
+        names = sorted({name for parts in ours for name in parts})
+        print(f"\n{r['size'].label}, n={len(ours)}:\n| part | seconds |\n|---|---|")
+        for name in names:
+            values = [parts[name] for parts in ours if name in parts]
+            print(f"| {name} | {fmt(values)} |")
 
 
 def main() -> None:
