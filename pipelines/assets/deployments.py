@@ -14,6 +14,7 @@ from dagster import (
     AssetExecutionContext,
     AssetSpec,
     BackfillPolicy,
+    DagsterEventType,
     MaterializeResult,
     MetadataValue,
     multi_asset,
@@ -27,6 +28,7 @@ from pipelines.assets.checks import (
 )
 from pipelines.assets.events import service_events
 from pipelines.assets.partitions import daily_partitions, day_windows
+from pipelines.assets.step_marts import REBUILT_IN_LOAD_STEP, rebuilt_in_load_step
 from pipelines.failures import failing_fast, transformer_connection
 from pipelines.resources import WarehouseResource
 from pipelines.warehouse.coverage import coverage_of_days, top_unmatched_texts
@@ -92,7 +94,10 @@ def _rebuild_partition_days(
     partition_days = [
         date.fromisoformat(key) for key, _ in day_windows(time_window.start, time_window.end)
     ]
-    refresh = rebuild_marts(engine, partition_days)
+    # the days the load step rebuilt as their loads committed (pipelines/assets/step_marts.py):
+    # what those loads queued is consumed, and a day's rebuild is the same whichever step ran it
+    in_step, in_step_affected = _rebuilt_in_load_step(context)
+    refresh = rebuild_marts(engine, [d for d in partition_days if d not in in_step])
     context.log.info(
         "%s to %s (queued days: %s): %s attempts and %s phases rebuilt from %s events; days %s",
         partition_days[0],
@@ -104,7 +109,7 @@ def _rebuild_partition_days(
         refresh.as_metadata()["days_rebuilt"],
     )
     last_day = partition_days[-1]
-    rebuilt_days = list(refresh.affected_days)
+    rebuilt_days = sorted({*refresh.affected_days, *in_step_affected})
     checked_days = sorted({*partition_days, *refresh.queued_days})
     windows = [
         TimeWindow(day_start_ms(d), day_start_ms(d + timedelta(days=1))) for d in checked_days
@@ -113,6 +118,7 @@ def _rebuild_partition_days(
         "window_start": time_window.start.isoformat(),
         "window_end": time_window.end.isoformat(),
         "days_rebuilt": refresh.as_metadata()["days_rebuilt"],
+        "days_rebuilt_in_load_step": ", ".join(d.isoformat() for d in sorted(in_step)),
         "queued_days": refresh.as_metadata()["queued_days"],
         "passes": refresh.passes,
         "seconds": round(refresh.seconds, 3),
@@ -145,6 +151,27 @@ def _rebuild_partition_days(
         name = spec.key.to_user_string()
         yield MaterializeResult(asset_key=spec.key, metadata={**common, **extra.get(name, {})})
     yield from run_mart_checks(engine, rebuilt_days, windows)
+
+
+def _rebuilt_in_load_step(context: AssetExecutionContext) -> tuple[set[date], set[date]]:
+    """The days whose marts this run's load step rebuilt, and the attempt days those passes
+    changed, from the step's materializations in the run's event log (none when the load step
+    ran in another run, or rebuilt nothing)."""
+    rebuilt: set[date] = set()
+    affected: set[date] = set()
+    records = context.instance.get_records_for_run(
+        context.run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION
+    ).records
+    for record in records:
+        materialization = record.event_log_entry.asset_materialization
+        if materialization is None or materialization.asset_key != service_events.key:
+            continue
+        metadata = materialization.metadata
+        if REBUILT_IN_LOAD_STEP in metadata:
+            rebuilt |= rebuilt_in_load_step(str(metadata[REBUILT_IN_LOAD_STEP].value))
+        if "marts_affected_days" in metadata:
+            affected |= rebuilt_in_load_step(str(metadata["marts_affected_days"].value))
+    return rebuilt, affected
 
 
 def _bar(fraction: float | None) -> str:

@@ -6,6 +6,7 @@ from datetime import date
 
 from dagster import (
     AssetExecutionContext,
+    AssetKey,
     AssetMaterialization,
     AssetSpec,
     BackfillPolicy,
@@ -14,13 +15,15 @@ from dagster import (
     asset,
     multi_asset,
 )
+from sqlalchemy import Engine
 
 from pipelines.assets.checks import NO_UNRECOVERABLE_DAYS, horizon_check
 from pipelines.assets.partitions import PARTITIONS_START, daily_partitions, day_windows
 from pipelines.assets.schedules import STEP_RETRY
+from pipelines.assets.step_marts import MartsAsDaysCommit
 from pipelines.failures import failing_fast, loader_connection
 from pipelines.horizon import current_horizon
-from pipelines.ingest import load_events_range
+from pipelines.ingest import WindowReport, load_events_range
 from pipelines.ingest_records import RecordWindowReport, load_records_range
 from pipelines.resources import ModelArtsResource, WarehouseResource
 from pipelines.source.client import ModelArtsClient
@@ -175,35 +178,21 @@ def _load_partition_days(
         first_day, first = segments[0]
         late = TimeWindow(first.start_ms - modelarts.lookback_hours * 3_600_000, first.start_ms)
         segments.insert(0, (first_day, late))
-    # One extraction for the whole range (each service asked once, split where dense), then
-    # one load per day: see load_events_range. The v2 records likewise (load_records_range).
-    reports = (
-        load_events_range(
-            modelarts.build_client(ExtractionStats()),
-            engine,
-            service_ids,
-            segments,
-            modelarts.extract_settings(),
-            run_id=context.run.run_id,
-        )
-        if "v1" in modelarts.generations()
-        else []
+    generations = [
+        *(["v1"] if "v1" in modelarts.generations() else []),
+        *(["v2"] if v2_listed else []),
+    ]
+    step_marts = MartsAsDaysCommit(
+        engine,
+        warehouse.get_analytics_engine(),
+        context.run.run_id,
+        [(date.fromisoformat(key), window) for key, window in segments[-days:]],
+        generations if _marts_in_run(context) else [],
     )
-    # v2 pages hold at most 500 records: MODELARTS_PAGE_LIMIT applies below that
-    extract_settings = modelarts.extract_settings()
-    v2_reports = (
-        load_records_range(
-            modelarts.build_client(ExtractionStats()),
-            engine,
-            [s.service_id for s in v2_listed],
-            segments,
-            workers=extract_settings.workers,
-            page_limit=extract_settings.page_limit,
-            run_id=context.run.run_id,
+    with step_marts:
+        reports, v2_reports = _load_generations(
+            context, modelarts, engine, service_ids, [s.service_id for s in v2_listed], segments
         )
-        if v2_listed  # a project without v2 services: its one listing call, no loads
-        else []
-    )
     if v2_reports:
         totals.update(_v2_totals(v2_reports))
     # a step retry of a range that failed half-way loads only the days still missing
@@ -252,6 +241,8 @@ def _load_partition_days(
             **totals,
             "days_beyond_retention": ", ".join(beyond),
             **lookback,
+            # the days whose marts this step rebuilt as their loads committed
+            **step_marts.done.as_metadata(),
             # the process's shared limiter as the run left it: what it learnt of the quota
             **modelarts.run_limiter().state().as_metadata(),
             "window_start": time_window.start.isoformat(),
@@ -259,6 +250,56 @@ def _load_partition_days(
             "per_day": MetadataValue.md(_per_day_table(rows)),
         },
     )
+
+
+def _marts_in_run(context: AssetExecutionContext) -> bool:
+    """Whether this run materializes the marts too: only then are they rebuilt as days load.
+    (The steps the run executes; the job of a run asked for a subset of assets holds only it.)"""
+    steps = context.run.step_keys_to_execute
+    if steps is not None:
+        return "deployment_marts" in steps
+    return AssetKey("deployment_attempts") in context.job_def.asset_layer.executable_asset_keys
+
+
+def _load_generations(
+    context: AssetExecutionContext,
+    modelarts: ModelArtsResource,
+    engine: Engine,
+    service_ids: list[str],
+    v2_service_ids: list[str],
+    segments: list[tuple[str, TimeWindow]],
+) -> tuple[list[WindowReport], list[RecordWindowReport]]:
+    """The range's loads of both generations."""
+    # One extraction for the whole range (each service asked once, split where dense), then
+    # one load per day: see load_events_range. The v2 records likewise (load_records_range).
+    reports = (
+        load_events_range(
+            modelarts.build_client(ExtractionStats()),
+            engine,
+            service_ids,
+            segments,
+            modelarts.extract_settings(),
+            run_id=context.run.run_id,
+        )
+        if "v1" in modelarts.generations()
+        else []
+    )
+    # v2 pages hold at most 500 records: MODELARTS_PAGE_LIMIT applies below that
+    extract_settings = modelarts.extract_settings()
+    v2_reports = (
+        load_records_range(
+            modelarts.build_client(ExtractionStats()),
+            engine,
+            v2_service_ids,
+            segments,
+            workers=extract_settings.workers,
+            page_limit=extract_settings.page_limit,
+            run_id=context.run.run_id,
+        )
+        if v2_service_ids  # a project without v2 services: its one listing call, no loads
+        else []
+    )
+    return reports, v2_reports
 
 
 def _v2_totals(reports: list[RecordWindowReport]) -> dict[str, int | float]:

@@ -17,13 +17,15 @@ from psycopg import sql
 from sqlalchemy import Engine
 
 from pipelines.warehouse.sql_files import read_sql
-from pipelines.warehouse.transactions import transaction
+from pipelines.warehouse.transactions import locked_snapshot_transaction, transaction
 from pipelines.windows import TimeWindow
 
 log = logging.getLogger(__name__)
 
 # Serialises mart rebuilds: two days may share an attempt (one crossing midnight), and a
-# delete+insert of the same rows from two transactions would otherwise collide.
+# delete+insert of the same rows from two transactions would otherwise collide. A pass holds it
+# and reads one snapshot (`locked_snapshot_transaction`): loads may commit while it runs (the
+# load step rebuilds each day's marts while later days load), and it sees each wholly or not.
 _MARTS_LOCK_KEY = 7_345_190_113
 
 # How the planner may join a step's tables. Some steps join the staged scope with a mart table
@@ -189,10 +191,9 @@ def _rebuild_pass(
 ) -> _Pass:
     params = pass_parameters(first_day, last_day, partition_days)
     step_seconds: dict[str, float] = {}
-    with transaction(engine) as conn:
+    with locked_snapshot_transaction(engine, _MARTS_LOCK_KEY) as conn:
         # Client-side binding: CREATE TABLE AS does not take server-side parameters.
         cur = psycopg.ClientCursor(conn)
-        cur.execute("select pg_advisory_xact_lock(%s)", (_MARTS_LOCK_KEY,))
         saved = [_setting(cur, name) for name in _JOIN_SETTINGS]
         looping = False
         for step, index_loop in _STEPS.items():
@@ -270,11 +271,10 @@ def rebuild_marts(engine: Engine, days: Sequence[date]) -> MartRefresh:
     those days can change (sql/marts/stage_mart_scope.sql). Consecutive days are one pass (one
     transaction, up to MAX_PASS_DAYS days), so N days cost about one rebuild of the range; the
     queued pairs a pass covers are removed in its transaction. Rerunning it changes nothing.
+    With no `days`, only the queued days are rebuilt (nothing when none is queued).
     """
     started = time.perf_counter()
     asked = sorted(set(days))
-    if not asked:
-        raise ValueError("rebuild_marts needs at least one day")
     partition = set(asked)
     rule_version, queued_days = _pending(engine)
     passes = [
@@ -285,15 +285,17 @@ def rebuild_marts(engine: Engine, days: Sequence[date]) -> MartRefresh:
     for done in passes:
         for step, seconds in done.step_seconds.items():
             step_seconds[step] = step_seconds.get(step, 0.0) + seconds
-    with transaction(engine) as conn:
-        # the day's figure over both generations (a row each, migration 0013)
-        coverage = conn.execute(
-            "select max(rule_version),"
-            " sum(events_explained)::double precision / nullif(sum(events), 0)"
-            " from analytics.event_text_coverage_daily where event_date = %s"
-            " having count(*) > 0",
-            (asked[-1],),
-        ).fetchone()
+    coverage = None
+    if asked or queued_days:
+        with transaction(engine) as conn:
+            # the day's figure over both generations (a row each, migration 0013)
+            coverage = conn.execute(
+                "select max(rule_version),"
+                " sum(events_explained)::double precision / nullif(sum(events), 0)"
+                " from analytics.event_text_coverage_daily where event_date = %s"
+                " having count(*) > 0",
+                (asked[-1] if asked else max(queued_days),),
+            ).fetchone()
     refresh = MartRefresh(
         days=tuple(asked),
         queued_days=tuple(sorted({d for p in passes for d in p.queued_days})),
@@ -310,10 +312,9 @@ def rebuild_marts(engine: Engine, days: Sequence[date]) -> MartRefresh:
         event_coverage=None if coverage is None else coverage[1],
     )
     log.info(
-        "marts of %s to %s (queued: %s): %d services, %d events read, %d attempts and %d phases"
+        "marts of %s (queued: %s): %d services, %d events read, %d attempts and %d phases"
         " rebuilt in %d pass(es) with rule version %s, %.3f s",
-        asked[0],
-        asked[-1],
+        f"{asked[0]} to {asked[-1]}" if asked else "no day asked",
         ", ".join(d.isoformat() for d in refresh.queued_days) or "none",
         refresh.services,
         refresh.events_read,
