@@ -12,6 +12,7 @@ from typing import Any
 
 from pipelines.source.client import ModelArtsClient
 from pipelines.source.errors import ExtractionStalledError, ServiceNotFoundError
+from pipelines.source.limiter import Concurrency
 from pipelines.source.models import EventPage, RejectedEvent, ServiceEvent
 from pipelines.source.paging import OffsetMode
 from pipelines.source.split import iter_window_pages
@@ -29,6 +30,9 @@ class ExtractSettings:
     # A service's window holding more events than this is split into halves (recursively).
     split_threshold: int | None = 20_000
     workers: int = 4
+    # the most workers `Concurrency` scales up to while answers are slow and nothing throttles
+    # (MODELARTS_MAX_WORKERS); 0: `workers`, fixed
+    max_workers: int = 0
     max_buffered_pages: int = 16
     # Ask 1 ms beyond each end: whether the API's ends are inclusive is undocumented.
     edge_margin_ms: int = 1
@@ -64,6 +68,8 @@ class ExtractionProgress:
 
     through_ms: dict[str, int] = field(default_factory=dict)
     done: set[str] = field(default_factory=set)
+    # the number of workers at the start and at each change, with why (`Concurrency.history`)
+    workers: list[tuple[int, str]] = field(default_factory=list)
 
     def complete_before(self, service_ids: Sequence[str], window: TimeWindow) -> int:
         """The time before which every service's events of `window` were all received."""
@@ -162,6 +168,33 @@ def extract_window(
         put(_ServiceDone(service_id, error))
         return None
 
+    control = Concurrency(
+        client.limiter, settings.workers, min(settings.max_workers or 0, len(service_ids))
+    )
+    progress.workers = control.history
+    threads: list[threading.Thread] = []
+    alive = 0
+    threads_lock = threading.Lock()
+
+    def staff(wanted: int) -> None:
+        """Start workers up to `wanted` (the extraction's, not the process's, threads)."""
+        nonlocal alive
+        with threads_lock:
+            while alive < wanted and not stop.is_set():
+                thread = threading.Thread(target=work, name=f"extract-{len(threads)}", daemon=True)
+                threads.append(thread)
+                alive += 1
+                thread.start()
+
+    def retire() -> bool:
+        """True when this worker is one too many (throttled): it ends."""
+        nonlocal alive
+        with threads_lock:
+            if alive > control.workers:
+                alive -= 1
+                return True
+            return False
+
     def work() -> None:
         while not stop.is_set():
             taken = schedule.take()
@@ -169,17 +202,16 @@ def extract_window(
                 return
             reached, order, service_id = taken
             through = advance(service_id)
-            schedule.give_back(
-                None if through is None else max(reached, through), order, service_id
-            )
+            if through is not None:
+                through = max(reached, through)
+            schedule.give_back(through, order, service_id)
+            if control.update() > alive:
+                staff(control.workers)
+            elif retire():
+                return
 
     pending = len(service_ids)
-    threads = [
-        threading.Thread(target=work, name=f"extract-{n}", daemon=True)
-        for n in range(max(1, settings.workers))
-    ]
-    for thread in threads:
-        thread.start()
+    staff(control.workers)
     finished = False
     try:
         while pending:
@@ -202,7 +234,9 @@ def extract_window(
         # waited for: it ends on its own or with the process (a daemon thread), while the
         # failure reaches the run now.
         if finished:
-            for thread in threads:
+            with threads_lock:
+                started = list(threads)
+            for thread in started:
                 thread.join()
 
 
