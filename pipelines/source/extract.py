@@ -153,7 +153,10 @@ def extract_window(
                 stats.add(pages=1, fetched=len(page.events))
                 extracted = _validate_page(service_id, page.events, window, client)
                 extracted.through_ms = _latest_time(page.events)
-                del page  # the raw page is not kept beyond its validation
+                # the raw records are dropped once validated: the pager, suspended until this
+                # service's next turn, still refers to the page (iter_event_pages)
+                page.events.clear()
+                del page
                 if encode is not None:
                     extracted.encoded = encode(extracted.events)
                     extracted.events = []
