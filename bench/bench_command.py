@@ -176,6 +176,32 @@ def run_ours(
     return Measured(seconds, rss, used, rows), minimum
 
 
+def breakdown(home: Path, measured: Measured) -> str:
+    """The latest run's steps in DAGSTER_HOME `home` (seconds each), the run itself, and the
+    process's time outside it (imports, instance, migrations, the printing after the run)."""
+    try:
+        return _breakdown(home, measured)
+    except Exception as exc:  # the figures above stand without it
+        return f"(not read: {exc!r})"
+
+
+def _breakdown(home: Path, measured: Measured) -> str:
+    from dagster import DagsterInstance
+
+    with DagsterInstance.from_config(str(home)) as instance:
+        run = instance.get_runs(limit=1)[0]
+        record = instance.get_run_record_by_id(run.run_id)
+        steps = instance.get_run_step_stats(run.run_id)
+    assert record is not None and record.start_time and record.end_time
+    run_s = record.end_time - record.start_time
+    parts = [
+        f"{step.step_key} {step.end_time - step.start_time:.1f} s"
+        for step in sorted(steps, key=lambda step: step.start_time or 0)
+        if step.start_time and step.end_time
+    ]
+    return ", ".join(parts) + f"; run {run_s:.1f} s, outside it {measured.seconds - run_s:.1f} s"
+
+
 def run_dlt(
     dlt_python: Path, info: Any, admin_url: str, first: str, last: str, workers: int = 0
 ) -> Measured:
@@ -242,6 +268,9 @@ def bench_size(
             measured, minimum = run_ours(size, info, admin_url, Path(home), first, last, runner)
             ours.append(measured)
             print(f"  {rep} ours: {measured}", flush=True)
+            print(
+                f"  {rep} ours, where the time went: {breakdown(Path(home), measured)}", flush=True
+            )
             measured = run_dlt(dlt_python, info, admin_url, first, last)
             dlt.append(measured)
             print(f"  {rep} dlt:  {measured}", flush=True)
