@@ -243,6 +243,8 @@ def warm_dagster_home(home: Path) -> None:
 
 
 def fmt(values: list[float], unit: str = "") -> str:
+    if not values:
+        return "-"
     return f"{statistics.median(values):.2f}{unit} ({min(values):.2f}-{max(values):.2f})"
 
 
@@ -254,6 +256,8 @@ def bench_size(
     runner: Ours,
     latency_ms: float = 0,
     peer_workers: int = 0,
+    *,
+    with_dlt: bool = True,
 ) -> dict[str, Any]:
     from pipelines.simulator.process import running_simulator
 
@@ -276,6 +280,8 @@ def bench_size(
             measured, minimum = run_ours(size, info, admin_url, Path(home), first, last, runner)
             ours.append(measured)
             print(f"  {rep} ours: {measured}", flush=True)
+            if not with_dlt:
+                continue
             measured = run_dlt(dlt_python, info, admin_url, first, last)
             dlt.append(measured)
             print(f"  {rep} dlt:  {measured}", flush=True)
@@ -304,19 +310,20 @@ def print_table(results: list[dict[str, Any]]) -> None:
     print("|---|---:|---:|---|---|---|---|---|---:|---:|---:|---:|---|")
     for r in results:
         size, ours, dlt = r["size"], r["ours"], r["dlt"]
-        ratio = statistics.median(m.seconds for m in dlt) / statistics.median(
-            m.seconds for m in ours
-        )
+        ours_s = statistics.median(m.seconds for m in ours)
+        ratio = f"{statistics.median(m.seconds for m in dlt) / ours_s:.2f}x" if dlt else "-"
         ours_events = statistics.median(m.requests.get("events", 0) for m in ours)
-        dlt_events = statistics.median(m.requests.get("events", 0) for m in dlt)
+        dlt_events = (
+            f"{statistics.median(m.requests.get('events', 0) for m in dlt):.0f}" if dlt else "-"
+        )
         rows = {m.rows for m in ours} | {m.rows for m in dlt} | {m.rows for m in r["dlt_parallel"]}
         equal = "yes" if len(rows) == 1 else f"NO {sorted(rows)}"
         print(
             f"| {size.services} x {size.days} d (`{size.command}`) | {ours[0].rows:,} "
             f"| {len(ours)} "
-            f"| {fmt([m.seconds for m in dlt])} | {fmt([m.seconds for m in ours])} | {ratio:.2f}x "
+            f"| {fmt([m.seconds for m in dlt])} | {fmt([m.seconds for m in ours])} | {ratio} "
             f"| {fmt([m.peak_rss_mb for m in dlt])} | {fmt([m.peak_rss_mb for m in ours])} "
-            f"| {dlt_events:.0f} | {ours_events:.0f} | {r['minimum']} "
+            f"| {dlt_events} | {ours_events:.0f} | {r['minimum']} "
             f"| {ours_events / r['minimum']:.3f} | {equal} |"
         )
     parallel = [r for r in results if r["dlt_parallel"]]
@@ -344,6 +351,8 @@ def print_table(results: list[dict[str, Any]]) -> None:
     print()
     for r in results:
         ours, dlt = r["ours"], r["dlt"]
+        if not dlt:
+            continue
         print(
             f"{r['size'].label}: requests by kind, ours {ours[0].requests}, dlt {dlt[0].requests}"
         )
@@ -393,6 +402,11 @@ def main() -> None:
         help="threads of the parallel dlt peer (dlt's `parallelized` events resource); "
         "0: no parallel peer (default 4: our MODELARTS_WORKERS default)",
     )
+    parser.add_argument(
+        "--no-dlt",
+        action="store_true",
+        help="ours only (before/after comparisons of two checkouts): no dlt side at all",
+    )
     args = parser.parse_args()
     from pipelines.warehouse.embedded import scratch_server
 
@@ -405,7 +419,14 @@ def main() -> None:
             reps = args.reps or size.reps
             results.append(
                 bench_size(
-                    size, reps, admin_url, dlt_python, runner, args.latency_ms, args.peer_workers
+                    size,
+                    reps,
+                    admin_url,
+                    dlt_python,
+                    runner,
+                    args.latency_ms,
+                    0 if args.no_dlt else args.peer_workers,
+                    with_dlt=not args.no_dlt,
                 )
             )
     print_table(results)

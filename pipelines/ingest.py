@@ -10,6 +10,7 @@ import gc
 import itertools
 import logging
 import pickle
+import queue
 import tempfile
 import threading
 import time
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from pipelines.source.client import ModelArtsClient
+from pipelines.source.errors import PagingError
 from pipelines.source.extract import ExtractionProgress, ExtractSettings, extract_window
 from pipelines.source.models import RejectedEvent, ServiceEvent
 from pipelines.warehouse.audit import loaded_windows, record_failed_load
@@ -185,11 +187,14 @@ def load_events_range(
     service and day. The workers route each page's events to their segment and encode them;
     they wait per segment in memory up to `spill_bytes` in all, beyond that in unnamed temporary
     files (gone with the process, even a killed one), so memory does not grow with the range.
-    Every service's window covers every segment, so the segments load once the extraction has
-    ended: one `WindowLoad` per segment, in order, with its day locks, audit row and exactness
-    as `load_events_window`. What a failed extraction fetched is not thrown away: the segments
-    every service had been fetched beyond load, the others get a failed audit row; a failed
-    load keeps the segments committed before it. With a `run_id`, segments this run has loaded
+    The workers advance the services together through time (`extract_window`), and a segment
+    loads, in a thread of its own, as soon as every service has been fetched beyond its end,
+    while the later segments are still being fetched: one `WindowLoad` per segment, in order,
+    with its day locks, audit row and exactness as `load_events_window` (the last segment loads
+    when the extraction has ended: its audit row holds the range's own counters). What a failed
+    extraction fetched is not thrown away: the segments every service had been fetched beyond
+    load, the others get a failed audit row; a failed load stops the extraction and keeps the
+    segments committed before it. With a `run_id`, segments this run has loaded
     already (a step retry of a range that failed half-way) are not fetched again. One segment
     streams through `load_events_window` instead.
     """
@@ -248,6 +253,23 @@ def load_events_range(
         spills[index].close()
         return report
 
+    # Segments load in a thread of their own, in order, each as soon as every service has been
+    # fetched beyond its end (`sealed`), while the workers fetch the later ones.
+    loader = _SegmentLoader(load)
+    sealed = 0
+
+    def seal(upto: int, last: int) -> None:
+        nonlocal sealed
+        totals = client.stats.as_dict()
+        while sealed < upto:
+            loader.submit(sealed, last, totals)
+            sealed += 1
+
+    def open_segment(index: int) -> int:
+        """A rejected record's segment, or the first not sealed yet (quarantine rows are keyed
+        by service and content, not by window)."""
+        return max(index, sealed)
+
     try:
         with _fewer_gc_passes():
             extracted = extract_window(
@@ -256,23 +278,45 @@ def load_events_range(
             try:
                 for page in extracted:
                     for index, block in page.encoded:
+                        if index < sealed:  # pages come in ascending time: never happens
+                            raise PagingError(
+                                f"service {page.service_id}: events of {segments[index][1]} "
+                                f"came after every service's pages had passed its end"
+                            )
                         spills[index].write(block)
                     for record in page.rejected:
-                        rejected[_segment_of(record, starts)].append(record)
+                        rejected[open_segment(_segment_of(record, starts))].append(record)
                     # a page counts for the segment of its first event
                     if page.encoded:
                         pages[page.encoded[0][0]] += 1
                     elif page.rejected:
-                        pages[_segment_of(page.rejected[0], starts)] += 1
+                        pages[open_segment(_segment_of(page.rejected[0], starts))] += 1
                     else:  # only events outside the range, counted on the last segment
                         pages[-1] += 1
+                    loader.check()
+                    reached = progress.complete_before(service_ids, whole)
+                    # the last segment waits for the end: it records the range's counters
+                    while sealed < len(segments) - 1 and segments[sealed][1].end_ms <= reached:
+                        seal(sealed + 1, len(segments) - 1)
+            except _LoadFailed:
+                raise
             except Exception as exc:
                 extracted.close()  # stop the workers first
                 # the segments every service was fetched beyond are complete: they load; the
                 # others say they failed in their audit rows (`modelarts-etl status`)
                 reached = progress.complete_before(service_ids, whole)
-                complete = sum(1 for _, window in segments if window.end_ms <= reached)
-                _keep_complete(complete, load, client.stats.as_dict(), segments, whole)
+                complete = max(sealed, sum(1 for _, window in segments if window.end_ms <= reached))
+                if complete > sealed:
+                    log.warning(
+                        "range %s: the extraction failed after the first %d of %d windows were "
+                        "fetched from every service: loading those", whole, complete,
+                        len(segments),
+                    )  # fmt: skip
+                    seal(complete, complete - 1)
+                try:
+                    loader.finish()
+                except _LoadFailed:
+                    log.exception("range %s: the complete windows could not be loaded", whole)
                 for key, window in segments[complete:]:
                     record_failed_load(
                         engine, window, exc, {"run_id": run_id, "partition_key": key}
@@ -283,14 +327,82 @@ def load_events_range(
         extract_seconds = time.perf_counter() - started
         totals = client.stats.as_dict()
         log.info(
-            "range %s: %d services, %d fetched in %d requests (%.2f s); loading %d windows",
+            "range %s: %d services, %d fetched in %d requests (%.2f s); %d of %d windows "
+            "loaded meanwhile",
             whole, totals["services"], totals["fetched"], totals["requests"], extract_seconds,
-            len(segments),
+            loader.done, len(segments),
         )  # fmt: skip
-        return [load(index, len(segments) - 1, totals) for index in range(len(segments))]
+        seal(len(segments), len(segments) - 1)
+        return loader.finish()
+    except _LoadFailed as failed:
+        raise failed.error from None
     finally:
+        loader.stop()
         for spill in spills:
             spill.close()
+
+
+class _LoadFailed(Exception):
+    """A segment's load failed (its error in `error`): the extraction stops, no failed audit
+    rows are written for the later segments (the failed load wrote its own)."""
+
+    def __init__(self, error: BaseException):
+        super().__init__(str(error))
+        self.error = error
+
+
+class _SegmentLoader:
+    """Loads sealed segments in a thread, in the order they are submitted."""
+
+    def __init__(self, load: Callable[[int, int, dict[str, int]], WindowReport]):
+        self._load = load
+        self._queue: queue.SimpleQueue[tuple[int, int, dict[str, int]] | None] = queue.SimpleQueue()
+        self._reports: list[WindowReport] = []
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        self._abandon = threading.Event()
+
+    @property
+    def done(self) -> int:
+        return len(self._reports)
+
+    def submit(self, index: int, last: int, totals: dict[str, int]) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="range-loader", daemon=True)
+            self._thread.start()
+        self._queue.put((index, last, totals))
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._error is not None or self._abandon.is_set():
+                continue
+            try:
+                self._reports.append(self._load(*item))
+            except BaseException as exc:  # raised in the consumer's thread by check()/finish()
+                self._error = exc
+
+    def check(self) -> None:
+        """Raise a load's failure in the calling thread."""
+        if self._error is not None:
+            raise _LoadFailed(self._error)
+
+    def finish(self) -> list[WindowReport]:
+        """Wait for every submitted load; their reports (or the first failure)."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+        self.check()
+        return self._reports
+
+    def stop(self) -> None:
+        """Leave the loads not started yet (an error is on its way out) and wait for the one
+        running: it commits or rolls back as a whole."""
+        if self._thread is not None:
+            self._abandon.set()
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
 
 
 def _not_loaded_yet(
@@ -311,28 +423,6 @@ def _not_loaded_yet(
             return segments[index:]
     log.info("run %s loaded all %d windows already: nothing to fetch", run_id, len(segments))
     return []
-
-
-def _keep_complete(
-    complete: int,
-    load: Callable[[int, int, dict[str, int]], WindowReport],
-    totals: dict[str, int],
-    segments: Sequence[Segment],
-    whole: TimeWindow,
-) -> None:
-    """After a failed extraction, load its first `complete` segments; a failure to do so is
-    logged, the extraction's error is the one that matters."""
-    if not complete:
-        return
-    log.warning(
-        "range %s: the extraction failed after the first %d of %d windows were fetched from "
-        "every service: loading those", whole, complete, len(segments),
-    )  # fmt: skip
-    try:
-        for index in range(complete):
-            load(index, complete - 1, totals)
-    except Exception:
-        log.exception("range %s: the complete windows could not be loaded", whole)
 
 
 def _segment_of(record: RejectedEvent, starts: list[int]) -> int:

@@ -70,7 +70,12 @@ class ModelArtsResource(ConfigurableResource):
     api: str = Field(
         default="auto", description="API generations to load: auto (v1 and v2), v1 or v2"
     )
-    workers: int = Field(default=4, description="Services fetched at once")
+    workers: int = Field(default=4, description="Services fetched at once, at the start")
+    max_workers: int = Field(
+        default=16,
+        description="The most services fetched at once: the workers grow up to it while "
+        "answers are slow and the gateway does not throttle",
+    )
     page_limit: int = Field(default=1000, description="Events per page, 10..1000")
     max_pages_per_window: int = 10_000
     split_threshold: int = Field(
@@ -170,7 +175,7 @@ class ModelArtsResource(ConfigurableResource):
             backoff_factor_s=self.backoff_factor_s,
             backoff_max_s=self.backoff_max_s,
             # every worker keeps its own keep-alive connection, plus one for token requests
-            pool_size=max(1, int(self.workers)) + 1,
+            pool_size=max(1, int(self.workers), int(self.max_workers)) + 1,
             ca_bundle=self.ca_bundle,
         )
 
@@ -188,6 +193,7 @@ class ModelArtsResource(ConfigurableResource):
             split_threshold=settings.check_integer(var["split_threshold"], self.split_threshold)
             or None,
             workers=settings.check_integer(var["workers"], self.workers),
+            max_workers=settings.check_integer(var["max_workers"], self.max_workers),
             stall_timeout_s=float(settings.wait_timeout_s()),
         )
 

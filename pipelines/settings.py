@@ -21,6 +21,8 @@ MODELARTS_PROJECT_ID = "MODELARTS_PROJECT_ID"
 MODELARTS_TOKEN = "MODELARTS_TOKEN"
 MODELARTS_OFFSET_MODE = "MODELARTS_OFFSET_MODE"
 MODELARTS_WORKERS = "MODELARTS_WORKERS"
+# The most workers a run scales up to while answers are slow and nothing throttles.
+MODELARTS_MAX_WORKERS = "MODELARTS_MAX_WORKERS"
 MODELARTS_PAGE_LIMIT = "MODELARTS_PAGE_LIMIT"
 MODELARTS_MAX_REQUESTS_PER_S = "MODELARTS_MAX_REQUESTS_PER_S"
 MODELARTS_RETRY_BUDGET = "MODELARTS_RETRY_BUDGET"
@@ -75,6 +77,7 @@ MODELARTS_FIELDS = {
     "token": MODELARTS_TOKEN,
     "offset_mode": MODELARTS_OFFSET_MODE,
     "workers": MODELARTS_WORKERS,
+    "max_workers": MODELARTS_MAX_WORKERS,
     "page_limit": MODELARTS_PAGE_LIMIT,
     "max_requests_per_s": MODELARTS_MAX_REQUESTS_PER_S,
     "retry_budget": MODELARTS_RETRY_BUDGET,
@@ -114,6 +117,7 @@ REQUIRED: frozenset[str] = frozenset()
 # Every integer variable -> (lowest, highest) accepted value; None: no bound.
 INTEGER_RANGES: dict[str, tuple[int, int | None]] = {
     MODELARTS_WORKERS: (1, 64),
+    MODELARTS_MAX_WORKERS: (1, 64),
     MODELARTS_PAGE_LIMIT: (10, 1000),  # below 10 a record-offset API could go unnoticed
     MODELARTS_MAX_REQUESTS_PER_S: (0, None),
     MODELARTS_RETRY_BUDGET: (0, None),

@@ -2,6 +2,8 @@
 and `service_event_records` (v2), loaded by the same asset in every run (MODELARTS_API)."""
 
 import logging
+import threading
+from collections.abc import Callable
 from datetime import date
 
 from dagster import (
@@ -271,34 +273,45 @@ def _load_generations(
 ) -> tuple[list[WindowReport], list[RecordWindowReport]]:
     """The range's loads of both generations."""
     # One extraction for the whole range (each service asked once, split where dense), then
-    # one load per day: see load_events_range. The v2 records likewise (load_records_range).
-    reports = (
-        load_events_range(
-            modelarts.build_client(ExtractionStats()),
-            engine,
-            service_ids,
-            segments,
-            modelarts.extract_settings(),
-            run_id=context.run.run_id,
-        )
-        if "v1" in modelarts.generations()
-        else []
-    )
-    # v2 pages hold at most 500 records: MODELARTS_PAGE_LIMIT applies below that
+    # one load per day: see load_events_range. The v2 records likewise (load_records_range),
+    # at the same time in a thread of their own: both generations' requests go through the
+    # process's one limiter (modelarts.run_limiter()), and each keeps its own days and audit rows.
     extract_settings = modelarts.extract_settings()
-    v2_reports = (
-        load_records_range(
-            modelarts.build_client(ExtractionStats()),
-            engine,
-            v2_service_ids,
-            segments,
-            workers=extract_settings.workers,
-            page_limit=extract_settings.page_limit,
-            run_id=context.run.run_id,
+    v2_side = _Beside(
+        lambda: (
+            load_records_range(
+                modelarts.build_client(ExtractionStats()),
+                engine,
+                v2_service_ids,
+                segments,
+                workers=extract_settings.workers,
+                # v2 pages hold at most 500 records: MODELARTS_PAGE_LIMIT applies below that
+                page_limit=extract_settings.page_limit,
+                run_id=context.run.run_id,
+            )
+            if v2_service_ids  # a project without v2 services: its one listing call, no loads
+            else []
         )
-        if v2_service_ids  # a project without v2 services: its one listing call, no loads
-        else []
     )
+    try:
+        reports = (
+            load_events_range(
+                modelarts.build_client(ExtractionStats()),
+                engine,
+                service_ids,
+                segments,
+                extract_settings,
+                run_id=context.run.run_id,
+            )
+            if "v1" in modelarts.generations()
+            else []
+        )
+    except BaseException:
+        # the v1 error is the step's; the v2 load ends (its days commit or record their
+        # failure) before the step fails, and its own error is logged
+        v2_side.wait(log_error=True)
+        raise
+    v2_reports = v2_side.wait()
     return reports, v2_reports
 
 
@@ -330,3 +343,30 @@ def _per_day_table(rows: list[tuple[str, dict[str, int | float | str]]]) -> str:
     for day, counts in rows:
         lines.append(f"| {day} | " + " | ".join(str(counts[c]) for c in columns) + " |")
     return "\n".join(lines)
+
+
+class _Beside:
+    """A function run in a thread beside the caller's work: `wait()` returns its result or
+    raises its error in the caller's thread."""
+
+    def __init__(self, function: Callable[[], list[RecordWindowReport]]):
+        self._result: list[RecordWindowReport] = []
+        self._error: BaseException | None = None
+
+        def run() -> None:
+            try:
+                self._result = function()
+            except BaseException as exc:  # raised in the caller's thread by wait()
+                self._error = exc
+
+        self._thread = threading.Thread(target=run, name="v2-records", daemon=True)
+        self._thread.start()
+
+    def wait(self, *, log_error: bool = False) -> list[RecordWindowReport]:
+        self._thread.join()
+        if self._error is not None:
+            if log_error:
+                log.error("the v2 records' load failed too", exc_info=self._error)
+                return []
+            raise self._error
+        return self._result

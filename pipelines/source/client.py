@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -281,7 +282,11 @@ class ModelArtsClient:
         credential, headers = self._auth.authorize("GET", self._host, path, pairs)
         self.stats.add(requests=1)
         url = f"{self._origin}{path}?{signer.canonical_query(pairs)}"
-        return credential, self._session.get(url, headers=headers, timeout=self._settings.timeout)
+        sent = time.perf_counter()
+        response = self._session.get(url, headers=headers, timeout=self._settings.timeout)
+        if response.status_code != 429:
+            self.limiter.answered(time.perf_counter() - sent)
+        return credential, response
 
 
 def parse_json(content: bytes) -> Any:

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import heapq
 import logging
 import queue
 import threading
-from collections.abc import Callable, Generator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pipelines.source.client import ModelArtsClient
 from pipelines.source.errors import ExtractionStalledError, ServiceNotFoundError
-from pipelines.source.models import RejectedEvent, ServiceEvent
+from pipelines.source.limiter import Concurrency
+from pipelines.source.models import EventPage, RejectedEvent, ServiceEvent
 from pipelines.source.paging import OffsetMode
 from pipelines.source.split import iter_window_pages
 from pipelines.source.validation import KNOWN_EVENT_TYPES, validate_event
@@ -29,6 +30,9 @@ class ExtractSettings:
     # A service's window holding more events than this is split into halves (recursively).
     split_threshold: int | None = 20_000
     workers: int = 4
+    # the most workers `Concurrency` scales up to while answers are slow and nothing throttles
+    # (MODELARTS_MAX_WORKERS); 0: `workers`, fixed
+    max_workers: int = 0
     max_buffered_pages: int = 16
     # Ask 1 ms beyond each end: whether the API's ends are inclusive is undocumented.
     edge_margin_ms: int = 1
@@ -64,6 +68,8 @@ class ExtractionProgress:
 
     through_ms: dict[str, int] = field(default_factory=dict)
     done: set[str] = field(default_factory=set)
+    # the number of workers at the start and at each change, with why (`Concurrency.history`)
+    workers: list[tuple[int, str]] = field(default_factory=list)
 
     def complete_before(self, service_ids: Sequence[str], window: TimeWindow) -> int:
         """The time before which every service's events of `window` were all received."""
@@ -98,6 +104,12 @@ def extract_window(
     turns each page's events into what the consumer loads, in the workers: the loader's encoding
     then runs beside its inserts instead of between them. `progress`, when given, says how far
     each service got, also after a failure (what was fetched can still be kept).
+
+    The workers take page by page, not service by service: each next request goes to the
+    service whose pages reached the earliest time (`_Schedule`), so every service's events
+    advance through the window together and `progress.complete_before` rises while the
+    extraction goes on (a range load commits its first days long before its last are fetched).
+    Each service is still paged once over the window, as `iter_window_pages` pages it.
     """
     progress = progress if progress is not None else ExtractionProgress()
     stats = client.stats
@@ -116,15 +128,16 @@ def extract_window(
             except queue.Full:
                 continue
 
-    in_flight: set[str] = set()
+    schedule = _Schedule(service_ids, query.start_ms, stop)
+    in_flight = schedule.in_flight
+    iterators: dict[str, Iterator[EventPage]] = {}
 
-    def fetch_service(service_id: str) -> None:
-        if stop.is_set():  # the window failed before this service's turn
-            return
-        error: BaseException | None = None
-        in_flight.add(service_id)
-        try:
-            for page in iter_window_pages(
+    def advance(service_id: str) -> int | None:
+        """Fetch `service_id`'s next page and hand it on: the time its pages reached, or
+        None when the service has no more (its end, or its failure, was handed on)."""
+        pages = iterators.get(service_id)
+        if pages is None:
+            pages = iterators[service_id] = iter_window_pages(
                 client,
                 service_id,
                 query,
@@ -132,28 +145,76 @@ def extract_window(
                 offset_mode=settings.offset_mode,
                 max_pages=settings.max_pages_per_window,
                 split_above=settings.split_threshold,
-            ):
-                if stop.is_set():
-                    return
+            )
+        error: BaseException | None = None
+        try:
+            page = next(pages, None)
+            if page is not None:
                 stats.add(pages=1, fetched=len(page.events))
                 extracted = _validate_page(service_id, page.events, window, client)
                 extracted.through_ms = _latest_time(page.events)
+                # the raw records are dropped once validated: the pager, suspended until this
+                # service's next turn, still refers to the page (iter_event_pages)
+                page.events.clear()
+                del page
                 if encode is not None:
                     extracted.encoded = encode(extracted.events)
                     extracted.events = []
                 put(extracted)
+                return extracted.through_ms if extracted.through_ms is not None else query.start_ms
         except ServiceNotFoundError:
             log.warning("service %s was deleted since it was listed; skipped", service_id)
             stats.add(services_missing=1)
         except BaseException as exc:  # handed to the consumer, which re-raises it
             error = exc
-        in_flight.discard(service_id)
+        iterators.pop(service_id, None)
         put(_ServiceDone(service_id, error))
+        return None
+
+    control = Concurrency(
+        client.limiter, settings.workers, min(settings.max_workers or 0, len(service_ids))
+    )
+    progress.workers = control.history
+    threads: list[threading.Thread] = []
+    alive = 0
+    threads_lock = threading.Lock()
+
+    def staff(wanted: int) -> None:
+        """Start workers up to `wanted` (the extraction's, not the process's, threads)."""
+        nonlocal alive
+        with threads_lock:
+            while alive < wanted and not stop.is_set():
+                thread = threading.Thread(target=work, name=f"extract-{len(threads)}", daemon=True)
+                threads.append(thread)
+                alive += 1
+                thread.start()
+
+    def retire() -> bool:
+        """True when this worker is one too many (throttled): it ends."""
+        nonlocal alive
+        with threads_lock:
+            if alive > control.workers:
+                alive -= 1
+                return True
+            return False
+
+    def work() -> None:
+        while not stop.is_set():
+            taken = schedule.take()
+            if taken is None:
+                return
+            reached, order, service_id = taken
+            through = advance(service_id)
+            if through is not None:
+                through = max(reached, through)
+            schedule.give_back(through, order, service_id)
+            if control.update() > alive:
+                staff(control.workers)
+            elif retire():
+                return
 
     pending = len(service_ids)
-    pool = ThreadPoolExecutor(max_workers=max(1, settings.workers), thread_name_prefix="extract")
-    for service_id in service_ids:
-        pool.submit(fetch_service, service_id)
+    staff(control.workers)
     finished = False
     try:
         while pending:
@@ -171,10 +232,56 @@ def extract_window(
         finished = True
     finally:
         stop.set()
-        # After a failure, services not started yet are dropped, and a worker stuck in a call
-        # (the case of the stall deadline) is not waited for: it ends on its own or with the
-        # process, while the failure reaches the run now.
-        pool.shutdown(wait=finished, cancel_futures=True)
+        schedule.wake()
+        # After a failure, a worker stuck in a call (the case of the stall deadline) is not
+        # waited for: it ends on its own or with the process (a daemon thread), while the
+        # failure reaches the run now.
+        if finished:
+            with threads_lock:
+                started = list(threads)
+            for thread in started:
+                thread.join()
+
+
+class _Schedule:
+    """The services whose next page may be asked for, the one whose pages reached the earliest
+    time first (then in listing order); a service is advanced by one worker at a time."""
+
+    def __init__(self, service_ids: Sequence[str], start_ms: int, stop: threading.Event):
+        # (time reached, listing order, service id): a sorted list is a heap
+        self._ready = [(start_ms, order, sid) for order, sid in enumerate(service_ids)]
+        self._busy = 0
+        self._changed = threading.Condition()
+        self._stop = stop
+        self.in_flight: set[str] = set()
+
+    def take(self) -> tuple[int, int, str] | None:
+        """The next service to advance, waiting while all are being advanced; None when none
+        is left (or the extraction stopped)."""
+        with self._changed:
+            while not self._ready:
+                if not self._busy or self._stop.is_set():
+                    return None
+                self._changed.wait()
+            if self._stop.is_set():
+                return None
+            taken = heapq.heappop(self._ready)
+            self._busy += 1
+            self.in_flight.add(taken[2])
+            return taken
+
+    def give_back(self, reached: int | None, order: int, service_id: str) -> None:
+        """`service_id` was advanced; `reached` None: it has no more pages."""
+        with self._changed:
+            self._busy -= 1
+            self.in_flight.discard(service_id)
+            if reached is not None:
+                heapq.heappush(self._ready, (reached, order, service_id))
+            self._changed.notify_all()
+
+    def wake(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
 
 
 def _next(

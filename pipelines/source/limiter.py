@@ -142,6 +142,8 @@ class RateLimiter:
         self._share = 0
         self.throttled_total = 0
         self.waited_total_s = 0.0
+        self.answered_total = 0
+        self.answered_total_s = 0.0
 
     @property
     def rate(self) -> float:
@@ -234,6 +236,22 @@ class RateLimiter:
         if self._stated:
             return self._share < self._quota.limit
         return self._in_window(now, self._window_s())[0] >= self._share
+
+    def answered(self, seconds: float) -> None:
+        """A send was answered (not throttled) after `seconds`: what `Concurrency` scales by."""
+        with self._lock:
+            self.answered_total += 1
+            self.answered_total_s += seconds
+
+    def counters(self) -> tuple[int, float, int, float]:
+        """(answers, their seconds, throttling answers, seconds sends waited) so far."""
+        with self._lock:
+            return (
+                self.answered_total,
+                self.answered_total_s,
+                self.throttled_total,
+                self.waited_total_s,
+            )
 
     def throttled(self, retry_after_s: float | None = None, quota: Quota | None = None) -> float:
         """The gateway refused a send for throttling: slow every worker. Returns the pause."""
@@ -329,6 +347,67 @@ class RateLimiter:
 
     def __repr__(self) -> str:
         return f"RateLimiter(rate={_shown(self._rate)}/s, ceiling={_shown(self._ceiling)}/s)"
+
+
+class Concurrency:
+    """How many workers an extraction keeps busy, adapted to the answers (AIMD, as TCP does):
+
+    - one more worker after each window of answers (twice the workers, at least 4) that came
+      back slow (a mean of `SLOW_ANSWER_S` or more: a round trip, not loopback), with no
+      throttling answer and the limiter making sends wait less than a tenth of the answers'
+      time (more workers would only wait there), up to `cap` (MODELARTS_MAX_WORKERS);
+    - half the workers (at least 1) on a throttling answer: the gateway says too much; and
+      from then on never as many as were throttled (the quota the limiter learnt sets the pace,
+      more workers would only wait for it).
+
+    It reads the counters of the process's limiter, which every worker of every run feeds, so
+    another run's throttling slows this one's workers too. `update()` is thread-safe and
+    returns the number of workers wanted; `history` lists (workers, why) at each change.
+    """
+
+    SLOW_ANSWER_S = 0.02
+    MIN_WINDOW = 4
+    CUT_EVERY_S = 1.0
+
+    def __init__(self, limiter: RateLimiter, start: int, cap: int):
+        self._limiter = limiter
+        self._lock = threading.Lock()
+        self.cap = max(1, cap, start)
+        self.workers = max(1, min(start, self.cap))
+        self._base = limiter.counters()
+        self._last_cut = -math.inf
+        self.history: list[tuple[int, str]] = [(self.workers, "start")]
+
+    def update(self) -> int:
+        with self._lock:
+            answers, answer_s, throttled, waited_s = counters = self._limiter.counters()
+            base_answers, base_answer_s, base_throttled, base_waited_s = self._base
+            if throttled > base_throttled:
+                self._base = counters
+                now = time.monotonic()
+                # the answers of the sends in flight when it throttled are one event
+                if self.workers > 1 and now - self._last_cut >= self.CUT_EVERY_S:
+                    self._last_cut = now
+                    self.cap = min(self.cap, self.workers - 1)
+                    self._change(max(1, self.workers // 2), "throttled")
+                return self.workers
+            window = answers - base_answers
+            if window < max(self.MIN_WINDOW, 2 * self.workers):
+                return self.workers
+            self._base = counters
+            spent = answer_s - base_answer_s
+            if (
+                self.workers < self.cap
+                and spent / window >= self.SLOW_ANSWER_S
+                and waited_s - base_waited_s < spent / 10
+            ):
+                self._change(self.workers + 1, f"answers take {1000 * spent / window:.0f} ms")
+            return self.workers
+
+    def _change(self, workers: int, why: str) -> None:
+        self.workers = workers
+        self.history.append((workers, why))
+        log.debug("%d workers (%s)", workers, why)
 
 
 def _shown(rate: float) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Iterator
 from typing import Any, Protocol
 
@@ -62,9 +63,14 @@ def iter_event_pages(
         raise ValueError(f"limit must be within 1..{MAX_LIMIT}")
     where = f"service {service_id} window {query} ({offset_mode} offsets, limit {limit})"
     received = 0
-    previous: EventPage | None = None
+    # Of the page before, only what the checks need: its total_count and a key per record
+    # (not its records: a suspended pager, one per service in flight, holds a few KB, and
+    # the consumer may drop the records it was given as soon as it has read them)
+    previous_total: int | None = None
+    previous_keys: list[int] = []
     last_time: int | None = None
     page = first_page
+    del first_page
     for page_index in range(max_pages + 1):
         if page_index == max_pages:
             raise PagingError(
@@ -74,61 +80,82 @@ def iter_event_pages(
         offset = page_index if offset_mode is OffsetMode.PAGE else page_index * limit
         if page is None or page_index > 0:
             page = client.fetch_events_page(service_id, query, offset=offset, limit=limit)
-        if len(page.events) > limit:
+        events = page.events
+        total_count = page.total_count
+        if len(events) > limit:
             raise PagingError(
-                f"{where}: page at offset {offset} holds {len(page.events)} events, more "
-                f"than the limit"
+                f"{where}: page at offset {offset} holds {len(events)} events, more than the limit"
             )
-        if previous is not None:
-            growth = max(0, page.total_count - previous.total_count)
-            repeated = _repeated_records(previous.events, page.events, last_time)
+        keys: list[int] = []
+        if previous_total is not None:
+            growth = max(0, total_count - previous_total)
+            keys = _record_keys(events)
+            repeated = _repeated_records(previous_keys, keys, events, last_time)
             if repeated > growth + 1:
                 raise PagingError(
                     f"{where}: the page at offset {offset} repeats {repeated} records of the "
                     f"page before while total_count grew by {growth}: pages overlap. "
                     f"Is MODELARTS_OFFSET_MODE ({offset_mode}) what the API uses?"
                 )
-        received += len(page.events)
+        received += len(events)
+        more = bool(events) and len(events) >= limit and received < total_count
+        if more and not keys:
+            keys = _record_keys(events)
+        last_time = _last_time(events, last_time)
+        del events
         if page.events:
             yield page
-            last_time = _last_time(page.events, last_time)
-        if not page.events or len(page.events) < limit or received >= page.total_count:
+        if not more:
             break
-        previous = page
-    assert page is not None
+        previous_total, previous_keys = total_count, keys
+        page = None
     # The pages tile the positions 0..received-1 of the log as it was when each was served:
     # with the right offset mode, received equals the last total_count exactly.
-    if received < page.total_count:
+    if received < total_count:
         raise PagingError(
-            f"{where}: received {received} of {page.total_count} events: pages left a gap. "
+            f"{where}: received {received} of {total_count} events: pages left a gap. "
             f"Is MODELARTS_OFFSET_MODE ({offset_mode}) what the API uses?"
         )
-    if received > page.total_count:
+    if received > total_count:
         raise PagingError(
-            f"{where}: received {received} events but total_count is {page.total_count}: "
+            f"{where}: received {received} events but total_count is {total_count}: "
             f"pages overlap. Is MODELARTS_OFFSET_MODE ({offset_mode}) what the API uses?"
         )
 
 
-def _repeated_records(before: list[Any], page: list[Any], last_time: int | None) -> int:
-    """How many distinct records at the head of `page` were already read at the tail of
-    `before`.
+def _record_keys(records: list[Any]) -> list[int]:
+    """A 64-bit key per record, equal for equal records (their JSON with sorted keys)."""
+    keys = []
+    for record in records:
+        try:
+            text = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+        except TypeError:  # an integer beyond 64 bits, parsed by the standard library
+            text = json.dumps(record, sort_keys=True, default=str).encode()
+        keys.append(hash(text))
+    return keys
+
+
+def _repeated_records(
+    before: list[int], head_keys: list[int], page: list[Any], last_time: int | None
+) -> int:
+    """How many distinct records at the head of `page` were already read at the tail of the
+    page before (`before`: its records' keys; `head_keys`: the keys of `page`'s records).
 
     The larger of two lower bounds: the distinct records of the longest head of `page` that
-    equals a tail of `before` (a run of one event the API repeats counts once), and the
-    records whose occur_time lies before the last time already read (order is asc).
+    equals a tail of the page before (a run of one event the API repeats counts once), and
+    the records whose occur_time lies before the last time already read (order is asc).
     """
     backwards = 0
     if last_time is not None:
         backwards = sum(1 for t in map(_time, page) if t is not None and t < last_time)
     same = 0
-    if page and before:
-        head = page[0]
-        longest = min(len(before), len(page))
+    if head_keys and before:
+        head = head_keys[0]
+        longest = min(len(before), len(head_keys))
         for start in range(len(before) - longest, len(before)):
             k = len(before) - start
-            if before[start] == head and before[start:] == page[:k]:
-                same = len({orjson.dumps(r, option=orjson.OPT_SORT_KEYS) for r in page[:k]})
+            if before[start] == head and before[start:] == head_keys[:k]:
+                same = len(set(head_keys[:k]))
                 break
     return max(backwards, same)
 

@@ -33,15 +33,17 @@ def iter_window_pages(
     handled the same way. Otherwise that first page starts the paging.
     """
     first = client.fetch_events_page(service_id, query, offset=0, limit=limit)
+    total_count = first.total_count
     span = query.end_ms - query.start_ms
-    if split_above is not None and first.total_count > split_above and span >= MIN_SPLIT_SPAN_MS:
+    if split_above is not None and total_count > split_above and span >= MIN_SPLIT_SPAN_MS:
+        del first  # not held while the halves are paged
         middle = query.start_ms + span // 2
         client.stats.add(windows_split=1)
         log.info(
             "service %s window %s holds %d events (more than %d): split at %d",
             service_id,
             query,
-            first.total_count,
+            total_count,
             split_above,
             middle,
         )
@@ -56,7 +58,7 @@ def iter_window_pages(
                 split_above=split_above,
             )
         return
-    yield from iter_event_pages(
+    pages = iter_event_pages(
         client,
         service_id,
         query,
@@ -65,3 +67,5 @@ def iter_window_pages(
         max_pages=max_pages,
         first_page=first,
     )
+    del first  # the pager holds it only until the consumer has it
+    yield from pages

@@ -166,6 +166,57 @@ def test_every_worker_slows_under_a_quota_and_every_event_lands(answer: str) -> 
         assert limiter.state().quota == Quota(10, 2.0)
 
 
+def _extract_adapting(
+    info: SimulatorInfo, history: History, limiter: RateLimiter
+) -> tuple[set[tuple[str, int, str, str]], list[tuple[int, str]], ModelArtsClient]:
+    """Every event of the history, by 2 workers at the start that may grow to 8."""
+    from pipelines.source.extract import ExtractionProgress, extract_window
+
+    client = _client(info, limiter, RetryBudget(0))
+    ids = [s.service_id for s in client.list_services(limit=100)]
+    window = TimeWindow(history.start_ms, history.end_ms)
+    settings_ = ExtractSettings(page_limit=100, workers=2, max_workers=8)
+    progress = ExtractionProgress()
+    got = {
+        (e.service_id, e.occur_time, e.event_type, e.event_info)
+        for page in extract_window(client, ids, window, settings_, progress=progress)
+        for e in page.events
+    }
+    return got, progress.workers, client
+
+
+def test_workers_grow_while_answers_are_slow_and_nothing_throttles() -> None:
+    history = generate_history(HistoryConfig(services=40, days=1, seed=5))
+    with simulator_in_thread(history, SimulatorConfig(latency_s=0.03)) as info:
+        got, workers, client = _extract_adapting(info, history, RateLimiter(0))
+        truth = expected_events(info)
+    assert got == truth
+    assert client.stats.throttled == 0
+    assert workers[0] == (2, "start")
+    # one more at a time, each after a round of slow answers
+    counts = [n for n, _ in workers]
+    assert counts == list(range(2, 2 + len(counts))) and counts[-1] > 2
+    assert all(why.startswith("answers take") for _, why in workers[1:])
+
+
+def test_workers_do_not_grow_past_throttling_and_every_event_lands() -> None:
+    history = generate_history(HistoryConfig(services=40, days=1, seed=5))
+    # 15 calls per 2 s: less than 2 workers' pace at 30 ms an answer
+    config = SimulatorConfig(latency_s=0.03, quota_per_window=15, quota_window_s=2.0)
+    limiter = RateLimiter(0, quiet_s=2.0, guess_window_s=2.0)
+    with simulator_in_thread(history, config) as info:
+        got, workers, client = _extract_adapting(info, history, limiter)
+        truth = expected_events(info)
+    assert got == truth
+    assert client.stats.throttled > 0
+    # throttling halved the workers, and they never grew back to where it happened: the
+    # limiter keeps every send under the quota it learnt, so more workers would only wait
+    first = next(i for i, (_, why) in enumerate(workers) if why == "throttled")
+    throttled_at = workers[first - 1][0]
+    assert workers[first][0] < throttled_at
+    assert max(n for n, _ in workers[first:]) < throttled_at
+
+
 def test_a_clock_twenty_minutes_behind_the_gateway_is_corrected_once() -> None:
     history = generate_history(HistoryConfig(services=6, days=1, seed=2))
     config = SimulatorConfig(clock_offset_s=TWENTY_MINUTES)

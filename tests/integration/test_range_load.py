@@ -9,6 +9,7 @@ hours ride on the same requests as their own load.
 from __future__ import annotations
 
 import math
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -226,3 +227,53 @@ def test_a_range_failing_half_way_keeps_its_complete_days_and_a_retry_fetches_th
     # another run fetches everything again (a rerun is not a retry)
     again = load_events_range(_client(info), engine, service_ids, days, settings, run_id="other")
     assert len(again) == len(days) and sum(r.load.inserted for r in again) == 0
+
+
+class _WatchingLoads(ModelArtsClient):
+    """A client that, before each events request it sends, reads how many days of the range
+    have committed (their audit rows, through a connection of its own)."""
+
+    def __init__(self, info: SimulatorInfo, database_url: str) -> None:
+        settings = HttpSettings()
+        super().__init__(
+            info.url, info.project_id, StaticToken(Secret("t")), build_session(settings), settings
+        )
+        self._conn = psycopg.connect(database_url, autocommit=True)
+        self._lock = threading.Lock()
+        self.committed_at_request: list[int] = []
+
+    def fetch_events_page(self, service_id: str, query: TimeWindow, offset: int, limit: int) -> Any:
+        with self._lock:
+            row = self._conn.execute(
+                "select count(*) from load_batches where status = 'succeeded'"
+            ).fetchone()
+            assert row is not None
+            self.committed_at_request.append(row[0])
+        return super().fetch_events_page(service_id, query, offset, limit)
+
+
+def test_a_range_commits_its_first_days_while_later_ones_are_still_being_fetched(
+    engine: Engine, database_url: str
+) -> None:
+    """The days load as soon as every service was fetched beyond their end, not after the
+    whole extraction: requests are still sent after the first day committed, and the API still
+    sees each service paged once over the range (no extra request)."""
+    with running_simulator([*SIM_ARGS, "--latency-ms", "10"]) as info:
+        service_ids = [s.service_id for s in _client(info).list_services()]
+        days = _days(info)
+        client = _WatchingLoads(info, database_url)
+        settings = ExtractSettings(page_limit=PAGE_LIMIT, split_threshold=None, workers=2)
+        reports = load_events_range(client, engine, service_ids, days, settings, run_id="o1")
+        whole = TimeWindow(days[0][1].start_ms, days[-1][1].end_ms)
+        expected = expected_events(info, whole.start_ms, whole.end_ms)
+    assert stored_events(database_url) == expected
+    assert [r.window for r in reports] == [window for _, window in days]
+    seen = client.committed_at_request
+    # the last requests were sent with days already committed: the loads did not wait
+    assert seen[-1] >= 1, seen
+    # days commit in order while requests go on: the count only grows, and only the last day
+    # (which waits for the extraction's end, to record its counters) is left at the end
+    assert seen == sorted(seen) and seen[-1] <= len(days) - 1
+    per_service = Counter(service_id for service_id, *_ in expected)
+    assert len(seen) == sum(max(1, math.ceil(per_service[s] / PAGE_LIMIT)) for s in service_ids)
+    assert {status for _, status, *_ in _batches(database_url)} == {"succeeded"}

@@ -316,3 +316,40 @@ def test_a_region_without_the_v1_api_loads_v2_under_auto_and_fails_under_v1(
     assert code == 0
     assert served["unknown"] == {"404": 2}  # the pre-flight's and the run's /v1 listing, once each
     assert {r for r in _stored_records(database_url) if start <= r[7] < end} == truth != set()
+
+
+def test_a_failed_v2_load_beside_the_v1_load_fails_the_run_and_keeps_the_v1_days(
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The v2 records load in a thread beside the v1 events, not after them: its error reaches
+    the step (the run fails, saying why) and does not stop the v1 days, which commit on their
+    own."""
+    import pipelines.assets.events as events_assets
+
+    v1_days_committed_when_v2_began: list[int] = []
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        committed = _rows(
+            database_url,
+            "select count(*) from load_batches where generation = 'v1' and status = 'succeeded'",
+        )
+        v1_days_committed_when_v2_began.append(committed[0][0])
+        raise RuntimeError("the v2 records broke (test)")
+
+    monkeypatch.setattr(events_assets, "load_records_range", broken)
+    with _pipeline_on(["--api", "mixed"], database_url, monkeypatch, tmp_path) as sim:
+        days = simulator_days(sim)
+        assert main(["run", "--start", days[0], "--end", days[-1]]) == 1
+        start, end = _range_ms(days)
+        v1 = expected_events(sim, start, end)
+    assert "the v2 records broke (test)" in capsys.readouterr().out
+    assert v1 and stored_events(database_url) == v1
+    batches = _rows(
+        database_url, "select partition_key, generation, status from load_batches order by 1, 2"
+    )
+    assert batches == [(d, "v1", "succeeded") for d in days]
+    # the v2 load began while the v1 range was still loading (after it, all 3 days would be in)
+    assert v1_days_committed_when_v2_began[0] < len(days)
