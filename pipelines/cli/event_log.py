@@ -1,0 +1,90 @@
+"""A CLI run's writes to a SQLite Dagster instance (the default dagster.yaml), made cheap.
+
+Dagster's SQLite event log opens a new engine and connection for every event it stores, commits
+it with an fsync, and closes the connection, which, the database being in WAL mode, checkpoints
+the WAL into the database file with another fsync. A 20-service day stores ~60 events (and reads
+a few), each in the run's own database and, for asset and run-status events, again in the
+index: those opens, fsyncs and checkpoints were most of the run's Dagster overhead (bench/
+README.md, "Fixed cost of a small run, continued").
+
+`speed_up` gives the instance's SQLite event log one connection per database for the process,
+with `synchronous=NORMAL`: in WAL mode a commit is then written without waiting for the disk,
+and the WAL is checkpointed by SQLite every 1000 pages and when the connections close (`close`,
+and at exit). The files, their schema and what is stored are Dagster's own: the UI and the daemon
+read the runs as before. What NORMAL gives up is only the last events of a run when the machine
+itself (not the process) loses power or crashes; a killed process loses nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+from dagster._core.storage.sql import create_engine
+from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
+from sqlalchemy import Connection, Engine, event
+from sqlalchemy.pool import StaticPool
+
+
+class _KeptConnections(SqliteEventLogStorage):
+    """SqliteEventLogStorage with one kept connection per shard (a run's database, the index).
+
+    Only ever set as the class of an existing SqliteEventLogStorage (`speed_up`): its state is
+    the parent's, plus `_kept` made on first use."""
+
+    _kept: dict[str, Engine]
+
+    @contextmanager
+    def _connect(self, shard: str) -> Iterator[Connection]:
+        with self._db_lock:  # as the parent: one thread at a time, which one does not matter
+            kept = self.__dict__.setdefault("_kept", {})
+            engine = kept.get(shard)
+            if engine is None:
+                engine = create_engine(
+                    self.conn_string_for_shard(shard),
+                    poolclass=StaticPool,
+                    connect_args={
+                        "timeout": SQLITE_BUSY_TIMEOUT_SECONDS,
+                        "check_same_thread": False,  # the lock above serializes its users
+                    },
+                )
+                event.listen(engine, "connect", _synchronous_normal)
+                if shard not in self._initialized_dbs:
+                    self._initdb(engine)
+                    self._initialized_dbs.add(shard)
+                kept[shard] = engine
+            with engine.connect() as conn, conn.begin():
+                yield conn
+
+    def close(self) -> None:
+        """Close the kept connections (each checkpoints its WAL); they reopen when used."""
+        with self._db_lock:
+            for engine in self.__dict__.pop("_kept", {}).values():
+                engine.dispose()
+
+    def dispose(self) -> None:
+        self.close()
+        super().dispose()
+
+
+def _synchronous_normal(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def speed_up(storage: object) -> bool:
+    """Keep the connections of `storage` if it is Dagster's SQLite event log (exactly that class:
+    Postgres, or a subclass of someone's, is left as it is); whether it was."""
+    if type(storage) is not SqliteEventLogStorage:
+        return type(storage) is _KeptConnections
+    storage.__class__ = _KeptConnections
+    return True
+
+
+def close(storage: object) -> None:
+    """Close what `speed_up` kept open, if anything."""
+    if isinstance(storage, _KeptConnections):
+        storage.close()
