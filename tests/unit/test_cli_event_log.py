@@ -9,7 +9,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from dagster import AssetMaterialization, DagsterInstance, OpExecutionContext, job, op
+from dagster import AssetMaterialization, DagsterInstance, job, op
 from dagster._core.instance.ref import InstanceRef
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 
@@ -19,7 +19,7 @@ MATERIALIZED = 12
 
 
 @op
-def materialize_some(context: OpExecutionContext) -> None:
+def materialize_some(context) -> None:  # Dagster reads the hint: none
     for i in range(MATERIALIZED):
         context.log_event(AssetMaterialization(f"probe_{i}"))
 
