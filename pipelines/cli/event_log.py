@@ -19,12 +19,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.storage.sql import create_engine
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
-from sqlalchemy import Connection, Engine, event
+from sqlalchemy import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
 
@@ -50,10 +49,11 @@ class _KeptConnections(SqliteEventLogStorage):
                         "check_same_thread": False,  # the lock above serializes its users
                     },
                 )
-                event.listen(engine, "connect", _synchronous_normal)
                 if shard not in self._initialized_dbs:
-                    self._initdb(engine)
+                    self._initdb(engine)  # a new database is made in WAL mode there
                     self._initialized_dbs.add(shard)
+                with engine.connect() as conn:
+                    _synchronous_normal_in_wal(conn)
                 kept[shard] = engine
             with engine.connect() as conn, conn.begin():
                 yield conn
@@ -69,10 +69,13 @@ class _KeptConnections(SqliteEventLogStorage):
         super().dispose()
 
 
-def _synchronous_normal(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
+def _synchronous_normal_in_wal(conn: Connection) -> None:
+    """NORMAL on the kept connection (StaticPool: the setting stays with it) if its database is
+    in WAL mode, as Dagster makes them; in rollback-journal mode NORMAL could corrupt the file on
+    a power loss, so such a database keeps the default (FULL)."""
+    (mode,) = conn.exec_driver_sql("PRAGMA journal_mode").one()
+    if str(mode).lower() == "wal":
+        conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
 
 
 def speed_up(storage: object) -> bool:

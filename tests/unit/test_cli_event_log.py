@@ -72,6 +72,19 @@ def test_the_kept_connections_commit_without_waiting_for_the_disk(home: Path) ->
     event_log.close(storage)
 
 
+def test_a_database_in_rollback_journal_mode_keeps_full_sync(home: Path) -> None:
+    with DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as plain:
+        run_id = probe.execute_in_process(instance=plain).run_id
+    run_db = home / "history" / "runs" / f"{run_id}.db"
+    with sqlite3.connect(run_db) as conn:
+        conn.execute("PRAGMA journal_mode=DELETE")
+    storage = runs.dagster_instance().event_log_storage
+    with storage.run_connection(run_id) as conn:  # type: ignore[attr-defined]
+        (synchronous,) = conn.exec_driver_sql("PRAGMA synchronous").fetchone()
+    assert synchronous == 2  # FULL: NORMAL could corrupt it on a power loss
+    event_log.close(storage)
+
+
 def test_other_event_logs_are_left_as_they_are() -> None:
     class Mine(SqliteEventLogStorage):
         pass
