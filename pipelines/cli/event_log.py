@@ -17,6 +17,7 @@ itself (not the process) loses power or crashes; a killed process loses nothing.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -49,11 +50,14 @@ class _KeptConnections(SqliteEventLogStorage):
                         "check_same_thread": False,  # the lock above serializes its users
                     },
                 )
-                if shard not in self._initialized_dbs:
-                    self._initdb(engine)  # a new database is made in WAL mode there
-                    self._initialized_dbs.add(shard)
+                new = not os.path.exists(self.path_for_shard(shard))
                 with engine.connect() as conn:
+                    if new:  # as Dagster makes it, but before its tables: their creation too
+                        conn.exec_driver_sql("PRAGMA journal_mode=WAL")
                     _synchronous_normal_in_wal(conn)
+                if shard not in self._initialized_dbs:
+                    self._initdb(engine)  # on the kept connection
+                    self._initialized_dbs.add(shard)
                 kept[shard] = engine
             with engine.connect() as conn, conn.begin():
                 yield conn

@@ -64,12 +64,19 @@ def test_a_cli_run_is_read_whole_by_another_instance_of_its_home(home: Path) -> 
 
 
 def test_the_kept_connections_commit_without_waiting_for_the_disk(home: Path) -> None:
-    storage = runs.dagster_instance().event_log_storage
-    with storage.index_connection() as conn:  # type: ignore[attr-defined]
-        (synchronous,) = conn.exec_driver_sql("PRAGMA synchronous").fetchone()
-        (journal,) = conn.exec_driver_sql("PRAGMA journal_mode").fetchone()
-    assert (synchronous, journal) == (1, "wal")  # NORMAL, in WAL mode: crash-safe
+    instance = runs.dagster_instance()
+    storage = instance.event_log_storage
+    run_id = probe.execute_in_process(instance=instance).run_id  # its database made here
+    for connection in (storage.index_connection(), storage.run_connection(run_id)):  # type: ignore[attr-defined]
+        with connection as conn:
+            (synchronous,) = conn.exec_driver_sql("PRAGMA synchronous").fetchone()
+            (journal,) = conn.exec_driver_sql("PRAGMA journal_mode").fetchone()
+        assert (synchronous, journal) == (1, "wal")  # NORMAL, in WAL mode: crash-safe
     event_log.close(storage)
+    with sqlite3.connect(home / "history" / "runs" / f"{run_id}.db") as conn:
+        (journal,) = conn.execute("PRAGMA journal_mode").fetchone()
+        tables = {name for (name,) in conn.execute("select name from sqlite_master")}
+    assert journal == "wal" and {"event_logs", "alembic_version"} <= tables
 
 
 def test_a_database_in_rollback_journal_mode_keeps_full_sync(home: Path) -> None:
