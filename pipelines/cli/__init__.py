@@ -87,9 +87,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def exit_without_teardown(code: int) -> NoReturn:
     """End the process with `code` as the interpreter would, minus its teardown of every module.
 
-    A run leaves about 2,000 modules (Dagster, SQLAlchemy, pydantic ...) whose teardown at exit
-    cost ~1 s of CPU after the command had printed its last line (bench/README.md, "Fixed cost of
-    a small run, continued"). What the interpreter's exit does that matters is done here: with no
+    A run leaves about 2,000 modules (Dagster, SQLAlchemy, pydantic ...) to tear down; in several
+    measurements the process took 1.25-1.36 s (~1 s of CPU) to end after `main` returned, in
+    others ~0.03 s (bench/README.md, "Fixed cost of a small run, continued": the cause was not
+    pinned down). What the interpreter's exit does that matters is done here: with no
     other thread left, the atexit functions run (logging's flush, temporary folders, ...), the
     console is flushed, and the process ends. Anything unusual (another thread, a console that
     cannot be flushed) takes the interpreter's own exit."""
