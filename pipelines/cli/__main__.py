@@ -1,7 +1,5 @@
 """`python -m pipelines.cli`: the `modelarts-etl` command."""
 
-import sys
+from pipelines.cli import run
 
-from pipelines.cli import main
-
-sys.exit(main())
+run()

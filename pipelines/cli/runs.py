@@ -35,14 +35,19 @@ _CLI_OVERRIDES = {
 
 def dagster_instance() -> DagsterInstance:
     """The instance of DAGSTER_HOME (its dagster.yaml), made once per process and home, without
-    compute-log capture (above)."""
+    compute-log capture (above), its SQLite event log (if it is one) on kept connections
+    (event_log.py)."""
     from dagster import DagsterInstance
     from dagster._core.instance.ref import InstanceRef
+
+    from pipelines.cli import event_log
 
     home = os.environ["DAGSTER_HOME"]
     if home not in _instances:
         ref = InstanceRef.from_dir(home, overrides=_CLI_OVERRIDES)
-        _instances[home] = DagsterInstance.from_ref(ref)
+        instance = DagsterInstance.from_ref(ref)
+        event_log.speed_up(instance.event_log_storage)
+        _instances[home] = instance
     return _instances[home]
 
 
@@ -181,10 +186,11 @@ def run_days(command: str, first: date, last: date) -> int:
         return 1
     first = first_kept
     job = build_definitions().resolve_job_def("nightly")
+    instance = dagster_instance()
     print(DAY_HEADER)
     with _day_progress():
         result = job.execute_in_process(
-            instance=dagster_instance(),
+            instance=instance,
             tags={
                 **process_tags(),
                 run_tags.PARTITION_RANGE_START: first.isoformat(),
@@ -194,6 +200,9 @@ def run_days(command: str, first: date, last: date) -> int:
             run_config=_QUIET_RUN,
             raise_on_error=False,
         )
+    from pipelines.cli import event_log
+
+    event_log.close(instance.event_log_storage)  # the run's events checkpointed into its files
     if result.success:
         print(f"{command} {first}..{last}: run {result.run_id} succeeded")
         print_outcomes(first, last)
