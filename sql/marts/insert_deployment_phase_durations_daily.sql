@@ -18,46 +18,34 @@ with affected_phases as (
             < (affected.attempt_date + 1 - date '1970-01-01')::bigint * 86400000
 ),
 
-percentiles as (
-    -- the three percentiles from one sort of each group's durations
+final as (
     select
         affected_phases.attempt_date,
         affected_phases.service_id,
         affected_phases.phase,
-        affected_phases.generation,
         count(*) as phases,
         count(*) filter (where affected_phases.status = 'succeeded') as succeeded,
         count(*) filter (where affected_phases.status = 'failed') as failed,
         count(*) filter (where affected_phases.status = 'in_progress') as in_progress,
-        percentile_cont(array[0.5, 0.9, 0.95]) within group (
+        percentile_cont(0.5) within group (
             order by affected_phases.duration_ms
-        ) filter (where affected_phases.status = 'succeeded') as succeeded_ms,
+        ) filter (where affected_phases.status = 'succeeded') as p50_ms,
+        percentile_cont(0.9) within group (
+            order by affected_phases.duration_ms
+        ) filter (where affected_phases.status = 'succeeded') as p90_ms,
+        percentile_cont(0.95) within group (
+            order by affected_phases.duration_ms
+        ) filter (where affected_phases.status = 'succeeded') as p95_ms,
         max(affected_phases.duration_ms) filter (
             where affected_phases.status = 'succeeded'
-        ) as max_ms
+        ) as max_ms,
+        affected_phases.generation
     from affected_phases
     group by
-        affected_phases.service_id,
         affected_phases.attempt_date,
+        affected_phases.service_id,
         affected_phases.phase,
         affected_phases.generation
-),
-
-final as (
-    select
-        percentiles.attempt_date,
-        percentiles.service_id,
-        percentiles.phase,
-        percentiles.phases,
-        percentiles.succeeded,
-        percentiles.failed,
-        percentiles.in_progress,
-        percentiles.succeeded_ms[1] as p50_ms,
-        percentiles.succeeded_ms[2] as p90_ms,
-        percentiles.succeeded_ms[3] as p95_ms,
-        percentiles.max_ms,
-        percentiles.generation
-    from percentiles
 )
 
 select * from final

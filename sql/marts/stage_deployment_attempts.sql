@@ -29,37 +29,66 @@ terminals as (
     order by stage.service_id, stage.attempt_start, stage.seq
 ),
 
-attempt_counts as (
-    -- the events of each attempt up to its first terminal (the flag of
-    -- stage_deployment_events.sql), once, by attempt and model: the deployment events' model
-    -- (null for the others), counts and first mention
+attempt_events as (
     select
         stage.service_id,
         stage.attempt_start,
-        case when stage.kind not in ('runtime', 'unknown') then stage.model end as model,
-        -- occurrences: a v2 record counts its event_count, a v1 event 1
-        sum(stage.occurrences) filter (where stage.kind not in ('runtime', 'unknown')) as events,
-        sum(stage.occurrences) filter (where stage.kind = 'unknown') as unknown_events,
-        min(stage.seq) as first_seq
+        stage.model,
+        stage.kind,
+        stage.seq,
+        stage.occurrences
     from deployment_event_stage as stage
-    where stage.up_to_terminal
-    group by
-        stage.service_id,
-        stage.attempt_start,
-        case when stage.kind not in ('runtime', 'unknown') then stage.model end
+    left join terminals
+        on
+            stage.service_id = terminals.service_id
+            and stage.attempt_start = terminals.attempt_start
+    where
+        stage.attempt_start is not null
+        and (terminals.terminal_seq is null or stage.seq <= terminals.terminal_seq)
+),
+
+deployment_events as (
+    select attempt_events.*
+    from attempt_events
+    where attempt_events.kind not in ('runtime', 'unknown')
+),
+
+model_mentions as (
+    select
+        deployment_events.service_id,
+        deployment_events.attempt_start,
+        deployment_events.model,
+        min(deployment_events.seq) as first_seq
+    from deployment_events
+    where deployment_events.model is not null
+    group by deployment_events.service_id, deployment_events.attempt_start, deployment_events.model
+),
+
+attempt_models as (
+    select
+        model_mentions.service_id,
+        model_mentions.attempt_start,
+        array_agg(model_mentions.model order by model_mentions.first_seq) as models
+    from model_mentions
+    group by model_mentions.service_id, model_mentions.attempt_start
 ),
 
 event_counts as (
     select
-        attempt_counts.service_id,
-        attempt_counts.attempt_start,
-        array_agg(attempt_counts.model order by attempt_counts.first_seq) filter (
-            where attempt_counts.model is not null
-        ) as models,
-        coalesce(sum(attempt_counts.events), 0) as events,
-        coalesce(sum(attempt_counts.unknown_events), 0) as unknown_events
-    from attempt_counts
-    group by attempt_counts.service_id, attempt_counts.attempt_start
+        attempt_events.service_id,
+        attempt_events.attempt_start,
+        -- occurrences: a v2 record counts its event_count, a v1 event 1
+        coalesce(
+            sum(attempt_events.occurrences) filter (
+                where attempt_events.kind not in ('runtime', 'unknown')
+            ),
+            0
+        ) as events,
+        coalesce(
+            sum(attempt_events.occurrences) filter (where attempt_events.kind = 'unknown'), 0
+        ) as unknown_events
+    from attempt_events
+    group by attempt_events.service_id, attempt_events.attempt_start
 ),
 
 open_phases as (
@@ -87,7 +116,7 @@ joined as (
         terminals.terminal_reason,
         terminals.terminal_category,
         open_phases.phase as open_phase,
-        coalesce(event_counts.models, array[]::text[]) as models,
+        coalesce(attempt_models.models, array[]::text[]) as models,
         coalesce(event_counts.events, 0) as events,
         coalesce(event_counts.unknown_events, 0) as unknown_events
     from starts
@@ -95,6 +124,10 @@ joined as (
         on
             starts.service_id = terminals.service_id
             and starts.attempt_start = terminals.attempt_start
+    left join attempt_models
+        on
+            starts.service_id = attempt_models.service_id
+            and starts.attempt_start = attempt_models.attempt_start
     left join event_counts
         on
             starts.service_id = event_counts.service_id

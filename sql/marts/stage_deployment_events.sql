@@ -209,21 +209,13 @@ classified as (
         parsed.last_time,
         parsed.occurrences,
         parsed.event_type,
-        -- the text, where a later step shows it: a terminal event's (the failure reason) and an
-        -- unknown event's (unclassified_event_texts_daily); the others' stay in service_events
-        -- (event_info_md5), which keeps the sort below, and this table, narrow
-        case
-            when parsed.kind in ('phase_failed', 'deployment_failure', 'running', 'unknown')
-                then parsed.event_info
-        end as event_info,
+        parsed.event_info,
         parsed.event_info_md5,
         parsed.rule_key,
         parsed.kind,
         parsed.phase,
         parsed.model,
-        case
-            when parsed.kind in ('phase_failed', 'deployment_failure', 'running') then parsed.reason
-        end as reason,
+        parsed.reason,
         parsed.cause_category,
         parsed.kind in ('phase_failed', 'deployment_failure', 'running') as is_terminal,
         case parsed.kind
@@ -252,120 +244,68 @@ classified as (
     from parsed
 ),
 
-start_times as (
-    -- the milliseconds in which a service has a deployment start (the texts classified as
-    -- starts); a terminal event probes them below
-    select distinct
-        scoped.service_id,
-        scoped.occur_time
-    from scoped
-    inner join classified_texts as texts
-        on
-            scoped.event_info_md5 = texts.event_info_md5
-            and scoped.event_type = texts.event_type
-    where texts.role = 'start'
-),
-
 flagged as (
-    -- a v1 terminal event sharing its millisecond with a start: a hash join probed by the
-    -- terminal events only (the others' key is null), rather than a window over every event by
-    -- millisecond, which costs a sort of them all
     select
         classified.*,
-        start_times.service_id is not null as shares_ms_with_start
+        classified.generation = 'v1'
+        and bool_or(classified.kind = 'deployment_start') over (
+            partition by classified.service_id, classified.occur_time
+        ) as shares_ms_with_start
     from classified
-    left join start_times
-        on
-            classified.service_id = start_times.service_id
-            and start_times.occur_time = case
-                when classified.generation = 'v1' and classified.is_terminal
-                    then classified.occur_time
-            end
 ),
 
 ordered as (
-    -- one sort for both windows (the same order, two frames): the sequence number and, v1, the
-    -- last start up to the event (its attempt); and the anchor of the latest terminal event
-    -- before it (v1: its time; v2: its version's start), which says whether the event is past
-    -- its attempt's first terminal (`up_to_terminal` below)
+    -- one window, one sort: the sequence number and, v1, the last start up to the event (its
+    -- attempt), over the same rows in the same order (a ROWS frame: the rows numbered up to it)
     select
         flagged.*,
         row_number() over by_sequence as seq,
         max(flagged.occur_time) filter (
             where flagged.kind = 'deployment_start'
-        ) over by_sequence as last_start,
-        max(
-            case
-                when flagged.generation = 'v2' then flagged.version_start
-                else flagged.occur_time
-            end
-        ) filter (where flagged.is_terminal) over before_it as terminal_before
+        ) over by_sequence as last_start
     from flagged
-    window
-        by_order as (
-            partition by flagged.service_id
-            order by
-                -- v2: version by version (startless versions at their own time), then in time
-                coalesce(flagged.version_start, flagged.occur_time),
-                flagged.occur_time,
-                case
-                    when flagged.is_terminal and flagged.shares_ms_with_start then -1
-                    else flagged.sequence_rank
-                end,
-                flagged.event_info_md5,
-                flagged.event_type
-        ),
-        by_sequence as (by_order rows between unbounded preceding and current row),
-        before_it as (by_order rows between unbounded preceding and 1 preceding)
+    window by_sequence as (
+        partition by flagged.service_id
+        order by
+            -- v2: version by version (startless versions at their own time), then in time
+            coalesce(flagged.version_start, flagged.occur_time),
+            flagged.occur_time,
+            case
+                when flagged.is_terminal and flagged.shares_ms_with_start then -1
+                else flagged.sequence_rank
+            end,
+            flagged.event_info_md5,
+            flagged.event_type
+        rows between unbounded preceding and current row
+    )
 ),
 
-attempted as (
+final as (
     select
-        ordered.*,
+        ordered.service_id,
+        ordered.generation,
+        ordered.version_start,
+        ordered.occur_time,
+        ordered.last_time,
+        ordered.occurrences,
+        ordered.event_type,
+        ordered.event_info,
+        ordered.event_info_md5,
+        ordered.rule_key,
+        ordered.kind,
+        ordered.phase,
+        ordered.model,
+        ordered.reason,
+        ordered.cause_category,
+        ordered.is_terminal,
+        ordered.sequence_rank,
+        ordered.shares_ms_with_start,
+        ordered.seq,
         case
             when ordered.generation = 'v2' then ordered.version_start
             else ordered.last_start
         end as attempt_start
     from ordered
-),
-
-final as (
-    select
-        attempted.service_id,
-        attempted.generation,
-        attempted.version_start,
-        attempted.occur_time,
-        attempted.last_time,
-        attempted.occurrences,
-        attempted.event_type,
-        attempted.event_info,
-        attempted.event_info_md5,
-        attempted.rule_key,
-        attempted.kind,
-        attempted.phase,
-        attempted.model,
-        attempted.reason,
-        attempted.cause_category,
-        attempted.is_terminal,
-        attempted.sequence_rank,
-        attempted.shares_ms_with_start,
-        attempted.seq,
-        attempted.attempt_start,
-        -- the event belongs to an attempt and no terminal event of that attempt precedes it (the
-        -- first terminal decides; what follows, e.g. a runtime restart, is not deployment). v1:
-        -- a terminal in the attempt's start millisecond is ordered before that start (previous
-        -- attempt), so a terminal of this attempt is one later than its start; v2: a terminal
-        -- of the same version
-        attempted.attempt_start is not null
-        and (
-            attempted.terminal_before is null
-            or case
-                when attempted.generation = 'v2'
-                    then attempted.terminal_before < attempted.attempt_start
-                else attempted.terminal_before <= attempted.attempt_start
-            end
-        ) as up_to_terminal
-    from attempted
 )
 
 select * from final

@@ -1,25 +1,40 @@
 -- One row per attempt x model x phase of the scoped attempts, from the staged events up to each attempt's terminal event.
 create temporary table deployment_phase_stage on commit drop as
-with attempt_events as (
-    -- the phase events of the scoped attempts up to each one's first terminal event (the flag
-    -- of stage_deployment_events.sql), with only the columns read below: this CTE is read five
-    -- times. A service's events are of one generation: the attempt's rides along, so the phases
-    -- need no join back to the attempts.
+with bounds as (
     select
         stage.service_id,
         stage.attempt_start,
-        stage.generation,
+        min(stage.generation) as generation,
+        min(stage.seq) filter (where stage.is_terminal) as terminal_seq
+    from deployment_event_stage as stage
+    inner join mart_scope as scope on stage.service_id = scope.service_id
+    where
+        stage.attempt_start is not null
+        and stage.attempt_start < scope.end_ms
+    group by stage.service_id, stage.attempt_start
+),
+
+attempt_events as (
+    -- only the phase events and the columns read below: this CTE is read five times, and all of
+    -- the staged events with their texts would make it a temporary file. The attempt's
+    -- generation rides along, so the phases need no join back to the attempts.
+    select
+        stage.service_id,
+        stage.attempt_start,
+        bounds.generation,
         stage.model,
         stage.phase,
         stage.kind,
         stage.seq,
         stage.occur_time
     from deployment_event_stage as stage
-    inner join mart_scope as scope on stage.service_id = scope.service_id
+    inner join bounds
+        on
+            stage.service_id = bounds.service_id
+            and stage.attempt_start = bounds.attempt_start
     where
-        stage.up_to_terminal
-        and stage.attempt_start < scope.end_ms
-        and stage.kind in ('phase_start', 'phase_succeeded', 'phase_failed')
+        stage.kind in ('phase_start', 'phase_succeeded', 'phase_failed')
+        and (bounds.terminal_seq is null or stage.seq <= bounds.terminal_seq)
 ),
 
 attempt_models as (
@@ -80,39 +95,32 @@ phase_starts as (
 ),
 
 first_starts as (
-    -- each (attempt, model, phase)'s first start, by hash aggregates rather than sorts: an
-    -- attempt's events are in time in its service's sequence (v1: in time; v2: version by
-    -- version, then in time), so its first start is also its earliest
-    select
+    select distinct on (
+        phase_starts.service_id, phase_starts.attempt_start, phase_starts.model, phase_starts.phase
+    ) phase_starts.*
+    from phase_starts
+    order by
         phase_starts.service_id,
         phase_starts.attempt_start,
-        min(phase_starts.generation) as generation,
         phase_starts.model,
         phase_starts.phase,
-        min(phase_starts.seq) as start_seq,
-        min(phase_starts.occur_time) as phase_start
-    from phase_starts
-    group by
-        phase_starts.service_id,
-        phase_starts.attempt_start,
-        phase_starts.model,
-        phase_starts.phase
+        phase_starts.seq
 ),
 
 matched as (
-    -- a phase ends at the first success/failed event of its own model and phase after its
-    -- start: the least sequence number after it, its kind in the number's lowest bit (sequence
-    -- numbers are unique in a service)
-    select
+    -- a phase ends at the first success/failed event of its own model and phase after its start
+    select distinct on (
+        first_starts.service_id, first_starts.attempt_start, first_starts.model, first_starts.phase
+    )
         first_starts.service_id,
         first_starts.attempt_start,
         first_starts.generation,
         first_starts.model,
         first_starts.phase,
-        first_starts.start_seq,
-        first_starts.phase_start,
-        min(phase_ends.occur_time) as phase_end,
-        min(phase_ends.seq * 2 + (phase_ends.kind = 'phase_failed')::integer) as end_key
+        first_starts.seq as start_seq,
+        first_starts.occur_time as phase_start,
+        phase_ends.occur_time as phase_end,
+        phase_ends.kind as end_kind
     from first_starts
     left join attempt_events as phase_ends
         on
@@ -120,16 +128,14 @@ matched as (
             and first_starts.attempt_start = phase_ends.attempt_start
             and first_starts.model = phase_ends.model
             and first_starts.phase = phase_ends.phase
-            and first_starts.start_seq < phase_ends.seq
+            and first_starts.seq < phase_ends.seq
             and phase_ends.kind in ('phase_succeeded', 'phase_failed')
-    group by
+    order by
         first_starts.service_id,
         first_starts.attempt_start,
-        first_starts.generation,
         first_starts.model,
         first_starts.phase,
-        first_starts.start_seq,
-        first_starts.phase_start
+        phase_ends.seq
 ),
 
 final as (
@@ -143,9 +149,9 @@ final as (
         matched.phase_start,
         matched.phase_end,
         matched.phase_end - matched.phase_start as duration_ms,
-        case mod(matched.end_key, 2)
-            when 0 then 'succeeded'
-            when 1 then 'failed'
+        case matched.end_kind
+            when 'phase_succeeded' then 'succeeded'
+            when 'phase_failed' then 'failed'
             else 'in_progress'
         end as status
     from matched
