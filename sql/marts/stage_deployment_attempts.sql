@@ -197,7 +197,18 @@ final as (
         select
             rules.rule_id,
             rules.cause
-        from analytics.failure_cause_rules as rules
+        from (
+            -- in priority order, fenced (OFFSET 0) so that the match is tested above the sort:
+            -- the limit stops at the first rule that matches rather than testing them all
+            select
+                failure_rules.rule_id,
+                failure_rules.cause,
+                failure_rules.pattern,
+                failure_rules.priority
+            from analytics.failure_cause_rules as failure_rules
+            order by failure_rules.priority, failure_rules.rule_id
+            offset 0 -- noqa: AM09
+        ) as rules
         where
             with_outcome.outcome = 'failed'
             and with_outcome.terminal_info ~* rules.pattern
