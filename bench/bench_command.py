@@ -91,6 +91,12 @@ class Measured:
     parts: dict[str, float] | None = None
 
 
+# $BENCH_KEEP_OUTPUT: a folder that keeps each command's stdout and stderr (its log lines)
+KEEP_OUTPUT = os.environ.get("BENCH_KEEP_OUTPUT")
+# the CPU seconds (user + system) of the last child `timed_process` waited for
+CPU_SECONDS = [0.0]
+
+
 def timed_process(
     command: list[str], env: dict[str, str], cwd: Path = REPO
 ) -> tuple[float, float, str, str]:
@@ -108,6 +114,11 @@ def timed_process(
         raise RuntimeError(
             f"{command[:4]} exited {child.returncode}:\n{stdout[-2000:]}\n{stderr[-4000:]}"
         )
+    if KEEP_OUTPUT:
+        kept = Path(KEEP_OUTPUT) / f"{command[-5] if len(command) > 5 else 'run'}-{time.time():.0f}"
+        kept.with_suffix(".out").write_text(stdout, encoding="utf-8")
+        kept.with_suffix(".err").write_text(stderr, encoding="utf-8")
+    CPU_SECONDS[0] = usage.ru_utime + usage.ru_stime
     return seconds, usage.ru_maxrss / 1024, stdout, stderr
 
 
@@ -204,6 +215,7 @@ def run_breakdown(home: Path, seconds: float) -> dict[str, float]:
     ).stdout
     found = json.loads(out.strip().splitlines()[-1])
     parts = {f"step {key}": value for key, value in sorted(found["steps"].items())}
+    parts["process CPU (user + system)"] = CPU_SECONDS[0]
     parts["run"] = found["run"]
     parts["outside the run"] = seconds - found["run"]
     parts["run events (count)"] = found["events"]
