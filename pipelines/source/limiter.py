@@ -135,6 +135,7 @@ class RateLimiter:
         self._last_throttle = -math.inf
         self._last_change = now
         self._last_cut = -math.inf
+        self._slow_start = True  # doubling until the first throttling answer
         self._pause_s = 0.0
         self._sends: deque[float] = deque(maxlen=self.HISTORY)
         self._quota: Quota | None = None
@@ -352,10 +353,12 @@ class RateLimiter:
 class Concurrency:
     """How many workers an extraction keeps busy, adapted to the answers (AIMD, as TCP does):
 
-    - one more worker after each window of answers (twice the workers, at least 4) that came
-      back slow (a mean of `SLOW_ANSWER_S` or more: a round trip, not loopback), with no
-      throttling answer and the limiter making sends wait less than a tenth of the answers'
-      time (more workers would only wait there), up to `cap` (MODELARTS_MAX_WORKERS);
+    - after each window of answers (twice the workers, at least 4) that came back slow (a mean
+      of `SLOW_ANSWER_S` or more: a round trip, not loopback), with no throttling answer and
+      the limiter making sends wait less than a tenth of the answers' time (more workers would
+      only wait there), twice the workers until the first throttling answer (TCP's slow start:
+      a region's round trip leaves most of a short run to the ramp otherwise), one more after
+      it, up to `cap` (MODELARTS_MAX_WORKERS);
     - half the workers (at least 1) on a throttling answer: the gateway says too much; and
       from then on never as many as were throttled (the quota the limiter learnt sets the pace,
       more workers would only wait for it).
@@ -376,6 +379,7 @@ class Concurrency:
         self.workers = max(1, min(start, self.cap))
         self._base = limiter.counters()
         self._last_cut = -math.inf
+        self._slow_start = True  # doubling until the first throttling answer
         self.history: list[tuple[int, str]] = [(self.workers, "start")]
 
     def update(self) -> int:
@@ -389,6 +393,7 @@ class Concurrency:
                 if self.workers > 1 and now - self._last_cut >= self.CUT_EVERY_S:
                     self._last_cut = now
                     self.cap = min(self.cap, self.workers - 1)
+                    self._slow_start = False
                     self._change(max(1, self.workers // 2), "throttled")
                 return self.workers
             window = answers - base_answers
@@ -401,7 +406,11 @@ class Concurrency:
                 and spent / window >= self.SLOW_ANSWER_S
                 and waited_s - base_waited_s < spent / 10
             ):
-                self._change(self.workers + 1, f"answers take {1000 * spent / window:.0f} ms")
+                more = self.workers if self._slow_start else 1
+                self._change(
+                    min(self.cap, self.workers + more),
+                    f"answers take {1000 * spent / window:.0f} ms",
+                )
             return self.workers
 
     def _change(self, workers: int, why: str) -> None:
