@@ -7,7 +7,7 @@ thread looks for ready days every `poll_s` and rebuilds them (`rebuild_marts`: t
 and whatever the loads queued meanwhile) in the marts' own locked snapshot, so a load committing
 during a pass is seen wholly or not at all; what a pass did not see stays queued for the next
 one. When the loads end, the days ready by then are rebuilt before the step returns. A pass
-that fails is logged and leaves its days to the marts step, which rebuilds every day not
+that fails is logged (info) and leaves its days to the marts step, which rebuilds every day not
 listed here; the load step's result does not depend on the marts.
 """
 
@@ -137,7 +137,9 @@ class MartsAsDaysCommit:
             started = time.perf_counter()
             refresh = rebuild_marts(self._marts, ready)
         except Exception as exc:  # the marts step rebuilds what is left, and says why it fails
-            log.warning(
+            # not a warning: the marts step meets the same error and reports it, once, with its
+            # advice (a loader login without the analytics URL: pipelines/failures.py)
+            log.info(
                 "the marts of the loaded days could not be rebuilt in the load step (%s: %s); "
                 "the marts step rebuilds them",
                 type(exc).__name__,
