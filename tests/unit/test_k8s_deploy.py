@@ -323,7 +323,7 @@ def test_the_images_commands_are_installed_programs() -> None:
     scripts = {script.name for script in entry_points(group="console_scripts")}
     # dagster's (the code server, the run worker), this package's (the migration Job)
     assert {"dagster", "modelarts-etl"} <= scripts
-    assert pyproject_script("modelarts-etl") == "pipelines.cli:main"
+    assert pyproject_script("modelarts-etl") == "pipelines.cli:run"
     env = " ".join(arguments for kind, arguments in instructions if kind == "ENV")
     assert "DAGSTER_HOME=/opt/dagster/dagster_home" in env
     assert _instance()["run_launcher"]["config"]["dagster_home"] == "/opt/dagster/dagster_home"
