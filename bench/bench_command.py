@@ -93,14 +93,12 @@ class Measured:
 
 # $BENCH_KEEP_OUTPUT: a folder that keeps each command's stdout and stderr (its log lines)
 KEEP_OUTPUT = os.environ.get("BENCH_KEEP_OUTPUT")
-# the CPU seconds (user + system) of the last child `timed_process` waited for
-CPU_SECONDS = [0.0]
 
 
 def timed_process(
     command: list[str], env: dict[str, str], cwd: Path = REPO
-) -> tuple[float, float, str, str]:
-    """Wall seconds and peak RSS (MB) of one child process, and its output."""
+) -> tuple[float, float, str, str, float]:
+    """Wall seconds, peak RSS (MB), output and CPU seconds (user + system) of one child process."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
         child = subprocess.Popen(command, stdout=out, stderr=err, env=env, cwd=cwd)
@@ -115,11 +113,10 @@ def timed_process(
             f"{command[:4]} exited {child.returncode}:\n{stdout[-2000:]}\n{stderr[-4000:]}"
         )
     if KEEP_OUTPUT:
-        kept = Path(KEEP_OUTPUT) / f"{command[-5] if len(command) > 5 else 'run'}-{time.time():.0f}"
+        kept = Path(KEEP_OUTPUT) / f"{Path(command[0]).name}-{time.time_ns()}"
         kept.with_suffix(".out").write_text(stdout, encoding="utf-8")
         kept.with_suffix(".err").write_text(stderr, encoding="utf-8")
-    CPU_SECONDS[0] = usage.ru_utime + usage.ru_stime
-    return seconds, usage.ru_maxrss / 1024, stdout, stderr
+    return seconds, usage.ru_maxrss / 1024, stdout, stderr, usage.ru_utime + usage.ru_stime
 
 
 def served(url: str) -> dict[str, int]:
@@ -177,7 +174,7 @@ def run_ours(
             last,
         ]
         before = served(info.url)
-        seconds, rss, stdout, _ = timed_process(command, env, ours.checkout)
+        seconds, rss, stdout, _, cpu = timed_process(command, env, ours.checkout)
         used = difference(served(info.url), before)
         # the day rows printed as loads commit, not the attempts-by-day table after the run
         loads = stdout.split(f"\n{size.command} {first}..{last}: run ")[0]
@@ -186,7 +183,7 @@ def run_ours(
             raise RuntimeError(f"expected {size.days} day rows, got:\n{stdout[-3000:]}")
         rows = count(database_url, "service_events")
         minimum = minimum_event_requests(database_url, size.services)
-    return Measured(seconds, rss, used, rows, run_breakdown(home, seconds)), minimum
+    return Measured(seconds, rss, used, rows, run_breakdown(home, seconds, cpu)), minimum
 
 
 BREAKDOWN = """
@@ -201,7 +198,7 @@ print(json.dumps({"run": record.end_time - record.start_time, "steps": steps, "e
 """
 
 
-def run_breakdown(home: Path, seconds: float) -> dict[str, float]:
+def run_breakdown(home: Path, seconds: float, cpu: float) -> dict[str, float]:
     """Where the seconds of our newest run went, from the Dagster instance it wrote: each step
     (start to end, as Dagster records it), the run from start to end, what the process spent
     outside the run (imports, instance, pre-flight, the report printed after it), and the
@@ -215,7 +212,7 @@ def run_breakdown(home: Path, seconds: float) -> dict[str, float]:
     ).stdout
     found = json.loads(out.strip().splitlines()[-1])
     parts = {f"step {key}": value for key, value in sorted(found["steps"].items())}
-    parts["process CPU (user + system)"] = CPU_SECONDS[0]
+    parts["process CPU (user + system)"] = cpu
     parts["run"] = found["run"]
     parts["outside the run"] = seconds - found["run"]
     parts["run events (count)"] = found["events"]
@@ -238,7 +235,7 @@ def run_dlt(
         command = [str(dlt_python), str(REPO / "bench" / "dlt_pipeline.py"), json.dumps(config)]
         env = {**os.environ, "RUNTIME__LOG_LEVEL": "WARNING"}
         before = served(info.url)
-        seconds, rss, _, _ = timed_process(command, env)
+        seconds, rss, _, _, _ = timed_process(command, env)
         used = difference(served(info.url), before)
         used.pop("token", None)  # the parent fetched dlt's token (_iam_token) before it started
         rows = count(database_url, "dlt_bench.service_events")

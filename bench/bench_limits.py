@@ -68,7 +68,7 @@ def run_command(sim_args: list[str], admin_url: str, home: Path) -> dict[str, An
         env |= {"DATABASE_URL": database_url, "DAGSTER_HOME": str(home),
                 "PIPELINES_PARTITIONS_START": DAY}  # fmt: skip
         command = [sys.executable, "-m", "pipelines.cli", "run", "--start", DAY, "--end", DAY]
-        seconds, _, stdout, stderr = timed_process(command, env, REPO)
+        seconds, _, stdout, stderr, _ = timed_process(command, env, REPO)
         calls, throttled = modelarts_calls(info.url)
         exact = stored(database_url) == expected(info.url)
         offset_logged = "clock is" in stderr

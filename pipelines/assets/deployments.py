@@ -28,7 +28,7 @@ from pipelines.assets.checks import (
 )
 from pipelines.assets.events import service_events
 from pipelines.assets.partitions import daily_partitions, day_windows
-from pipelines.assets.step_marts import REBUILT_IN_LOAD_STEP, rebuilt_in_load_step
+from pipelines.assets.step_marts import AFFECTED_IN_LOAD_STEP, REBUILT_IN_LOAD_STEP, days_of
 from pipelines.failures import failing_fast, transformer_connection
 from pipelines.resources import WarehouseResource
 from pipelines.warehouse.coverage import coverage_of_days, top_unmatched_texts
@@ -168,9 +168,9 @@ def _rebuilt_in_load_step(context: AssetExecutionContext) -> tuple[set[date], se
             continue
         metadata = materialization.metadata
         if REBUILT_IN_LOAD_STEP in metadata:
-            rebuilt |= rebuilt_in_load_step(str(metadata[REBUILT_IN_LOAD_STEP].value))
-        if "marts_affected_days" in metadata:
-            affected |= rebuilt_in_load_step(str(metadata["marts_affected_days"].value))
+            rebuilt |= days_of(str(metadata[REBUILT_IN_LOAD_STEP].value))
+        if AFFECTED_IN_LOAD_STEP in metadata:
+            affected |= days_of(str(metadata[AFFECTED_IN_LOAD_STEP].value))
     return rebuilt, affected
 
 

@@ -34,6 +34,8 @@ POLL_S = 0.25
 
 # The metadata key of service_events' materializations that lists the days rebuilt in the step.
 REBUILT_IN_LOAD_STEP = "marts_rebuilt_days"
+# ... and the attempt days those passes changed (the marts step's checks cover them)
+AFFECTED_IN_LOAD_STEP = "marts_affected_days"
 
 
 @dataclass
@@ -49,15 +51,15 @@ class StepMarts:
     def as_metadata(self) -> dict[str, int | float | str]:
         return {
             REBUILT_IN_LOAD_STEP: ", ".join(d.isoformat() for d in sorted(self.rebuilt)),
-            "marts_affected_days": ", ".join(d.isoformat() for d in sorted(self.affected)),
+            AFFECTED_IN_LOAD_STEP: ", ".join(d.isoformat() for d in sorted(self.affected)),
             "marts_passes_in_load_step": self.passes,
             "marts_seconds_in_load_step": round(self.seconds, 3),
             **({"marts_in_load_step_failed": self.failed} if self.failed else {}),
         }
 
 
-def rebuilt_in_load_step(text: str) -> set[date]:
-    """The days of a `marts_rebuilt_days` metadata text."""
+def days_of(text: str) -> set[date]:
+    """The days of a metadata text of `StepMarts.as_metadata`."""
     return {date.fromisoformat(part) for part in text.split(", ") if part}
 
 
